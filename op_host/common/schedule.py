@@ -1,0 +1,88 @@
+"""Balanced work schedules: cut a line of tasks into equal-cost pieces, one run per core.
+
+Every task is a number of steps (key tiles). The tasks are laid end to end, each preceded by a
+fixed overhead (loading the query tile, writing the output), and the line is cut into
+``num_cores`` runs of equal cost. A task cut by a boundary becomes several pieces on consecutive
+cores; their partial results (output, row max, row sum) go to a workspace slot and are merged
+by a log-sum-exp combine. This is the split-KV ("flash decoding") schedule: it fills the cores
+when there are few tasks (decode) and balances uneven tasks (causal prefill) without a second
+mechanism. FlashMLA plans its scheduler metadata the same way.
+
+The schedule is built with vectorised integer ops, so planning a long prefill costs little.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Schedule:
+    num_cores: int
+    cost_per_core: int              # the cut length; no core gets more (up to one overhead)
+    piece_task: torch.Tensor        # int64 [P]  task of each piece
+    piece_step_begin: torch.Tensor  # int64 [P]  first step of the piece within its task
+    piece_step_end: torch.Tensor    # int64 [P]  one past the last step
+    piece_core: torch.Tensor        # int64 [P]  core that runs the piece (non-decreasing)
+    piece_rank: torch.Tensor        # int64 [P]  position of the piece in its core's list
+    piece_slot: torch.Tensor        # int64 [P]  workspace slot, -1 when the piece is its whole task
+    task_num_pieces: torch.Tensor   # int64 [T]
+    num_slots: int
+
+    @property
+    def num_pieces(self) -> int:
+        return int(self.piece_task.numel())
+
+    @property
+    def num_rounds(self) -> int:
+        return int(self.piece_rank.max().item()) + 1 if self.num_pieces else 0
+
+    def core_costs(self, task_overhead: int) -> torch.Tensor:
+        """Cost assigned to each core: its steps plus one overhead per piece."""
+        steps = self.piece_step_end - self.piece_step_begin + task_overhead
+        return torch.zeros(self.num_cores, dtype=torch.int64).index_add_(0, self.piece_core, steps)
+
+
+def partition(task_steps: torch.Tensor, num_cores: int, task_overhead: int = 1) -> Schedule:
+    """Cut tasks of ``task_steps`` steps each (all >= 1) into a balanced schedule."""
+    task_steps = task_steps.to(torch.int64)
+    if num_cores < 1:
+        raise ValueError(f"num_cores must be >= 1, got {num_cores}")
+    if task_steps.numel() and int(task_steps.min()) < 1:
+        raise ValueError("every task must have at least one step")
+    num_tasks = task_steps.numel()
+    cost = task_steps + task_overhead
+    total = int(cost.sum())
+    per_core = max(1, -(-total // num_cores))
+    task_start = torch.cumsum(cost, 0) - cost                                # [T]
+
+    step_task = torch.repeat_interleave(torch.arange(num_tasks), task_steps)  # [S]
+    first_step = torch.cumsum(task_steps, 0) - task_steps
+    step_k = torch.arange(step_task.numel()) - first_step[step_task]
+    position = task_start[step_task] + task_overhead + step_k
+    step_core = torch.clamp(position // per_core, max=num_cores - 1)
+
+    new_piece = torch.ones_like(step_task, dtype=torch.bool)
+    if step_task.numel() > 1:
+        new_piece[1:] = (step_task[1:] != step_task[:-1]) | (step_core[1:] != step_core[:-1])
+    piece_of_step = torch.cumsum(new_piece.to(torch.int64), 0) - 1
+    num_pieces = int(new_piece.sum())
+    piece_task = step_task[new_piece]
+    piece_core = step_core[new_piece]
+    piece_step_begin = step_k[new_piece]
+    piece_len = torch.zeros(num_pieces, dtype=torch.int64).index_add_(
+        0, piece_of_step, torch.ones_like(piece_of_step))
+    piece_step_end = piece_step_begin + piece_len
+
+    first_piece_of_core = torch.full((num_cores,), num_pieces, dtype=torch.int64)
+    first_piece_of_core.scatter_reduce_(0, piece_core, torch.arange(num_pieces), "amin")
+    piece_rank = torch.arange(num_pieces) - first_piece_of_core[piece_core]
+
+    task_num_pieces = torch.zeros(num_tasks, dtype=torch.int64).index_add_(
+        0, piece_task, torch.ones_like(piece_task))
+    is_split = task_num_pieces[piece_task] > 1
+    piece_slot = torch.where(is_split, torch.cumsum(is_split.to(torch.int64), 0) - 1,
+                             torch.full_like(piece_task, -1))
+    return Schedule(num_cores, per_core, piece_task, piece_step_begin, piece_step_end,
+                    piece_core, piece_rank, piece_slot, task_num_pieces, int(is_split.sum()))

@@ -1,0 +1,34 @@
+"""Per-batch sequence lengths: CANN passes them as counts or as inclusive prefix sums."""
+from __future__ import annotations
+
+from itertools import accumulate
+
+
+def counts_from_prefix_sums(prefix: tuple[int, ...]) -> tuple[int, ...]:
+    """[c0, c0+c1, ...] (inclusive, no leading 0) -> [c0, c1, ...]."""
+    return tuple(b - a for a, b in zip((0,) + prefix[:-1], prefix))
+
+
+def starts_from_counts(counts: tuple[int, ...]) -> tuple[int, ...]:
+    """[c0, c1, ...] -> exclusive prefix sums [0, c0, c0+c1, ...] (one per batch)."""
+    return (0,) + tuple(accumulate(counts))[:-1] if counts else ()
+
+
+def check_counts(check, arg: str, counts: tuple[int, ...], upper: int, upper_name: str) -> None:
+    """Counts must lie in [0, upper]."""
+    for b, value in enumerate(counts):
+        check.require(0 <= value <= upper, arg, f"every length in [0, {upper_name}={upper}]",
+                      f"{value} at batch {b}")
+
+
+def check_prefix_sums(check, arg: str, prefix: tuple[int, ...], total: int, total_name: str) -> None:
+    """Prefix sums must be non-negative, non-decreasing and end at most at ``total``."""
+    previous = 0
+    for b, value in enumerate(prefix):
+        check.require(value >= previous, arg,
+                      "non-decreasing, non-negative inclusive prefix sums",
+                      f"{value} after {previous} at batch {b}")
+        previous = value
+    if prefix:
+        check.require(prefix[-1] <= total, arg, f"a last prefix sum <= {total_name}={total}",
+                      prefix[-1])

@@ -1,0 +1,197 @@
+"""Every validation rule of spec/sparse_flash_attention.md section 13, in CANN's order.
+
+Rule numbers in the comments are the spec's. Rules 1 (argument types) is applied while parsing.
+After CANN's rules come the project's own (marked P): they refuse what CANN leaves to the caller
+and what would otherwise let a kernel read outside a tensor (lengths beyond the tensors, page
+table entries outside the cache, a malformed sinks tensor).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..common.layouts import Layout
+from ..common.seqlens import check_counts, check_prefix_sums
+from .params import CHECK, D, DR, INT64_MAX, SparseFlashAttentionParams
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16)
+SPARSE_BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+HEAD_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
+MAX_PAGE_SIZE = 1024
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def check(p: SparseFlashAttentionParams) -> None:
+    c = CHECK
+    q, k, v = p.query, p.key, p.value
+    # 2. dtypes of query/key/value: fp16 or bf16, all equal
+    c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
+                   _dtype_name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {_dtype_name(q.dtype)} (= query)",
+                   _dtype_name(k.dtype))
+    c.require_type(v.dtype == q.dtype, "value", f"dtype {_dtype_name(q.dtype)} (= query)",
+                   _dtype_name(v.dtype))
+    # 3. layouts
+    q_layout = Layout.parse(p.layout_query, (Layout.BSND, Layout.TND), c, "layout_query")
+    kv_layout = Layout.parse(p.layout_kv, (Layout.BSND, Layout.TND, Layout.PA_BSND), c,
+                             "layout_kv")
+    # 4. sparse_block_size
+    c.require(p.sparse_block_size in SPARSE_BLOCK_SIZES, "sparse_block_size",
+              "a power of 2 in [1, 128]", p.sparse_block_size)
+    # 5. ranks and empty tensors
+    want_rank = 4 if q_layout is Layout.BSND else 3
+    c.require(q.rank == want_rank, "query", f"rank {want_rank} for layout {q_layout.value}",
+              f"shape {q.shape}")
+    c.require(all(s > 0 for s in q.shape), "query", "no zero dimension", f"shape {q.shape}")
+    c.require(k.numel > 0, "key", "a non-empty tensor", f"shape {k.shape}")
+    c.require(p.sparse_indices.numel > 0, "sparse_indices", "a non-empty tensor",
+              f"shape {p.sparse_indices.shape}")
+    # 6. / 7. sparse_mode, pre_tokens, next_tokens
+    c.require(p.sparse_mode in (0, 3), "sparse_mode", "0 or 3", p.sparse_mode)
+    c.require(p.pre_tokens == INT64_MAX, "pre_tokens", f"{INT64_MAX} (the default)",
+              p.pre_tokens)
+    c.require(p.next_tokens == INT64_MAX, "next_tokens", f"{INT64_MAX} (the default)",
+              p.next_tokens)
+    # 8. attention_mode and the rope pair
+    if p.attention_mode == 0 and (p.query_rope is not None or p.key_rope is not None):
+        c.fail("attention_mode", "query_rope and key_rope to be None in MHA/GQA mode "
+               "(attention_mode=0); only attention_mode=2 is supported", "rope tensors")
+    c.require(p.attention_mode == 2, "attention_mode", "2 (MLA-absorb)", p.attention_mode)
+    c.require((p.query_rope is None) == (p.key_rope is None), "query_rope/key_rope",
+              "both given or both None",
+              "only " + ("query_rope" if p.key_rope is None else "key_rope"))
+    c.require(p.query_rope is not None, "query_rope", "a tensor (required when attention_mode=2)",
+              "None")
+    # 9. layout pair
+    if kv_layout is not Layout.PA_BSND:
+        c.require(kv_layout is q_layout, "layout_kv",
+                  f"PA_BSND or the query layout {q_layout.value}", kv_layout.value)
+    # batch size (needs actual_seq_lengths_query for TND; rule 16 reports it missing)
+    batch = None
+    if q_layout is Layout.BSND:
+        batch = q.shape[0]
+    elif p.actual_seq_lengths_query is not None:
+        batch = p.actual_seq_lengths_query.numel
+    # 10. / 11. paged cache and block_table
+    bt = p.block_table
+    if kv_layout is Layout.PA_BSND:
+        c.require(k.rank == 4, "key", "rank 4 (block_num, block_size, 1, 512) for PA_BSND",
+                  f"shape {k.shape}")
+        c.require(bt is not None, "block_table", "a tensor when layout_kv is PA_BSND", "None")
+        c.require(bt.rank == 2, "block_table", "rank 2 (B, max_blocks_per_seq)",
+                  f"shape {bt.shape}")
+        c.require(bt.shape[1] > 0, "block_table", "shape[1] > 0", f"shape {bt.shape}")
+        if batch is not None:
+            c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
+                      f"shape {bt.shape}")
+        block_size = k.shape[1]
+        c.require(0 < block_size <= MAX_PAGE_SIZE, "key",
+                  f"block_size (key.shape[1]) in (0, {MAX_PAGE_SIZE}]", block_size)
+        c.require(block_size % 16 == 0, "key", "block_size (key.shape[1]) a multiple of 16",
+                  block_size)
+        c.require(block_size % p.sparse_block_size == 0, "sparse_block_size",
+                  f"a divisor of block_size={block_size}", p.sparse_block_size)
+        c.require(k.shape[0] > 0, "key", "block_num (key.shape[0]) > 0", k.shape[0])
+    else:
+        c.require(bt is None, "block_table", f"None when layout_kv is {kv_layout.value}",
+                  f"a tensor of shape {bt.shape}" if bt is not None else None)
+    # 12. heads and batch
+    kv_rank = 3 if kv_layout is Layout.TND else 4
+    c.require(k.rank == kv_rank, "key", f"rank {kv_rank} for layout {kv_layout.value}",
+              f"shape {k.shape}")
+    n1, n2 = q.shape[-2], k.shape[-2]
+    c.require(n2 == 1, "key", "N2 (key.shape[-2]) == 1", n2)
+    c.require(n1 in HEAD_COUNTS, "query", "N1 (query.shape[-2]) in {1, 2, 4, ..., 128}", n1)
+    if batch is not None:
+        c.require(batch > 0, "actual_seq_lengths_query", "B > 0", batch)
+    # 13. head dims
+    c.require(q.shape[-1] == D, "query", f"D (last dim) == {D}", q.shape[-1])
+    c.require(k.shape[-1] == D, "key", f"D (last dim) == {D}", k.shape[-1])
+    c.require(v.shape[-1] == q.shape[-1], "value", f"D (last dim) == {q.shape[-1]} (= query)",
+              v.shape[-1])
+    qr, kr = p.query_rope, p.key_rope
+    c.require(qr.shape[-1] == DR, "query_rope", f"Dr (last dim) == {DR}", qr.shape[-1])
+    c.require(qr.rank == q.rank, "query_rope", f"rank {q.rank} (= query)", qr.rank)
+    # 14. shape consistency
+    c.require(v.shape == k.shape, "value", f"shape {k.shape} (= key)", v.shape)
+    want_kr = k.shape[:-1] + (DR,)
+    c.require(kr.shape == want_kr, "key_rope", f"shape {want_kr}", kr.shape)
+    want_qr = q.shape[:-1] + (DR,)
+    c.require(qr.shape == want_qr, "query_rope", f"shape {want_qr}", qr.shape)
+    want_idx = q.shape[:-2] + (1,)
+    si = p.sparse_indices
+    c.require(si.shape[:-1] == want_idx and si.rank == q.rank, "sparse_indices",
+              f"shape {want_idx + ('K',)}", si.shape)
+    # 15. dtype consistency
+    c.require_type(kr.dtype == k.dtype, "key_rope", f"dtype {_dtype_name(k.dtype)} (= key)",
+                   _dtype_name(kr.dtype))
+    c.require_type(qr.dtype == q.dtype, "query_rope", f"dtype {_dtype_name(q.dtype)} (= query)",
+                   _dtype_name(qr.dtype))
+    for name, meta in (("sparse_indices", si), ("block_table", bt),
+                       ("actual_seq_lengths_query", p.actual_seq_lengths_query),
+                       ("actual_seq_lengths_kv", p.actual_seq_lengths_kv)):
+        if meta is not None:
+            c.require_type(meta.dtype == torch.int32, name, "dtype int32",
+                           _dtype_name(meta.dtype))
+    # 16. required lengths
+    aq, akv = p.actual_seq_lengths_query, p.actual_seq_lengths_kv
+    if q_layout is Layout.TND:
+        c.require(aq is not None, "actual_seq_lengths_query",
+                  "a tensor when layout_query is TND", "None")
+    if kv_layout in (Layout.TND, Layout.PA_BSND):
+        c.require(akv is not None, "actual_seq_lengths_kv",
+                  f"a tensor when layout_kv is {kv_layout.value}", "None")
+    # 17. length vectors: non-empty, one entry per batch
+    for name, meta in (("actual_seq_lengths_query", aq), ("actual_seq_lengths_kv", akv)):
+        if meta is not None:
+            c.require(meta.rank == 1 and meta.numel > 0, name, "a non-empty 1-D tensor",
+                      f"shape {meta.shape}")
+            c.require(meta.numel == batch, name, f"{batch} elements (B)", meta.numel)
+    if q_layout is Layout.TND and bt is not None:
+        c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
+                  f"shape {bt.shape}")
+    # 18. lse with a paged cache
+    if p.return_softmax_lse:
+        c.require(kv_layout is not Layout.PA_BSND, "return_softmax_lse",
+                  "False when layout_kv is PA_BSND", True)
+    _check_project_rules(p)
+
+
+def _check_project_rules(p: SparseFlashAttentionParams) -> None:
+    """(P) Lengths inside the tensors, sinks well formed."""
+    c = CHECK
+    if p.q_layout is Layout.TND:
+        check_prefix_sums(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values,
+                          p.query.shape[0], "T1")
+    elif p.actual_seq_lengths_query is not None:
+        check_counts(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values, p.s1, "S1")
+    if p.kv_layout is Layout.TND:
+        check_prefix_sums(c, "actual_seq_lengths_kv", p.actual_seq_lengths_kv.values,
+                          p.key.shape[0], "T2")
+    elif p.actual_seq_lengths_kv is not None:
+        cap = "max_blocks_per_seq*block_size" if p.kv_layout is Layout.PA_BSND else "S2"
+        check_counts(c, "actual_seq_lengths_kv", p.actual_seq_lengths_kv.values, p.s2, cap)
+    if p.sinks is not None:
+        c.require(p.sinks.shape == (p.n1,), "sinks", f"shape ({p.n1},) (N1)", p.sinks.shape)
+        c.require_type(p.sinks.dtype == torch.float32, "sinks", "dtype float32",
+                       _dtype_name(p.sinks.dtype))
+
+
+def check_block_table_entries(p: SparseFlashAttentionParams, block_table: torch.Tensor) -> None:
+    """(P) The pages that hold a batch's first Lkv tokens must lie inside the cache.
+
+    Entries past ceil(Lkv / block_size) are never read and may hold anything (often -1).
+    One device-to-host transfer of a boolean.
+    """
+    if p.kv_layout is not Layout.PA_BSND:
+        return
+    pages = torch.tensor([-(-n // p.block_size) for n in p.kv_lens], device=block_table.device)
+    used = torch.arange(block_table.shape[1], device=block_table.device)[None, :] < pages[:, None]
+    bad = used & ((block_table < 0) | (block_table >= p.key.shape[0]))
+    if bool(bad.any()):
+        b, j = (int(x) for x in bad.nonzero()[0].tolist())
+        CHECK.fail("block_table", f"entries in [0, block_num={p.key.shape[0]}) for the pages "
+                   f"that hold the first actual_seq_lengths_kv tokens",
+                   f"block_table[{b}, {j}] = {int(block_table[b, j])}")

@@ -1,0 +1,117 @@
+"""The CPU back end of npu_sparse_flash_attention: the plan, executed as the device would.
+
+The schedule gives every core a list of pieces (a task, or a run of a task's steps). Cores run
+in parallel, so the emulator runs *rounds*: round r processes the r-th piece of every core in
+one batch. Within a piece it walks the steps in order: read ``entries_per_step`` index entries,
+apply the window / -1 termination / skip-and-clip rules, gather the key rows through the
+layout's addressing (page table walk for PA_BSND), compute the fp32 scores, and update the fp32
+online softmax, rounding P to the input dtype before P.V as the NPU kernel does. Value is read
+from key (spec section 8). A piece that is a whole task writes its output; a piece of a split
+task writes (m, l, acc) to its workspace slot, and the combine merges the slots at the end.
+Every tile processed is checked against the platform's buffers.
+
+Out-of-range safety: positions outside [0, tau) are never addressed; masked lanes read row 0,
+which exists (key is non-empty), and their scores are -inf.
+"""
+from __future__ import annotations
+
+import torch
+
+from cann_attention.op_host.common.layouts import Layout
+from cann_attention.op_host.sparse_flash_attention.params import (
+    D, SparseFlashAttentionParams, SparseFlashAttentionTensors, lse_shape)
+from cann_attention.op_host.sparse_flash_attention.tiling import (
+    SparseFlashAttentionTiling, tile_usage)
+
+from ..common import online_softmax as osm
+
+
+def _kv_rows(p: SparseFlashAttentionParams, t: SparseFlashAttentionTensors,
+             kv_start: torch.Tensor, batch: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Row of the flattened key for logical position ``pos`` of ``batch`` (spec section 7)."""
+    if p.kv_layout is Layout.PA_BSND:
+        page = t.block_table[batch.unsqueeze(-1), pos // p.block_size].to(torch.int64)
+        return page * p.block_size + pos % p.block_size
+    return kv_start[batch].unsqueeze(-1) + pos
+
+
+def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
+        t: SparseFlashAttentionTensors):
+    dev = t.query.device
+    rows, n1, k = p.num_rows, p.n1, p.k
+    hg, eps, sbs = tiling.head_group, tiling.entries_per_step, p.sparse_block_size
+    q = torch.cat([t.query.reshape(rows, n1, D), t.query_rope.reshape(rows, n1, -1)], -1)
+    idx = t.sparse_indices.reshape(rows, k)
+    key = t.key.reshape(-1, D)
+    key_rope = t.key_rope.reshape(-1, t.key_rope.shape[-1])
+    negative = idx < 0
+    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
+                            torch.full((rows,), k, device=dev))
+    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
+    sinks = t.sinks.to(dev) if t.sinks is not None else None
+
+    out = torch.zeros(rows, n1, D, dtype=t.query.dtype, device=dev)
+    smax = torch.full((rows, n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
+    ssum = torch.zeros(rows, n1, dtype=torch.float32, device=dev)
+    sched = tiling.schedule
+    ws = osm.init_state((sched.num_slots, hg), D, dev)      # workspace of split tasks
+
+    task = {name: getattr(tiling, f"task_{name}").to(dev)
+            for name in ("row", "batch", "head", "tau", "window")}
+    heads = torch.arange(hg, device=dev)
+    offs_e = torch.arange(eps, device=dev)
+    offs_b = torch.arange(sbs, device=dev)
+    usage_kind, itemsize = tiling.platform.kind, t.query.element_size()
+
+    def write(task_ids, m, l, acc):
+        o, mm, ll = osm.finalize(m, l, acc, None if sinks is None else
+                                 sinks[task["head"][task_ids].unsqueeze(-1) + heads])
+        r = task["row"][task_ids].unsqueeze(-1)
+        h = task["head"][task_ids].unsqueeze(-1) + heads
+        out[r, h] = o.to(out.dtype)
+        smax[r, h] = mm
+        ssum[r, h] = ll
+
+    order = torch.argsort(sched.piece_rank, stable=True)
+    counts = torch.bincount(sched.piece_rank, minlength=sched.num_rounds).tolist()
+    for piece in torch.split(order, counts):
+        tid = sched.piece_task[piece].to(dev)
+        begin = sched.piece_step_begin[piece].to(dev)
+        end = sched.piece_step_end[piece].to(dev)
+        row, b, tau = task["row"][tid], task["batch"][tid], task["tau"][tid]
+        limit = torch.minimum(task["window"][tid], first_neg[row])
+        q_tile = q[row.unsqueeze(-1), task["head"][tid].unsqueeze(-1) + heads].float()
+        m, l, acc = osm.init_state((len(piece), hg), D, dev)
+        for step_k in range(int((end - begin).max())):
+            step = begin + step_k
+            e = step.unsqueeze(-1) * eps + offs_e                            # [n, eps]
+            ok = (step < end).unsqueeze(-1) & (e < limit.unsqueeze(-1))
+            block = idx[row.unsqueeze(-1), e.clamp(max=k - 1)].to(torch.int64)
+            ok &= block * sbs < tau.unsqueeze(-1)                          # skip past boundary
+            pos = (block * sbs).unsqueeze(-1) + offs_b                     # [n, eps, sbs]
+            ok = (ok.unsqueeze(-1) & (pos < tau.view(-1, 1, 1))).flatten(1)  # clip
+            pos = torch.where(ok, pos.flatten(1), torch.zeros_like(ok, dtype=torch.int64))
+            kv_row = torch.where(ok, _kv_rows(p, t, kv_start, b, pos), 0)
+            k_tile = torch.cat([key[kv_row], key_rope[kv_row]], -1).float()   # [n, P, 576]
+            tiling.platform.assert_fits(
+                tile_usage(usage_kind, q_tile.shape[1], k_tile.shape[1], itemsize),
+                "sparse_flash_attention step")
+            scores = torch.matmul(q_tile, k_tile.transpose(1, 2)) * p.scale_value
+            scores = scores.masked_fill(~ok.unsqueeze(1), float("-inf"))     # [n, hg, P]
+            m, l, acc = osm.update(m, l, acc, scores, k_tile[..., :D], t.query.dtype)
+        slot = sched.piece_slot[piece].to(dev)
+        whole = slot < 0
+        write(tid[whole], m[whole], l[whole], acc[whole])
+        split = ~whole
+        for w, v in zip(ws, (m, l, acc)):
+            w[slot[split]] = v[split]
+
+    if sched.num_slots:
+        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
+        split_tasks, group = torch.unique(slot_task, return_inverse=True)
+        write(split_tasks, *osm.combine(*ws, group, len(split_tasks)))
+
+    shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
+    if not p.return_softmax_lse:
+        smax = ssum = torch.empty(shape, dtype=torch.float32, device=dev)
+    return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)

@@ -1,0 +1,1 @@
+"""Shared test helpers: the dtype-aware oracle and input builders."""
