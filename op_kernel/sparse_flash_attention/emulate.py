@@ -93,6 +93,7 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
             pos = torch.where(ok, pos.flatten(1), torch.zeros_like(ok, dtype=torch.int64))
             kv_row = torch.where(ok, _kv_rows(p, t, kv_start, b, pos), 0)
             k_tile = torch.cat([key[kv_row], key_rope[kv_row]], -1).float()   # [n, P, 576]
+            k_tile = k_tile.masked_fill(~ok.unsqueeze(-1), 0.0)   # masked loads give zeros
             tiling.platform.assert_fits(
                 tile_usage(usage_kind, q_tile.shape[1], k_tile.shape[1], itemsize),
                 "sparse_flash_attention step")

@@ -23,7 +23,7 @@ def _lengths(actual, layout, default, batch):
         starts = [0] + ends[:-1]
         return starts, [e - s for s, e in zip(starts, ends)]
     lens = [int(x) for x in actual.tolist()] if actual is not None else [default] * batch
-    return [b * default for b in range(batch)], lens
+    return [b * (default or 0) for b in range(batch)], lens
 
 
 def sparse_flash_attention(query, key, value, sparse_indices, scale_value, sparse_block_size=1,

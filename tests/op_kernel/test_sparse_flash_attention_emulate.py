@@ -1,0 +1,99 @@
+"""emulate == reference (dtype-aware oracle) over layouts, lengths, block sizes, modes, dtypes,
+head counts and the plans of every platform."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cann_attention
+from cann_attention.op_host.common.platform import ASCEND_910B, ASCEND_A3, CPU, H100, H200
+from cann_attention.op_kernel.sparse_flash_attention import reference
+from testing.oracle import assert_close, assert_stats_close
+from testing.sparse_flash_attention_cases import make_case
+
+OP = torch.ops.custom.npu_sparse_flash_attention
+LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BSND")]
+
+
+def compare(case, platform=None):
+    lse = case.kwargs["return_softmax_lse"]
+    with cann_attention.use(platform=platform):
+        out, smax, ssum = case.call(OP)
+    ref_out, ref_max, ref_sum = case.call(reference.sparse_flash_attention)
+    dtype = case.args[0].dtype
+    low, _, _ = case.call(reference.sparse_flash_attention, compute_dtype=dtype)
+    assert out.dtype == dtype and out.shape == case.args[0].shape
+    assert not torch.isnan(out).any(), "a poisoned (never to be read) key row was read"
+    assert_close(out, ref_out, low, case.id)
+    if lse:
+        assert_stats_close(smax, ref_max, what=f"{case.id} softmax_max")
+        assert_stats_close(ssum, ref_sum, what=f"{case.id} softmax_sum")
+    else:
+        assert smax.shape == (0,) and ssum.shape == (0,)
+
+
+@pytest.mark.parametrize("layout_query,layout_kv", LAYOUTS, ids=lambda x: x)
+@pytest.mark.parametrize("sparse_mode", [0, 3])
+@pytest.mark.parametrize("sbs", [1, 2, 16, 128])
+def test_layouts_modes_block_sizes(layout_query, layout_kv, sparse_mode, sbs):
+    page = 128 if sbs == 128 else 32
+    case = make_case(B=3, S1=3, S2=300, N1=4, K=12, layout_query=layout_query,
+                     layout_kv=layout_kv, sbs=sbs, sparse_mode=sparse_mode,
+                     q_lens=[3, 1, 2], kv_lens=[300, 37, 129], page=page,
+                     return_softmax_lse=layout_kv != "PA_BSND", seed=sbs + sparse_mode)
+    compare(case)
+
+
+@pytest.mark.parametrize("layout_query,layout_kv", LAYOUTS, ids=lambda x: x)
+def test_zero_length_batches_and_lq_above_lkv(layout_query, layout_kv):
+    """A batch with no queries, one with no keys, one with Lq > Lkv (early rows see nothing)."""
+    case = make_case(B=4, S1=6, S2=64, N1=2, K=8, layout_query=layout_query, layout_kv=layout_kv,
+                     q_lens=[0, 3, 6, 2], kv_lens=[5, 0, 4, 64], page=16,
+                     return_softmax_lse=layout_kv != "PA_BSND")
+    compare(case)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("n1", [1, 2, 8, 32, 128])
+def test_head_counts_and_dtypes(n1, dtype):
+    case = make_case(B=2, S1=2, S2=96, N1=n1, K=32, dtype=dtype, return_softmax_lse=True,
+                     seed=n1)
+    compare(case)
+
+
+@pytest.mark.parametrize("platform", [CPU, ASCEND_910B, ASCEND_A3, H100, H200],
+                         ids=lambda p: p.name)
+@pytest.mark.parametrize("layout_query,layout_kv", [("BSND", "BSND"), ("TND", "PA_BSND")],
+                         ids=lambda x: x)
+def test_every_platform_plan(platform, layout_query, layout_kv):
+    """The emulator executes each chip's schedule (split tasks, combine) to the same result."""
+    case = make_case(B=2, S1=4, S2=700, N1=128, K=600, layout_query=layout_query,
+                     layout_kv=layout_kv, q_lens=[4, 2], kv_lens=[700, 650], page=64)
+    compare(case, platform)
+
+
+def test_malformed_rows_match_reference():
+    """Skipped entries before visible ones, entries after a -1: window W and termination."""
+    case = make_case(B=3, S1=5, S2=20, N1=4, K=16, sbs=2, malformed=True,
+                     return_softmax_lse=True, seed=3)
+    compare(case)
+
+
+def test_sinks():
+    case = make_case(B=2, S1=3, S2=50, N1=8, K=16, sinks=True, return_softmax_lse=True,
+                     q_lens=[3, 3], kv_lens=[50, 1])
+    compare(case)
+    with cann_attention.use(platform=H100):
+        compare(case, H100)
+
+
+def test_duplicates_are_kept():
+    case = make_case(B=1, S1=1, S2=16, N1=2, K=4, sparse_mode=0, return_softmax_lse=True)
+    idx = case.args[3]
+    idx[..., :] = torch.tensor([3, 3, 5, -1], dtype=torch.int32)
+    out, _, ssum = case.call(OP)
+    once = torch.tensor([3, 5, -1, -1], dtype=torch.int32)
+    case.args = case.args[:3] + (once.reshape(idx.shape),) + case.args[4:]
+    out_once, _, ssum_once = case.call(OP)
+    assert not torch.allclose(out.float(), out_once.float())   # key 3 counted twice
+    compare(case)
