@@ -21,7 +21,7 @@ platform kind (e = bytes per input element; the 576 contraction is nope 512 + ro
 - GPU (one CTA per SM): shared memory holds the query tile, two stages of the key tile and the
   probability tile; the register file holds the fp32 accumulator and score tile. Rows are
   padded to 16 (the MMA's M) inside the tile, never in memory; at most 64 positions per step
-  unless sparse_block_size is larger.
+  unless sparse_block_size is larger; two key stages when they fit, else one.
 - CPU: the emulator computes in fp32; one lane's working set (query, keys, scores, accumulator)
   must fit the lane's cache budget.
 
@@ -43,6 +43,7 @@ ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class (spec rule 19)
 TASK_OVERHEAD_STEPS = 1           # cost of loading a query tile and writing its output
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 64, PlatformKind.CPU: 512}
 MIN_BLOCK_S2 = {PlatformKind.ASCEND: 1, PlatformKind.GPU: 16, PlatformKind.CPU: 1}
+STAGES = {PlatformKind.ASCEND: (1,), PlatformKind.GPU: (2, 1), PlatformKind.CPU: (1,)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SparseFlashAttentionTiling:
     head_group: int                 # query heads per task
     block_s2: int                   # gathered key positions per step
     entries_per_step: int           # sparse_indices entries per step
+    stages: int                     # key tiles in flight (GPU pipelining; 1 elsewhere)
     task_row: torch.Tensor          # int64 [T] query row in the flattened (rows, N1, D) view
     task_batch: torch.Tensor        # int64 [T]
     task_head: torch.Tensor         # int64 [T] first query head of the task
@@ -65,8 +67,10 @@ class SparseFlashAttentionTiling:
         return int(self.task_row.numel())
 
 
-def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int) -> dict:
-    """Bytes each on-chip buffer needs for a [head_group x block_s2] step (see module doc)."""
+def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int,
+               stages: int = 1) -> dict:
+    """Bytes each on-chip buffer needs for a [head_group x block_s2] step (see module doc);
+    ``stages``: key tiles in flight (GPU software pipelining)."""
     hg, bs, e = head_group, block_s2, itemsize
     if kind is PlatformKind.ASCEND:
         rows_per_vector_core = -(-hg // 2)
@@ -75,7 +79,7 @@ def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int
                 "UB": rows_per_vector_core * (bs * 4 + bs * e + D * 4)}
     if kind is PlatformKind.GPU:
         rows = max(16, hg)
-        return {"SMEM": rows * DK * e + 2 * bs * DK * e + rows * bs * e,
+        return {"SMEM": rows * DK * e + stages * bs * DK * e + rows * bs * e,
                 "REGISTERS": rows * D * 4 + rows * bs * 4}
     return {"CACHE": (hg * DK + bs * DK + hg * bs + hg * D) * 4}
 
@@ -87,7 +91,8 @@ def _powers_of_two_down(hi: int, lo: int):
         v //= 2
 
 
-def choose_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo) -> tuple[int, int]:
+def choose_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo) -> tuple[int, int, int]:
+    """(head_group, block_s2, stages): most heads first, then the longest step, then stages."""
     kind = platform.kind
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     sbs = p.sparse_block_size
@@ -95,8 +100,9 @@ def choose_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo) -> tuple
     min_bs2 = max(MIN_BLOCK_S2[kind], sbs)
     for hg in _powers_of_two_down(p.n1, 1):
         for bs2 in _powers_of_two_down(max_bs2, min_bs2):
-            if platform.fits(tile_usage(kind, hg, bs2, itemsize)):
-                return hg, bs2
+            for stages in STAGES[kind]:
+                if platform.fits(tile_usage(kind, hg, bs2, itemsize, stages)):
+                    return hg, bs2, stages
     need = tile_usage(kind, 1, min_bs2, itemsize)
     raise CannAttentionError(OP, "platform", f"expected buffers that hold the smallest tile "
                              f"(1 head x {min_bs2} keys: {need} B), {platform.name} has "
@@ -108,7 +114,7 @@ def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAt
     if platform.kind is PlatformKind.ASCEND:
         CHECK.require(platform.name in ASCEND_SOCS, "platform",
                       f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
-    head_group, block_s2 = choose_tiles(p, platform)
+    head_group, block_s2, stages = choose_tiles(p, platform)
     sbs = p.sparse_block_size
     entries_per_step = block_s2 // sbs
 
@@ -132,10 +138,10 @@ def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAt
     task_head = torch.arange(groups).repeat(int(keep.sum())) * head_group
     schedule = partition(per_task(steps), platform.num_cores, TASK_OVERHEAD_STEPS)
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
-    usage = tile_usage(platform.kind, head_group, block_s2, itemsize)
+    usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)
     return SparseFlashAttentionTiling(
         platform=platform, head_group=head_group, block_s2=block_s2,
-        entries_per_step=entries_per_step, task_row=per_task(row),
+        entries_per_step=entries_per_step, stages=stages, task_row=per_task(row),
         task_batch=per_task(row_batch), task_head=task_head, task_tau=per_task(tau),
         task_window=per_task(window), schedule=schedule, tile_bytes=tuple(usage.items()),
         workspace_bytes=schedule.num_slots * head_group * (D + 2) * 4)

@@ -95,7 +95,8 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
             k_tile = torch.cat([key[kv_row], key_rope[kv_row]], -1).float()   # [n, P, 576]
             k_tile = k_tile.masked_fill(~ok.unsqueeze(-1), 0.0)   # masked loads give zeros
             tiling.platform.assert_fits(
-                tile_usage(usage_kind, q_tile.shape[1], k_tile.shape[1], itemsize),
+                tile_usage(usage_kind, q_tile.shape[1], k_tile.shape[1], itemsize,
+                           tiling.stages),
                 "sparse_flash_attention step")
             scores = torch.matmul(q_tile, k_tile.transpose(1, 2)) * p.scale_value
             scores = scores.masked_fill(~ok.unsqueeze(1), float("-inf"))     # [n, hg, P]

@@ -1,0 +1,51 @@
+"""common/schedule.partition: every step scheduled once, balanced cores, split bookkeeping."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cann_attention.op_host.common.schedule import partition
+
+
+def covered_steps(s):
+    seen = {}
+    for t, b, e in zip(s.piece_task.tolist(), s.piece_step_begin.tolist(),
+                       s.piece_step_end.tolist()):
+        seen.setdefault(t, []).extend(range(b, e))
+    return seen
+
+
+@pytest.mark.parametrize("steps,cores", [([4, 4, 4, 4], 24), ([1] * 300, 24), ([37, 1, 5], 132),
+                                         ([8] * 500, 132), ([3], 1), ([100, 1, 1, 1, 50], 7)])
+def test_every_step_once_and_balanced(steps, cores):
+    s = partition(torch.tensor(steps), cores, task_overhead=1)
+    assert covered_steps(s) == {t: list(range(n)) for t, n in enumerate(steps)}
+    assert int(s.piece_core.max()) < cores
+    assert torch.all(s.piece_core[1:] >= s.piece_core[:-1])
+    # no core gets more than the cut length plus the overhead a split piece adds
+    assert int(s.core_costs(1).max()) <= s.cost_per_core + 1
+    # ranks count pieces within a core from 0
+    for c in s.piece_core.unique().tolist():
+        ranks = s.piece_rank[s.piece_core == c].tolist()
+        assert ranks == list(range(len(ranks)))
+
+
+def test_split_tasks_get_workspace_slots():
+    s = partition(torch.tensor([6, 1]), 4, task_overhead=0)
+    assert s.task_num_pieces.tolist()[0] > 1
+    split = s.piece_slot >= 0
+    assert torch.all(s.task_num_pieces[s.piece_task[split]] > 1)
+    assert torch.all(s.task_num_pieces[s.piece_task[~split]] == 1)
+    assert sorted(s.piece_slot[split].tolist()) == list(range(s.num_slots))
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="num_cores"):
+        partition(torch.tensor([1]), 0)
+    with pytest.raises(ValueError, match="at least one step"):
+        partition(torch.tensor([2, 0]), 4)
+
+
+def test_empty():
+    s = partition(torch.zeros(0, dtype=torch.int64), 8)
+    assert s.num_pieces == 0 and s.num_rounds == 0 and s.num_slots == 0
