@@ -115,5 +115,6 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
 
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
     if not p.return_softmax_lse:
-        smax = ssum = torch.empty(shape, dtype=torch.float32, device=dev)
+        smax = torch.empty(shape, dtype=torch.float32, device=dev)
+        ssum = torch.empty(shape, dtype=torch.float32, device=dev)
     return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)
