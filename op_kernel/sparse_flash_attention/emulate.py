@@ -40,10 +40,17 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
     dev = t.query.device
     rows, n1, k = p.num_rows, p.n1, p.k
     hg, eps, sbs = tiling.head_group, tiling.entries_per_step, p.sparse_block_size
-    q = torch.cat([t.query.reshape(rows, n1, D), t.query_rope.reshape(rows, n1, -1)], -1)
+    q_nope_all = t.query.reshape(rows, n1, D)
+    q_rope_all = t.query_rope.reshape(rows, n1, -1)
     idx = t.sparse_indices.reshape(rows, k)
     key = t.key.reshape(-1, D)
     key_rope = t.key_rope.reshape(-1, t.key_rope.shape[-1])
+    sched = tiling.schedule
+    gathered_rows = int((sched.piece_step_end - sched.piece_step_begin).sum()) * tiling.block_s2
+    if key.shape[0] < gathered_rows:
+        # Widening fp16/bf16 to fp32 is exact: convert the cache once instead of every tile
+        # when the tiles would gather more rows than the cache holds (prefill).
+        key, key_rope = key.float(), key_rope.float()
     negative = idx < 0
     first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
                             torch.full((rows,), k, device=dev))
@@ -53,7 +60,6 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
     out = torch.zeros(rows, n1, D, dtype=t.query.dtype, device=dev)
     smax = torch.full((rows, n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
     ssum = torch.zeros(rows, n1, dtype=torch.float32, device=dev)
-    sched = tiling.schedule
     ws = osm.init_state((sched.num_slots, hg), D, dev)      # workspace of split tasks
 
     task = {name: getattr(tiling, f"task_{name}").to(dev)
@@ -80,7 +86,8 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
         end = sched.piece_step_end[piece].to(dev)
         row, b, tau = task["row"][tid], task["batch"][tid], task["tau"][tid]
         limit = torch.minimum(task["window"][tid], first_neg[row])
-        q_tile = q[row.unsqueeze(-1), task["head"][tid].unsqueeze(-1) + heads].float()
+        q_heads = (row.unsqueeze(-1), task["head"][tid].unsqueeze(-1) + heads)
+        q_nope, q_rope = q_nope_all[q_heads].float(), q_rope_all[q_heads].float()  # [n, hg, *]
         m, l, acc = osm.init_state((len(piece), hg), D, dev)
         for step_k in range(int((end - begin).max())):
             step = begin + step_k
@@ -92,15 +99,17 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
             ok = (ok.unsqueeze(-1) & (pos < tau.view(-1, 1, 1))).flatten(1)  # clip
             pos = torch.where(ok, pos.flatten(1), torch.zeros_like(ok, dtype=torch.int64))
             kv_row = torch.where(ok, _kv_rows(p, t, kv_start, b, pos), 0)
-            k_tile = torch.cat([key[kv_row], key_rope[kv_row]], -1).float()   # [n, P, 576]
-            k_tile = k_tile.masked_fill(~ok.unsqueeze(-1), 0.0)   # masked loads give zeros
+            masked = ~ok.unsqueeze(-1)                       # masked loads give zeros
+            k_nope = key[kv_row].masked_fill_(masked, 0).float()             # [n, P, 512]
+            k_rope = key_rope[kv_row].masked_fill_(masked, 0).float()        # [n, P, 64]
             tiling.platform.assert_fits(
-                tile_usage(usage_kind, q_tile.shape[1], k_tile.shape[1], itemsize,
+                tile_usage(usage_kind, q_nope.shape[1], k_nope.shape[1], itemsize,
                            tiling.stages),
                 "sparse_flash_attention step")
-            scores = torch.matmul(q_tile, k_tile.transpose(1, 2)) * p.scale_value
-            scores = scores.masked_fill(~ok.unsqueeze(1), float("-inf"))     # [n, hg, P]
-            m, l, acc = osm.update(m, l, acc, scores, k_tile[..., :D], t.query.dtype)
+            scores = torch.baddbmm(torch.bmm(q_rope, k_rope.transpose(1, 2)), q_nope,
+                                   k_nope.transpose(1, 2)) * p.scale_value
+            scores = scores.masked_fill_(~ok.unsqueeze(1), float("-inf"))    # [n, hg, P]
+            m, l, acc = osm.update(m, l, acc, scores, k_nope, t.query.dtype)  # V = key
         slot = sched.piece_slot[piece].to(dev)
         whole = slot < 0
         write(tid[whole], m[whole], l[whole], acc[whole])

@@ -30,9 +30,11 @@ def sparse_flash_attention(query, key, value, sparse_indices, scale_value, spars
                            *, block_table=None, actual_seq_lengths_query=None,
                            actual_seq_lengths_kv=None, query_rope=None, key_rope=None,
                            layout_query="BSND", layout_kv="BSND", sparse_mode=3,
+                           pre_tokens=2**63 - 1, next_tokens=2**63 - 1, attention_mode=2,
                            return_softmax_lse=False, sinks=None,
                            compute_dtype=torch.float32, round_p=False):
-    del value  # value == key in MLA-absorb mode (spec section 8): V is read from key
+    # pre_tokens / next_tokens / attention_mode have one legal value each (checked by the op)
+    del value, pre_tokens, next_tokens, attention_mode  # V is read from key (spec section 8)
     sbs = sparse_block_size
     n1 = query.shape[-2]
     if layout_query == "TND":
