@@ -8,7 +8,9 @@ the G heads of the group, topk_mask -> +FLT_MAX (True = force), and a stable des
 (ties to the smaller block index). softmax_max / softmax_sum are written in the kernel's flat
 order (section 6): per batch, head-major, each value replicated 8 times.
 
-``compute_dtype`` runs the same computation in a lower precision (the oracle's baseline).
+``compute_dtype`` runs the same computation in a lower precision (the oracle's baseline);
+in fp16 the mask value is the dtype's lowest finite number instead of -FLT_MAX.
+``output_fp32`` returns attention_out in fp32 instead of the query dtype (the oracle's expected).
 Rows of the outputs beyond sum(Sq) are zero. Only tests import this module.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
                            compress_stride, select_block_size, select_block_count, *,
                            topk_mask=None, atten_mask=None, actual_seq_qlen,
                            actual_cmp_seq_kvlen, actual_sel_seq_kvlen=None,
-                           compute_dtype=torch.float32):
+                           compute_dtype=torch.float32, output_fp32=False):
     del head_num, actual_sel_seq_kvlen   # = N1; the kernel derives Sel from C
     t1, n1, _ = query.shape
     n2, d2 = key.shape[1], value.shape[2]
@@ -57,6 +59,7 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
     q_ends, c_ends = list(actual_seq_qlen), list(actual_cmp_seq_kvlen)
     q_starts, c_starts = [0] + q_ends[:-1], [0] + c_ends[:-1]
 
+    lowest = max(-FLT_MAX, torch.finfo(compute_dtype).min)    # -FLT_MAX in fp32
     out = torch.zeros(t1, n1, d2, dtype=torch.float32)
     topk = torch.zeros(t1, n2, select_block_count, dtype=torch.int32)
     stat_max = torch.zeros(t1 * n1, dtype=torch.float32)      # flat order of section 6
@@ -76,7 +79,7 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
                 q = query[q0:q0 + sq, h].to(compute_dtype)          # [Sq, D1]
                 s = scale_value * (q @ k_c.T)                      # [Sq, C]
                 if atten_mask is not None:
-                    s = s.masked_fill(atten_mask[:sq, :cb].bool(), -FLT_MAX)   # replaced
+                    s = s.masked_fill(atten_mask[:sq, :cb].bool(), lowest)   # replaced
                 m = s.max(dim=-1).values
                 e = torch.exp(s - m[:, None])
                 l = e.sum(dim=-1)
@@ -91,4 +94,4 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
             order = torch.sort(imp, dim=-1, descending=True, stable=True).indices
             topk[q0:q0 + sq, kv] = order[:, :select_block_count].to(torch.int32)
     stats = (x.view(t1, n1, 1).expand(t1, n1, 8).contiguous() for x in (stat_max, stat_sum))
-    return (out.to(query.dtype), topk) + tuple(stats)
+    return (out if output_fp32 else out.to(query.dtype), topk) + tuple(stats)
