@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import cann_attention
-from cann_attention.op_host.common.platform import ASCEND_A3, ASCEND_910B, CPU, H100, H200
+from cann_attention.op_host.common.platform import (
+    ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
+from cann_attention.op_host.nsa_compress_attention import check, params, tiling
 from cann_attention.op_kernel.nsa_compress_attention import reference as ref
 from testing.nsa_compress_attention import Case, make
 from testing.oracle import assert_close, assert_stats_close
@@ -86,3 +88,23 @@ def test_rows_beyond_the_sequences_are_zero():
     out, idx, smax, ssum = OP(*args, **kwargs)
     assert torch.all(out[3:] == 0) and torch.all(idx[3:] == 0)
     assert torch.all(smax.reshape(-1)[8 * 3 * case.n1:] == 0)
+
+
+SMALL_CPU = PlatformInfo("CPU-small-cache", PlatformKind.CPU, 3, (("CACHE", 12 * KiB),))
+
+
+@pytest.mark.parametrize("l,d,ls", [(32, 16, 64), (128, 16, 128), (64, 16, 64), (16, 16, 16),
+                                    (96, 48, 96)], ids=lambda x: str(x))
+def test_many_chunks_streaming_topk_and_halo(l, d, ls):
+    """A small cache forces several chunks per task: the importance windows' halos cross chunk
+    boundaries and the top-k is merged across chunks; results still equal the reference."""
+    case = Case((6, 9), (61, 90), n1=4, n2=2, d1=32, d2=16, l=l, d=d, ls=ls, k=5)
+    args, kwargs = make(case)
+    p = params.parse(*args, **kwargs)
+    check.check(p)
+    assert int(tiling.plan(p, SMALL_CPU).task_chunks.max()) >= 3
+    _check(case, SMALL_CPU)
+
+
+def test_largest_group_g64():
+    _check(Case((3, 2), (20, 9), n1=64, n2=1, d1=16, d2=16, k=2))
