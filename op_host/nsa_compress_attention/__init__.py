@@ -1,0 +1,1 @@
+"""Host side of npu_nsa_compress_attention: parse -> check -> plan."""
