@@ -45,7 +45,7 @@ class _Rows:
         self.q_start, self.q_len = _lengths(actual_seq_lengths_query, layout_query, s1,
                                             self.batch)
         if layout_key == "PA_BSND":
-            default, lengths_layout = None, "BSND"
+            default, lengths_layout = 0, "BSND"      # starts unused; lengths required
         else:
             default = key.shape[0] if layout_key == "TND" else key.shape[1]
             lengths_layout = layout_key
