@@ -112,7 +112,7 @@ def check(p: LightningIndexerParams) -> None:
     # heads and head dims
     n1, n2 = q.shape[-2], k.shape[-2]
     c.require(n2 == 1, "key", "N2 (key.shape[-2]) == 1 (only support 1)", n2)
-    c.require(n1 % n2 == 0, "query", f"N1 (query.shape[-2]) a multiple of N2={n2}", n1)
+    # N1 % N2 == 0 (spec section 6) holds for every N1 once N2 == 1: nothing left to check
     c.require(q.shape[-1] == D, "query", f"head_dim (last dim) == {D}", q.shape[-1])
     c.require(k.shape[-1] == D, "key", f"head_dim (last dim) == {D} (= query)", k.shape[-1])
     # length vectors: non-empty, one entry per batch
