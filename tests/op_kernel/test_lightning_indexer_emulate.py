@@ -7,6 +7,7 @@ the values are also checked with the dtype-aware oracle against the fp32 scores.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import pytest
@@ -144,7 +145,7 @@ def _ref_kwargs(args):
 @pytest.mark.parametrize("platform", list(PLATFORMS))
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_lightning_indexer_emulate_matches_reference(case, platform):
-    gen = torch.Generator().manual_seed(hash(case.id) % 2**31)
+    gen = torch.Generator().manual_seed(zlib.crc32(case.id.encode()))
     args = build(case, gen)
     idx, val = _call(args, PLATFORMS[platform](case))
     r_idx, r_val = ref.lightning_indexer(args["query"], args["key"], args["weights"],
