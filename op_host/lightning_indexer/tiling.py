@@ -1,0 +1,139 @@
+"""plan(params, platform) -> LightningIndexerTiling: chunked scoring with a running top-k merge.
+
+Work decomposition. A *task* is one query row (b, s) that sees at least one key; it needs all N1
+heads (the score sums over heads), so it loads its query tile [N1, 128] and its weights once.
+The row's visible keys [0, n_vis) (spec section 4) are streamed in *steps* of ``block_s2`` keys:
+per step the score chunk [block_s2] is computed head group by head group (``head_group`` heads
+per matmul, the kernel's groupInner), ReLU'd, weighted and summed over heads, and then merged
+with the row's running top-k list of ``sparse_count`` (value, index) pairs. A step therefore
+holds at most ``block_s2 + sparse_count`` candidates, never the full score row. Rows that see no
+key (n_vis <= 0, padded BSND rows, TND rows past the last prefix sum) are not scheduled: their
+output is all -1 / -inf. ``common.schedule.partition`` cuts the tasks into balanced per-core
+runs; a task split across cores leaves one top-k list per piece in a workspace slot, and a final
+merge of those lists (top-k of their union, same tie rule) gives the row's result. Since the
+order (score descending, index ascending) is a strict total order on distinct keys, merging
+top-k lists in any grouping gives exactly the top-k of the whole row.
+
+What must fit, per platform kind (e = bytes per input element, K = sparse_count, hg = head
+group, bs = block_s2; a (value, index) pair is 8 bytes):
+
+- Ascend (cube + 2 vector cores): L1 holds the query tile and the key chunk (N1 + bs) * 128 * e;
+  L0A the head group's query rows hg * 128 * e; L0B the key chunk bs * 128 * e; L0C the fp32
+  score tile hg * bs * 4. The vector core that owns the row's top-k list holds in UB half of the
+  score tile's rows, the weights, the chunk's summed scores, and the merge buffers: candidates
+  (K + bs) pairs plus the sort's scratch of the same size.
+- GPU (one CTA per row piece): shared memory holds the query tile, two stages of the key chunk,
+  the chunk scores, the running list (K pairs) and the candidate / sort buffer (K + bs pairs);
+  registers hold the fp32 score tile (rows padded to 16, the MMA's M).
+- CPU: the emulator's per-lane working set in fp64/fp32 (query, key chunk, score tile,
+  accumulator and the K + bs candidates with their 8-byte sort keys) fits the lane's budget.
+
+The largest head group (a divisor of N1) is chosen first, then the largest chunk that fits. A
+plan that fits nowhere is refused with an error naming the platform and the smallest tile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..common.errors import CannAttentionError
+from ..common.platform import PlatformInfo, PlatformKind
+from ..common.schedule import Schedule, partition
+from .params import CHECK, D, OP, LightningIndexerParams
+
+ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
+TASK_OVERHEAD_STEPS = 1       # cost of loading a row's query tile and writing its top-k list
+MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 128, PlatformKind.CPU: 1024}
+MIN_BLOCK_S2 = 16             # the matrix units' row alignment
+PAIR_BYTES = 8                # one (fp32 value, int32 index) entry of a top-k list
+
+
+@dataclass(frozen=True)
+class LightningIndexerTiling:
+    platform: PlatformInfo
+    head_group: int                 # query heads per score matmul (groupInner)
+    block_s2: int                   # keys per step (chunk)
+    sparse_count: int               # K: length of every running top-k list
+    task_row: torch.Tensor          # int64 [T] query row in the flattened (rows, N1, D) view
+    task_batch: torch.Tensor        # int64 [T]
+    task_nvis: torch.Tensor         # int64 [T] visible keys [0, n_vis) of the row (>= 1)
+    schedule: Schedule
+    tile_bytes: tuple[tuple[str, int], ...]
+    workspace_bytes: int            # top-k lists of the pieces of split tasks
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.task_row.numel())
+
+
+def tile_usage(kind: PlatformKind, n1: int, head_group: int, block_s2: int, sparse_count: int,
+               itemsize: int) -> dict:
+    """Bytes each on-chip buffer needs for one step (see module doc)."""
+    hg, bs, k, e = head_group, block_s2, sparse_count, itemsize
+    merge = 2 * (k + bs) * PAIR_BYTES
+    if kind is PlatformKind.ASCEND:
+        return {"L1": (n1 + bs) * D * e, "L0A": hg * D * e, "L0B": bs * D * e,
+                "L0C": hg * bs * 4,
+                "UB": -(-hg // 2) * bs * 4 + n1 * 4 + bs * 4 + merge}
+    if kind is PlatformKind.GPU:
+        return {"SMEM": n1 * D * e + 2 * bs * D * e + bs * 4 + k * PAIR_BYTES
+                + (k + bs) * PAIR_BYTES,
+                "REGISTERS": max(16, hg) * bs * 4}
+    return {"CACHE": (n1 * D + bs * D + hg * bs + bs) * 8 + (k + bs) * 16}
+
+
+def _divisors_down(n: int):
+    return [d for d in range(n, 0, -1) if n % d == 0]
+
+
+def _powers_of_two_down(hi: int, lo: int):
+    v = 1 << (hi.bit_length() - 1)
+    while v >= lo:
+        yield v
+        v //= 2
+
+
+def choose_tiles(p: LightningIndexerParams, platform: PlatformInfo) -> tuple[int, int]:
+    kind = platform.kind
+    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+    for hg in _divisors_down(p.n1):
+        for bs2 in _powers_of_two_down(MAX_BLOCK_S2[kind], MIN_BLOCK_S2):
+            if platform.fits(tile_usage(kind, p.n1, hg, bs2, p.sparse_count, itemsize)):
+                return hg, bs2
+    need = tile_usage(kind, p.n1, 1, MIN_BLOCK_S2, p.sparse_count, itemsize)
+    raise CannAttentionError(OP, "platform", f"expected buffers that hold the smallest tile "
+                             f"(1 head x {MIN_BLOCK_S2} keys, sparse_count={p.sparse_count}: "
+                             f"{need} B), {platform.name} has {dict(platform.buffers)}")
+
+
+def visible_counts(p: LightningIndexerParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, batch, n_vis) of every valid query row s < Lq[b] (spec section 4, clamped)."""
+    q_lens = torch.tensor(p.q_lens, dtype=torch.int64)
+    k_lens = torch.tensor(p.k_lens, dtype=torch.int64)
+    row_batch = torch.repeat_interleave(torch.arange(p.batch), q_lens)            # [R]
+    first = torch.cumsum(q_lens, 0) - q_lens
+    row_s = torch.arange(row_batch.numel()) - first[row_batch]                     # s in batch
+    row = torch.tensor(p.q_row_starts, dtype=torch.int64)[row_batch] + row_s
+    lk = k_lens[row_batch]
+    nvis = lk - q_lens[row_batch] + row_s + 1 if p.sparse_mode == 3 else lk
+    return row, row_batch, torch.minimum(torch.clamp(nvis, min=0), lk)
+
+
+def plan(p: LightningIndexerParams, platform: PlatformInfo) -> LightningIndexerTiling:
+    """The tiling of a checked call on ``platform`` (pure function of its arguments)."""
+    if platform.kind is PlatformKind.ASCEND:
+        CHECK.require(platform.name in ASCEND_SOCS, "platform",
+                      f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
+    head_group, block_s2 = choose_tiles(p, platform)
+    row, batch, nvis = visible_counts(p)
+    keep = nvis > 0
+    steps = -(-nvis[keep] // block_s2)
+    schedule = partition(steps, platform.num_cores, TASK_OVERHEAD_STEPS)
+    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+    usage = tile_usage(platform.kind, p.n1, head_group, block_s2, p.sparse_count, itemsize)
+    return LightningIndexerTiling(
+        platform=platform, head_group=head_group, block_s2=block_s2,
+        sparse_count=p.sparse_count, task_row=row[keep], task_batch=batch[keep],
+        task_nvis=nvis[keep], schedule=schedule, tile_bytes=tuple(usage.items()),
+        workspace_bytes=schedule.num_slots * p.sparse_count * PAIR_BYTES)
