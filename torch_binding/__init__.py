@@ -3,12 +3,16 @@
 ``import cann_attention`` registers the ops under ``torch.ops.custom``:
 
 - ``torch.ops.custom.npu_sparse_flash_attention`` (DeepSeek-V3.2 sparse MLA)
+- ``torch.ops.custom.npu_incre_flash_attention`` (decode attention; ``incre_flash_attention``
+  is MindSpore's Python form)
 
 Each op runs on CPU tensors through its emulator (the same tiling plan as the device kernels),
 and on CUDA / NPU tensors through the back ends listed in its capability table. See README.md.
 """
 from .config import config, use
 from .sparse_flash_attention import npu_sparse_flash_attention
+from .incre_flash_attention import incre_flash_attention, npu_incre_flash_attention
 
 __version__ = "0.1.0"
-__all__ = ["config", "use", "npu_sparse_flash_attention"]
+__all__ = ["config", "use", "npu_sparse_flash_attention", "npu_incre_flash_attention",
+           "incre_flash_attention"]
