@@ -23,16 +23,13 @@ def _heads_first(x, layout, n, d):
     return x
 
 
-def _paged_rows(cache, table, b, positions, n, n2, d, bs):
+def _paged_rows(cache, table, b, positions, n, d, bs):
     """[len(positions), D] rows of KV head n of batch b from a paged cache (spec section 6)."""
-    rows = []
-    for p in positions:
-        blk = int(table[b, p // bs])
-        if cache.dim() == 3:       # (block_num, block_size, kvH)
-            rows.append(cache[blk, p % bs, n * d:(n + 1) * d])
-        else:                      # (block_num, kvN, block_size, D)
-            rows.append(cache[blk, n, p % bs])
-    return torch.stack(rows) if rows else cache.new_zeros(0, d)
+    pos = torch.tensor(positions, dtype=torch.int64)
+    blk = table[b, pos // bs].long()               # physical block of each logical position
+    if cache.dim() == 3:                           # (block_num, block_size, kvH)
+        return cache[blk, pos % bs, n * d:(n + 1) * d]
+    return cache[blk, n, pos % bs]                 # (block_num, kvN, block_size, D)
 
 
 def _quant_params(t, per_channel_shape):
@@ -113,8 +110,8 @@ def incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=
         for h in range(n):
             kvh = h // g
             if paged:
-                k = _paged_rows(key, block_table, b, ps, kvh, n2, d, block_size)
-                v = _paged_rows(value, block_table, b, ps, kvh, n2, d, block_size)
+                k = _paged_rows(key, block_table, b, ps, kvh, d, block_size)
+                v = _paged_rows(value, block_table, b, ps, kvh, d, block_size)
             else:
                 k, v = k_all[b, kvh, ps], v_all[b, kvh, ps]
             k, v = k.float(), v.float()
