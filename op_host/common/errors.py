@@ -4,7 +4,9 @@ Every message names the operator and the argument and states what was expected a
 given, e.g. ``npu_sparse_flash_attention: sparse_block_size: expected a power of 2 in [1, 128],
 got 3``. CANN's torch binding raises RuntimeError for invalid arguments; MindSpore raises
 TypeError for a non-tensor argument or a wrong dtype. We follow that split:
-``CannAttentionTypeError`` is both a ``CannAttentionError`` and a ``TypeError``.
+``CannAttentionTypeError`` is both a ``CannAttentionError`` and a ``TypeError``;
+``CannAttentionValueError`` is both a ``CannAttentionError`` and a ``ValueError`` (for the rules
+MindSpore documents as ValueError).
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ class CannAttentionTypeError(CannAttentionError, TypeError):
     """An argument has the wrong Python type or tensor dtype."""
 
 
+class CannAttentionValueError(CannAttentionError, ValueError):
+    """An argument has the right type but a value MindSpore reports as ValueError."""
+
+
 class Checker:
     """Raises the errors of one op; keeps the op name out of every call site."""
 
@@ -33,6 +39,13 @@ class Checker:
 
     def fail_type(self, arg: str, expected: str, actual: object) -> None:
         raise CannAttentionTypeError(self.op, arg, f"expected {expected}, got {actual}")
+
+    def fail_value(self, arg: str, expected: str, actual: object) -> None:
+        raise CannAttentionValueError(self.op, arg, f"expected {expected}, got {actual}")
+
+    def require_value(self, ok: bool, arg: str, expected: str, actual: object) -> None:
+        if not ok:
+            self.fail_value(arg, expected, actual)
 
     def require(self, ok: bool, arg: str, expected: str, actual: object) -> None:
         if not ok:

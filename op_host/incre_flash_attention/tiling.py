@@ -1,0 +1,143 @@
+"""plan(params, platform) -> IncreFlashAttentionTiling: split-KV ("flash decoding") for decode.
+
+Work decomposition. A *task* is one (batch b, KV head n) pair: its G = N1 / N2 query heads share
+every key and value row of head n, so the task loads the query tile [G, D] once and streams
+the batch's valid window W_b (spec section 5) through it in *steps* of ``block_s2`` positions.
+A task has ceil(|W_b| / block_s2) steps; batches with an empty window (L_b = 0, or a left-padding
+start below 0) have no task and their output is zero. Decode has few tasks (B * N2) and long
+windows, so the tasks are cut into balanced per-core runs by ``common.schedule.partition``: a
+task cut across c cores is computed as c *splits*, each writing (m, l, acc) to a workspace slot,
+merged by the log-sum-exp combine (spec section 12). ``task_num_splits`` is how many splits
+each task got: 1 when the tasks alone fill the cores, more when B * N2 is small.
+
+Tile choice. The largest step that fits the platform's buffers, with e_q = bytes of a query
+element and e_kv = bytes of a cache element (1 for int8 caches, dequantised on the fly):
+
+- Ascend (cube + 2 vector cores): L1 holds the query tile and one K and one V chunk,
+  G*D*e_q + 2*bs2*D*e_kv; L0A/L0B a 128-wide slice of each matmul operand (G*128*e_q and
+  bs2*128*e_q); L0C the fp32 score tile G*bs2 and output tile G*D; each vector core's UB holds
+  half the rows of the fp32 scores, their rounded probabilities and the fp32 accumulator, plus,
+  for an int8 cache, half a chunk dequantised to fp32 (bs2*D*4/2). At most 512 positions per
+  step, as in the CANN kernel.
+- GPU (one CTA per SM): shared memory holds the query tile, two pipeline stages of the K and V
+  chunks and the probability tile; the register file holds the fp32 accumulator and scores.
+  Rows are padded to 16 (the MMA's M) inside the tile. At most 128 positions per step.
+- CPU: the emulator computes in fp32; one lane's working set (query, dequantised K and V chunk,
+  scores, accumulator) must fit the lane's cache budget.
+
+Paged caches: a step is a whole number of pages or a divisor of the page, so that a chunk's
+rows are one contiguous run per page (what a DMA reads). Every step is at least 16 positions.
+A plan that fits nowhere is refused with an error naming the platform and the smallest tile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..common.errors import CannAttentionError
+from ..common.platform import PlatformInfo, PlatformKind
+from ..common.schedule import Schedule, partition
+from .params import CHECK, OP, IncreFlashAttentionParams
+
+ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
+TASK_OVERHEAD_STEPS = 1           # cost of loading a query tile and writing its output
+MIN_BLOCK_S2 = 16
+MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 128, PlatformKind.CPU: 512}
+MMA_K_SLICE = 128
+
+
+@dataclass(frozen=True)
+class IncreFlashAttentionTiling:
+    platform: PlatformInfo
+    block_s2: int                   # KV positions per step
+    task_batch: torch.Tensor        # int64 [T]
+    task_kv_head: torch.Tensor      # int64 [T] KV head n (query heads n*G .. n*G+G-1)
+    task_start: torch.Tensor        # int64 [T] first absolute KV position of the window
+    task_len: torch.Tensor          # int64 [T] positions in the window (>= 1)
+    schedule: Schedule
+    tile_bytes: tuple[tuple[str, int], ...]
+    workspace_bytes: int            # partial (acc, m, l) of split tasks
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.task_batch.numel())
+
+    @property
+    def task_num_splits(self) -> torch.Tensor:
+        """Splits of each task across cores (the split-KV count per (batch, KV head))."""
+        return self.schedule.task_num_pieces
+
+
+def tile_usage(kind: PlatformKind, group: int, block_s2: int, head_dim: int, q_itemsize: int,
+               kv_itemsize: int) -> dict[str, int]:
+    """Bytes each on-chip buffer needs for one [G x block_s2] step (see module doc)."""
+    g, bs, d, eq, ekv = group, block_s2, head_dim, q_itemsize, kv_itemsize
+    if kind is PlatformKind.ASCEND:
+        half = -(-g // 2)
+        dequant = bs * d * 4 // 2 if ekv == 1 else 0
+        return {"L1": g * d * eq + 2 * bs * d * ekv,
+                "L0A": g * min(d, MMA_K_SLICE) * eq, "L0B": bs * min(d, MMA_K_SLICE) * eq,
+                "L0C": max(g * bs, g * d) * 4,
+                "UB": half * (bs * 4 + bs * eq + d * 4) + dequant}
+    if kind is PlatformKind.GPU:
+        rows = max(16, g)
+        return {"SMEM": rows * d * eq + 2 * 2 * bs * d * ekv + rows * bs * eq,
+                "REGISTERS": rows * d * 4 + rows * bs * 4}
+    return {"CACHE": (g * d + 2 * bs * d + g * bs + g * d) * 4 + 2 * bs * d * ekv}
+
+
+def step_candidates(kind: PlatformKind, block_size: int | None) -> list[int]:
+    """Step sizes to try, largest first: powers of two, or page multiples / divisors (PA)."""
+    hi = MAX_BLOCK_S2[kind]
+    if block_size is None:
+        out, v = [], hi
+        while v >= MIN_BLOCK_S2:
+            out.append(v)
+            v //= 2
+        return out
+    multiples = [block_size * m for m in range(hi // block_size, 0, -1)]
+    divisors = [v for v in range(min(block_size - 1, hi), MIN_BLOCK_S2 - 1, -1)
+                if block_size % v == 0 and v % MIN_BLOCK_S2 == 0]
+    return [v for v in multiples if (v & (v - 1)) == 0 or v == block_size] + divisors
+
+
+def choose_block_s2(p: IncreFlashAttentionParams, platform: PlatformInfo) -> int:
+    kind = platform.kind
+    eq = torch.empty((), dtype=p.query.dtype).element_size()
+    ekv = torch.empty((), dtype=p.key.dtype).element_size()
+    cands = step_candidates(kind, p.block_size if p.paged else None)
+    for bs2 in cands:
+        if platform.fits(tile_usage(kind, p.group, bs2, p.head_dim, eq, ekv)):
+            return bs2
+    smallest = cands[-1] if cands else MIN_BLOCK_S2
+    need = tile_usage(kind, p.group, smallest, p.head_dim, eq, ekv)
+    raise CannAttentionError(OP, "platform", f"expected buffers that hold the smallest tile "
+                             f"({p.group} heads x {smallest} positions x D={p.head_dim}: "
+                             f"{need} B), {platform.name} has {dict(platform.buffers)}")
+
+
+def plan(p: IncreFlashAttentionParams, platform: PlatformInfo) -> IncreFlashAttentionTiling:
+    """The tiling of a checked call on ``platform`` (pure function of its arguments)."""
+    if platform.kind is PlatformKind.ASCEND:
+        CHECK.require(platform.name in ASCEND_SOCS, "platform",
+                      f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
+    block_s2 = choose_block_s2(p, platform)
+    lens = torch.tensor(p.window_lens, dtype=torch.int64)
+    starts = torch.tensor(p.kv_starts, dtype=torch.int64)
+    keep = lens > 0
+    n2 = p.n2
+    batches = torch.arange(p.batch, dtype=torch.int64)[keep]
+    task_batch = torch.repeat_interleave(batches, n2)
+    task_kv_head = torch.arange(n2, dtype=torch.int64).repeat(int(keep.sum()))
+    task_len = lens[task_batch]
+    steps = -(-task_len // block_s2)
+    schedule = partition(steps, platform.num_cores, TASK_OVERHEAD_STEPS)
+    eq = torch.empty((), dtype=p.query.dtype).element_size()
+    ekv = torch.empty((), dtype=p.key.dtype).element_size()
+    usage = tile_usage(platform.kind, p.group, block_s2, p.head_dim, eq, ekv)
+    return IncreFlashAttentionTiling(
+        platform=platform, block_s2=block_s2, task_batch=task_batch,
+        task_kv_head=task_kv_head, task_start=starts[task_batch], task_len=task_len,
+        schedule=schedule, tile_bytes=tuple(usage.items()),
+        workspace_bytes=schedule.num_slots * p.group * (p.head_dim + 2) * 4)

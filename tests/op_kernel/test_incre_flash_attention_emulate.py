@@ -1,0 +1,371 @@
+"""Emulator == reference for npu_incre_flash_attention, feature by feature and combined.
+
+Float outputs go through the dtype-aware oracle (reference in fp32 vs the same computation in
+the query dtype); int8 outputs must be within 1 LSB of the reference. Each case builds its
+inputs from a ``Case`` (dimension letters in the test ids).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+import torch
+
+import cann_attention
+from cann_attention.op_host.common.platform import ASCEND_A3, CPU, H100, H200, ASCEND_910B
+from cann_attention.op_kernel.incre_flash_attention import reference as ref
+from testing.oracle import assert_close
+
+DT = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Case:
+    b: int = 2
+    n1: int = 8
+    n2: int = 2
+    d: int = 64
+    s: int = 96
+    layout: str = "BSH"
+    dtype: str = "bf16"
+    lens: tuple | None = None          # actual_seq_lengths
+    paged: str | None = None           # "PA3" (blocks, bs, kvH) or "PA4" (blocks, kvN, bs, D)
+    block_size: int = 0
+    int8: str | None = None            # "channel" / "tensor" antiquant
+    aq_offset: bool = True
+    mask: str | None = None            # "<rank>-<dtype>", e.g. "2-bool"
+    mask_all_b0: bool = False          # batch 0 fully masked
+    pse: str | None = None             # "1" or "B"
+    pad: int | None = None             # kv_padding_size
+    postquant: str | None = None       # "tensor" / "channel"
+    emulate_npu: bool = False
+    inner_precise: int = 1
+
+    @property
+    def id(self) -> str:
+        parts = [f"B{self.b}", "S1_1", f"S2_{self.s}", f"N1_{self.n1}", f"N2_{self.n2}",
+                 f"D{self.d}", self.dtype, self.layout]
+        for name in ("paged", "int8", "mask", "pse", "postquant"):
+            if getattr(self, name):
+                parts.append(f"{name}_{getattr(self, name)}")
+        if self.paged:
+            parts.append(f"bs{self.block_size}")
+        if self.lens is not None:
+            parts.append("L" + "_".join(map(str, self.lens)))
+        if self.pad is not None:
+            parts.append(f"pad{self.pad}")
+        if self.emulate_npu:
+            parts.append("npu")
+        return "-".join(parts)
+
+
+def _kv_layout(x, layout, n2, d):
+    """[B, S, kvN, D] -> the layout's contiguous key shape."""
+    if layout == "BSH":
+        return x.flatten(2).contiguous()
+    if layout == "BNSD":
+        return x.permute(0, 2, 1, 3).contiguous()
+    return x.contiguous()
+
+
+def build(c: Case) -> dict:
+    dt = DT[c.dtype]
+    g = torch.Generator().manual_seed(1234)
+    q = torch.randn(c.b, c.n1, c.d, generator=g).to(dt)
+    query = {"BSH": q.reshape(c.b, 1, c.n1 * c.d), "BNSD": q.reshape(c.b, c.n1, 1, c.d),
+             "BSND": q.reshape(c.b, 1, c.n1, c.d)}[c.layout]
+    if c.int8:
+        kv = [torch.randint(-128, 128, (c.b, c.s, c.n2, c.d), generator=g, dtype=torch.int8)
+              for _ in range(2)]
+    else:
+        kv = [torch.randn(c.b, c.s, c.n2, c.d, generator=g).to(dt) for _ in range(2)]
+    kw = dict(num_heads=c.n1, input_layout=c.layout, scale_value=c.d ** -0.5,
+              num_key_value_heads=c.n2 if c.n2 != c.n1 else 0, inner_precise=c.inner_precise)
+    if c.lens is not None:
+        kw["actual_seq_lengths"] = list(c.lens)
+    s_cap = c.s
+    if c.paged:
+        bs = c.block_size
+        lens = list(c.lens) if len(c.lens) == c.b else list(c.lens) * c.b
+        max_blocks = -(-c.s // bs)
+        s_cap = max_blocks * bs
+        pages = [-(-n // bs) for n in lens]
+        total = sum(pages) + 2                                    # two spare blocks
+        perm = torch.randperm(total, generator=g)
+        table = torch.full((c.b, max_blocks), -1, dtype=torch.int32)
+        shape = (total, c.n2, bs, c.d) if c.paged == "PA4" else (total, bs, c.n2 * c.d)
+        caches = []
+        for x in kv:
+            cache = (torch.randint(-128, 128, shape, generator=g, dtype=torch.int8) if c.int8
+                     else torch.randn(shape, generator=g).to(dt))
+            caches.append(cache)
+        used = 0
+        for b, n in enumerate(pages):
+            for j in range(n):
+                blk = int(perm[used])
+                used += 1
+                table[b, j] = blk
+                for cache, x in zip(caches, kv):
+                    rows = x[b, j * bs:(j + 1) * bs]                    # [<=bs, kvN, D]
+                    r = rows.shape[0]
+                    if c.paged == "PA4":
+                        cache[blk, :, :r] = rows.permute(1, 0, 2)
+                    else:
+                        cache[blk, :r] = rows.flatten(1)
+        key, value = caches
+        kw.update(block_table=table, block_size=bs)
+    else:
+        key, value = (_kv_layout(x, c.layout, c.n2, c.d) for x in kv)
+    if c.int8:
+        shape = {"BNSD": (2, c.n2, 1, c.d), "BSND": (2, c.n2, c.d), "BSH": (2, c.n2 * c.d)}
+        shape = (2,) if c.int8 == "tensor" else shape[c.layout]
+        kw["antiquant_scale"] = (torch.rand(shape, generator=g) * 0.02 + 0.005).to(dt)
+        if c.aq_offset:
+            kw["antiquant_offset"] = (torch.rand(shape, generator=g) * 8 - 4).round().to(dt)
+    if c.mask:
+        rank, mdt = c.mask.split("-")
+        mdt = {"bool": torch.bool, "int8": torch.int8, "uint8": torch.uint8}[mdt]
+        sp = s_cap + 3
+        m = torch.rand(c.b, sp, generator=g) < 0.3
+        if c.mask_all_b0:
+            m[0] = True
+        kw["attn_mask"] = m.to(mdt).reshape((c.b,) + (1,) * (int(rank) - 2) + (sp,))
+    if c.pse:
+        pb = 1 if c.pse == "1" else c.b
+        kw["pse_shift"] = torch.randn(pb, c.n1, 1, s_cap + 5, generator=g).to(dt)
+    if c.pad is not None:
+        kw["kv_padding_size"] = [c.pad]
+    if c.postquant:
+        numel = 1 if c.postquant == "tensor" else c.n1 * c.d
+        kw["quant_scale2"] = torch.rand(numel, generator=g) * 20 + 30
+        kw["quant_offset2"] = torch.randn(numel, generator=g).round()
+        if c.emulate_npu:
+            kw["emulate_npu"] = True
+    return dict(query=query, key=key, value=value, **kw)
+
+
+def _reference(args: dict, **extra):
+    args = {k: v for k, v in args.items() if k != "inner_precise"}
+    return ref.incre_flash_attention(**args, **extra)
+
+
+def check_case(c: Case, platform=None) -> torch.Tensor:
+    args = build(c)
+    if platform is None:
+        out = cann_attention.incre_flash_attention(**args)
+    else:
+        with cann_attention.use(platform=platform):
+            out = cann_attention.incre_flash_attention(**args)
+    expected = _reference(args)
+    assert out.shape == args["query"].shape
+    if c.postquant:
+        assert out.dtype == torch.int8
+        assert int((out.int() - expected.int()).abs().max()) <= 1
+    else:
+        assert out.dtype == args["query"].dtype
+        baseline = _reference(args, compute_dtype=DT[c.dtype])
+        assert_close(out, expected.float(), baseline.float())
+    return out
+
+
+# ---- heads (GQA) and head dims -------------------------------------------------------------
+HEADS = [Case(b=2, n1=a, n2=b_, d=128, s=160, lens=(160, 77)) for a, b_ in
+         [(32, 8), (64, 8), (8, 1), (40, 8), (64, 64)]]
+DIMS = [Case(n1=32, n2=8, d=d, s=72, layout=lay, dtype=dt, lens=(72, 41))
+        for d in (64, 128, 256) for lay, dt in (("BSH", "bf16"), ("BNSD", "fp16"), ("BSND", "bf16"))]
+
+
+@pytest.mark.parametrize("c", HEADS + DIMS, ids=lambda c: c.id)
+def test_incre_flash_attention_heads_layouts(c):
+    check_case(c)
+
+
+# ---- lengths: full cache, broadcast length, zero lengths, empty cache -----------------------
+LENGTHS = [
+    Case(lens=None),                                   # full cache (L_b = S)
+    Case(b=3, lens=(50,)),                             # length 1: broadcast
+    Case(b=3, lens=(0, 96, 0)),                        # zero lengths -> zero rows
+    Case(b=2, s=0, lens=(0, 0), layout="BNSD"),       # empty cache
+    Case(b=2, s=1, lens=(1, 1)),
+]
+
+
+@pytest.mark.parametrize("c", LENGTHS, ids=lambda c: c.id)
+def test_incre_flash_attention_lengths(c):
+    out = check_case(c)
+    for b, n in enumerate((c.lens or (c.s,)) * (c.b if c.lens and len(c.lens) == 1 else 1)):
+        if n == 0:
+            assert not out[b].float().abs().any()
+
+
+# ---- paged KV ------------------------------------------------------------------------------
+PAGED = [Case(b=3, s=s, paged=pa, block_size=bs, layout="BNSD" if pa == "PA4" else lay,
+              lens=lens, dtype=dt)
+         for pa, bs, s, lens, lay, dt in [
+             ("PA3", 16, 200, (200, 33, 1), "BSH", "bf16"),
+             ("PA3", 48, 150, (150, 0, 49), "BSND", "fp16"),
+             ("PA3", 128, 300, (300, 129, 7), "BNSD", "bf16"),
+             ("PA3", 512, 600, (600, 511, 513), "BSH", "fp16"),
+             ("PA4", 16, 100, (17, 100, 64), "BNSD", "fp16"),
+             ("PA4", 256, 520, (520, 256, 3), "BNSD", "bf16")]]
+
+
+@pytest.mark.parametrize("c", PAGED, ids=lambda c: c.id)
+def test_incre_flash_attention_paged(c):
+    check_case(c)
+
+
+# ---- int8 antiquant --------------------------------------------------------------------------
+ANTIQUANT = [Case(n1=16, n2=4, d=64, s=130, layout=lay, int8=mode, aq_offset=off, lens=(130, 61),
+                  dtype=dt)
+             for lay, mode, off, dt in [("BSH", "channel", True, "bf16"),
+                                        ("BNSD", "channel", False, "fp16"),
+                                        ("BSND", "channel", True, "fp16"),
+                                        ("BSH", "tensor", True, "fp16"),
+                                        ("BNSD", "tensor", False, "bf16")]]
+ANTIQUANT += [Case(b=2, s=200, paged="PA3", block_size=32, int8="channel", lens=(200, 31)),
+              Case(b=2, s=260, paged="PA4", block_size=128, layout="BNSD", int8="tensor",
+                   lens=(129, 260), dtype="fp16")]
+
+
+@pytest.mark.parametrize("c", ANTIQUANT, ids=lambda c: c.id)
+def test_incre_flash_attention_antiquant(c):
+    check_case(c)
+
+
+def test_incre_flash_attention_antiquant_index0_is_key():
+    """Scaling only index 1 (value) scales the output; scaling only index 0 does not."""
+    c = Case(n1=4, n2=4, d=64, s=40, int8="tensor", aq_offset=False, dtype="fp16")
+    args = build(c)
+    args["antiquant_scale"] = torch.tensor([0.01, 0.01], dtype=torch.float16)
+    base = cann_attention.incre_flash_attention(**args).float()
+    args["antiquant_scale"] = torch.tensor([0.01, 0.02], dtype=torch.float16)
+    torch.testing.assert_close(cann_attention.incre_flash_attention(**args).float(), 2 * base,
+                               rtol=2e-3, atol=1e-4)
+
+
+# ---- post-quant ----------------------------------------------------------------------------
+POSTQUANT = [Case(postquant=mode, emulate_npu=npu, dtype=dt, layout=lay, lens=(96, 40))
+             for mode, npu, dt, lay in [("tensor", False, "fp16", "BSH"),
+                                        ("tensor", True, "fp16", "BNSD"),
+                                        ("channel", False, "bf16", "BSND"),
+                                        ("channel", True, "fp16", "BSH"),
+                                        ("tensor", True, "bf16", "BSH")]]
+POSTQUANT += [Case(postquant="tensor", int8="channel", lens=(96, 0)),
+              Case(b=2, s=100, paged="PA3", block_size=32, postquant="tensor", lens=(100, 64))]
+
+
+@pytest.mark.parametrize("c", POSTQUANT, ids=lambda c: c.id)
+def test_incre_flash_attention_postquant(c):
+    out = check_case(c)
+    for b, n in enumerate(c.lens):
+        if n == 0:
+            assert not out[b].any()
+
+
+# ---- masks and pse -------------------------------------------------------------------------
+MASKS = [Case(mask=f"{rank}-{dt}", layout=lay, lens=(96, 50))
+         for rank, dt, lay in [(2, "bool", "BSH"), (3, "int8", "BNSD"), (4, "uint8", "BSND"),
+                               (4, "bool", "BSH")]]
+MASKS += [Case(mask="2-bool", mask_all_b0=True, lens=(96, 50)),
+          Case(pse="1", lens=(96, 70)), Case(pse="B", layout="BNSD", dtype="fp16"),
+          Case(pse="B", mask="4-bool", layout="BSND", lens=(30, 96)),
+          Case(b=2, s=100, paged="PA3", block_size=32, mask="2-bool", pse="B", lens=(100, 35)),
+          Case(b=2, s=100, paged="PA4", block_size=16, layout="BNSD", mask="3-int8", pse="1",
+               lens=(80, 100), dtype="fp16")]
+
+
+@pytest.mark.parametrize("c", MASKS, ids=lambda c: c.id)
+def test_incre_flash_attention_mask_pse(c):
+    check_case(c)
+
+
+def test_incre_flash_attention_fully_masked_row_is_mean_of_values():
+    """Spec section 9: all logits -1e12 -> uniform softmax -> mean of V over the window."""
+    c = Case(b=1, n1=2, n2=2, d=64, s=40, mask="2-bool", mask_all_b0=True, lens=(25,),
+             dtype="fp16")
+    args = build(c)
+    out = cann_attention.incre_flash_attention(**args).float().reshape(2, 64)
+    v = args["value"].float().reshape(1, 40, 2, 64)[0, :25]
+    torch.testing.assert_close(out, v.mean(0), rtol=2e-3, atol=2e-3)
+
+
+# ---- left padding --------------------------------------------------------------------------
+PADDING = [Case(lens=(40, 60), pad=20), Case(lens=(40, 60), pad=-5, layout="BNSD"),
+           Case(lens=(40, 90), pad=10, mask="2-bool", pse="B", layout="BSND"),
+           Case(lens=(40, 90), pad=50),   # batch 1 starts below 0 -> zeros
+           Case(int8="channel", lens=(40, 60), pad=7)]
+
+
+@pytest.mark.parametrize("c", PADDING, ids=lambda c: c.id)
+def test_incre_flash_attention_left_padding(c):
+    out = check_case(c)
+    start = [c.s - max(c.pad, 0) - n for n in c.lens]
+    for b, st in enumerate(start):
+        assert bool(out[b].float().abs().any()) == (st >= 0)
+
+
+def test_incre_flash_attention_left_padding_window_is_read():
+    """With padding P the window is [S-P-L, S-P): equals right padding on the shifted cache."""
+    c = Case(b=1, lens=(30,), pad=10, dtype="fp16")
+    args = build(c)
+    out = cann_attention.incre_flash_attention(**args)
+    shifted = dict(args, kv_padding_size=None,
+                   key=args["key"][:, 56:86].contiguous(), value=args["value"][:, 56:86].contiguous())
+    torch.testing.assert_close(out, cann_attention.incre_flash_attention(**shifted))
+
+
+@pytest.mark.parametrize("case", ["no_lengths", "paged"])
+def test_incre_flash_attention_padding_silently_ignored(case):
+    if case == "no_lengths":
+        c = Case(pad=30)
+    else:
+        c = Case(b=2, s=64, paged="PA3", block_size=16, lens=(64, 20), pad=30)
+    args = build(c)
+    out = cann_attention.incre_flash_attention(**args)
+    plain = cann_attention.incre_flash_attention(**dict(args, kv_padding_size=None))
+    assert torch.equal(out, plain)
+
+
+# ---- inner_precise, platforms (split-KV), tensor-list --------------------------------------
+def test_incre_flash_attention_inner_precise_has_no_semantic_effect():
+    c = Case(dtype="fp16", lens=(96, 31))
+    a = cann_attention.incre_flash_attention(**build(c))
+    b = cann_attention.incre_flash_attention(**build(replace(c, inner_precise=0)))
+    assert torch.equal(a, b)
+
+
+SPLIT = [Case(b=1, n1=8, n2=1, d=128, s=2048, lens=(2048,)),
+         Case(b=2, n1=16, n2=2, d=64, s=700, lens=(700, 3), mask="2-bool", pse="B"),
+         Case(b=2, s=600, paged="PA3", block_size=64, int8="channel", lens=(600, 200),
+              postquant="tensor")]
+
+
+@pytest.mark.parametrize("platform", [ASCEND_910B, ASCEND_A3, H100, H200, CPU],
+                         ids=lambda p: p.name)
+@pytest.mark.parametrize("c", SPLIT, ids=lambda c: c.id)
+def test_incre_flash_attention_split_kv_on_platform_plans(c, platform):
+    check_case(c, platform)
+
+
+def test_incre_flash_attention_tensor_list_mode():
+    """B tensors of batch 1, own S each (spec section 2): equals per-batch references."""
+    c = Case(b=3, s=50, dtype="fp16")
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 1, 8 * 64, generator=g).half()
+    ss = (50, 17, 33)
+    ks = [torch.randn(1, s, 2 * 64, generator=g).half() for s in ss]
+    vs = [torch.randn(1, s, 2 * 64, generator=g).half() for s in ss]
+    out = cann_attention.incre_flash_attention(q, ks, vs, num_heads=8, num_key_value_heads=2,
+                                               scale_value=0.125, kv_padding_size=[3])
+    for b in range(3):
+        expected = ref.incre_flash_attention(q[b:b + 1], ks[b], vs[b], num_heads=8,
+                                             num_key_value_heads=2, scale_value=0.125)
+        base = ref.incre_flash_attention(q[b:b + 1], ks[b], vs[b], num_heads=8,
+                                         num_key_value_heads=2, scale_value=0.125,
+                                         compute_dtype=torch.float16)
+        assert_close(out[b:b + 1], expected.float(), base.float())
+    del c
+    one = cann_attention.incre_flash_attention(q[:1], [ks[0]], [vs[0]], num_heads=8,
+                                               num_key_value_heads=2, scale_value=0.125)
+    torch.testing.assert_close(one, out[:1])
