@@ -45,7 +45,7 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
         batch, s1, q_all = query.shape[0], query.shape[1], query.flatten(0, 1)
     q_start, q_len = _lengths(actual_seq_lengths_query, layout_query, s1, batch)
     if layout_kv == "PA_BSND":
-        kv_start, kv_len = _lengths(actual_seq_lengths_kv, "BSND", None, batch)
+        kv_start, kv_len = _lengths(actual_seq_lengths_kv, "BSND", 0, batch)
     else:
         s2 = key.shape[0] if layout_kv == "TND" else key.shape[1]
         kv_start, kv_len = _lengths(actual_seq_lengths_kv, layout_kv, s2, batch)
@@ -95,8 +95,8 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
         o = torch.where(valid.unsqueeze(-1), o, torch.zeros_like(o))
         rows = slice(q_start[b], q_start[b] + lq)
         out[rows] = o.transpose(0, 1).float()
-        mx[rows] = torch.where(valid, m, torch.full_like(m, SOFTMAX_MIN)).T.float()
-        sm[rows] = torch.where(valid, l, torch.zeros_like(l)).T.float()
+        mx[rows] = torch.where(valid, m.float(), torch.full((), SOFTMAX_MIN)).T
+        sm[rows] = torch.where(valid, l.float(), torch.zeros(())).T
 
     out = out.to(query.dtype).reshape(query.shape)
     if layout_query == "BNSD":
