@@ -85,7 +85,7 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
     smax = torch.full((rows + 1, p.n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
     ssum = torch.zeros(rows + 1, p.n1, dtype=torch.float32, device=dev)
     sched = tiling.schedule
-    ws = osm.init_state((sched.num_slots, g, bs1), d, dev)      # workspace of split tasks
+    ws = osm.init_state((sched.num_slots, g * bs1), d, dev)     # workspace of split tasks
 
     task_b = tiling.task_batch.to(dev)
     task_h2 = tiling.task_kv_head.to(dev)
@@ -106,7 +106,9 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
         return b, heads, i, i < q_lens[b].unsqueeze(-1)
 
     def write(tid, m, l, acc):
+        """Finalize flattened [n, G*bs1] states (sink once) and store their valid rows."""
         b, heads, i, row_ok = tile_rows(tid)
+        m, l, acc = m.view(-1, g, bs1), l.view(-1, g, bs1), acc.view(-1, g, bs1, d)
         sink = None if sinks is None else sinks[heads].unsqueeze(-1).expand_as(m)
         o, mm, ll = osm.finalize(m, l, acc, sink)
         r = torch.where(row_ok, q_start[b].unsqueeze(-1) + i, torch.full_like(i, trash))
@@ -124,8 +126,10 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
         b, heads, i, row_ok = tile_rows(tid)
         i_c = torch.minimum(i, (q_lens[b] - 1).unsqueeze(-1))
         qpos = i + delta[b].unsqueeze(-1)
-        q_tile = q_all[(q_start[b].unsqueeze(-1) + i_c)[:, None, :], heads[:, :, None]].float()
-        m, l, acc = osm.init_state((len(piece), g, bs1), d, dev)
+        q_tile = q_all[(q_start[b].unsqueeze(-1) + i_c)[:, None, :], heads[:, :, None]]
+        q_tile = q_tile.float().flatten(1, 2)                   # [n, G*bs1, D], head-major rows
+        n = len(piece)
+        m, l, acc = osm.init_state((n, g * bs1), d, dev)
         for step_k in range(int((end - begin).max())):
             step = begin + step_k
             active = step < end
@@ -138,7 +142,7 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
             k_tile = key[kv_row, h2].float()                                   # [n, bs2, D]
             v_tile = value[kv_row, h2].float()
             tiling.platform.assert_fits(usage, "flash_attention step")
-            scores = torch.matmul(q_tile, k_tile.unsqueeze(1).transpose(-1, -2))
+            scores = torch.bmm(q_tile, k_tile.transpose(1, 2)).view(n, g, bs1, bs2)
             scores = scores * p.scale_value                                    # [n, G, bs1, bs2]
             if pse is not None:
                 pb = b if pse.shape[0] > 1 else torch.zeros_like(b)
@@ -152,7 +156,7 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
                     b[partial, None, None, None], heads[partial, :, None, None],
                     qpos[partial, None, :, None], kpos[partial, None, None, :])
             scores = scores.masked_fill(~vis, float("-inf"))
-            m, l, acc = osm.update(m, l, acc, scores, v_tile.unsqueeze(1), p_dtype)
+            m, l, acc = osm.update(m, l, acc, scores.view(n, g * bs1, bs2), v_tile, p_dtype)
         slot = sched.piece_slot[piece].to(dev)
         whole = slot < 0
         write(tid[whole], m[whole], l[whole], acc[whole])
