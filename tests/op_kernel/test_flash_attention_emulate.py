@@ -151,6 +151,11 @@ def test_split_k_decode_many_partition_counts_equal_no_split():
                   learnable_sink=torch.randn(8), return_softmax_lse=True)
     with cann_attention.use(platform=_platform(1)):
         ref_out, ref_max, ref_sum = OP(q, k, v, 0.125, **kwargs)
+    from cann_attention.op_host.flash_attention import params as fa_params, tiling as fa_tiling
+    kw_parse = {k: v for k, v in kwargs.items() if k != "return_softmax_lse"}
+    p = fa_params.parse(q, k, v, 0.125, **kw_parse)
+    slots = {c: fa_tiling.plan(p, _platform(c)).schedule.num_slots for c in (1, 8, 132)}
+    assert slots[1] == 0 and 0 < slots[8] < slots[132]            # the splits really differ
     for cores in (2, 3, 5, 8, 13, 24, 64, 132):
         with cann_attention.use(platform=_platform(cores)):
             out, smax, ssum = OP(q, k, v, 0.125, **kwargs)
