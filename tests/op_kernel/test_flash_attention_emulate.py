@@ -231,3 +231,14 @@ def test_device_plans_run_on_cpu(platform):
     q, k, v = dense(1, 70, 300, 8, 2, 128, torch.float16)
     check_against_reference((q, k, v, 0.09), dict(sparse_mode=3, chunk_size=100),
                             platform=getattr(pf, platform))
+
+
+@pytest.mark.parametrize("which", ["kv", "query"])
+def test_zero_length_sequences_everywhere(which):
+    """No work at all (every L_k or every L_q is 0): zeros and (-2e38, 0), nothing scheduled."""
+    q, k, v = dense(2, 3, 4, 2, 1, 16, torch.bfloat16)
+    lengths = {f"actual_seq_lengths_{which}": torch.tensor([0, 0], dtype=torch.int32)}
+    out, smax, ssum = check_against_reference((q, k, v, 1.0), lengths)
+    assert (out == 0).all()
+    if which == "kv":
+        assert (smax == -2e38).all() and (ssum == 0).all()
