@@ -7,11 +7,13 @@
 - ``torch.ops.custom.npu_incre_flash_attention`` (decode attention; ``incre_flash_attention``
   is MindSpore's Python form)
 - ``torch.ops.custom.npu_nsa_compress_attention`` (NSA compressed attention + block top-k)
+- ``torch.ops.custom.npu_flash_attention`` (MAX-style dense flash attention, masks as functors)
 
 Each op runs on CPU tensors through its emulator (the same tiling plan as the device kernels),
 and on CUDA / NPU tensors through the back ends listed in its capability table. See README.md.
 """
 from .config import config, use
+from .flash_attention import npu_flash_attention
 from .incre_flash_attention import incre_flash_attention, npu_incre_flash_attention
 from .lightning_indexer import npu_lightning_indexer
 from .nsa_compress_attention import npu_nsa_compress_attention
@@ -19,4 +21,5 @@ from .sparse_flash_attention import npu_sparse_flash_attention
 
 __version__ = "0.1.0"
 __all__ = ["config", "use", "npu_sparse_flash_attention", "npu_lightning_indexer",
-           "npu_incre_flash_attention", "incre_flash_attention", "npu_nsa_compress_attention"]
+           "npu_incre_flash_attention", "incre_flash_attention", "npu_nsa_compress_attention",
+           "npu_flash_attention"]

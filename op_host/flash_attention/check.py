@@ -1,0 +1,209 @@
+"""Every validation rule of spec/flash_attention.md section 9.4 (+ the decisions of section 12).
+
+Rule numbers in the comments are this module's (the spec lists the rules without numbers, in
+FIA's order); docs/flash_attention.md lists them with the spec sentence each one implements.
+Rule 1 (argument types) is applied while parsing. The project's own rules (marked P) refuse
+what would let a kernel read outside a tensor: lengths beyond the tensors, masks of the wrong
+shape, page-table entries outside the cache.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..common.layouts import Layout
+from ..common.mask_spec import SparseMode
+from ..common.seqlens import check_counts, check_prefix_sums
+from .params import CHECK, FlashAttentionParams
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+INT_DTYPES = (torch.int32, torch.int64)
+MASK_DTYPES = (torch.bool, torch.int8, torch.uint8)
+MAX_GROUP = 64            # FIA: N1 / N2 <= 64
+MAX_HEAD_DIM = 512
+HEAD_DIM_ALIGN = 16
+MAX_BLOCK_SIZE = 512      # FIA paged-attention limits
+BLOCK_SIZE_ALIGN = 16
+
+
+def _name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def check(p: FlashAttentionParams) -> None:
+    c = CHECK
+    q, k, v = p.query, p.key, p.value
+    # 2. dtypes: fp16 / bf16 (fp32 on CPU and GPU back ends), all equal
+    c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16, bfloat16 or float32",
+                   _name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {_name(q.dtype)} (= query)", _name(k.dtype))
+    c.require_type(v.dtype == q.dtype, "value", f"dtype {_name(q.dtype)} (= query)",
+                   _name(v.dtype))
+    # 3. layouts and their pairing
+    q_layout = Layout.parse(p.layout_query, (Layout.BSND, Layout.TND, Layout.BNSD), c,
+                            "layout_query")
+    kv_layout = Layout.parse(p.layout_kv, (Layout.BSND, Layout.TND, Layout.PA_BSND), c,
+                             "layout_kv")
+    dense_kv = Layout.TND if q_layout is Layout.TND else Layout.BSND
+    c.require(kv_layout in (dense_kv, Layout.PA_BSND), "layout_kv",
+              f"{dense_kv.value} or PA_BSND with layout_query {q_layout.value}", kv_layout.value)
+    # 4. scale_value finite
+    c.require(math.isfinite(p.scale_value), "scale_value", "a finite number", p.scale_value)
+    # 5. sparse_mode, atten_mask requirement, band
+    c.require(p.sparse_mode in tuple(int(m) for m in SparseMode), "sparse_mode",
+              "one of 0, 1, 2, 3, 4", p.sparse_mode)
+    if p.sparse_mode == SparseMode.ALL_MASK:
+        c.require(p.atten_mask is not None, "atten_mask", "a tensor when sparse_mode is 1",
+                  "None")
+    if p.sparse_mode == SparseMode.BAND:
+        c.require(p.pre_tokens + p.next_tokens >= 0, "pre_tokens/next_tokens",
+                  "pre_tokens + next_tokens >= 0 (a non-empty band) for sparse_mode 4",
+                  f"{p.pre_tokens} + {p.next_tokens}")
+    # 6. chunk_size
+    if p.chunk_size is not None:
+        c.require(p.chunk_size >= 1, "chunk_size", "None or an integer >= 1", p.chunk_size)
+    # 7. ranks and empty tensors
+    q_rank = 3 if q_layout is Layout.TND else 4
+    kv_rank = 3 if kv_layout is Layout.TND else 4
+    c.require(q.rank == q_rank, "query", f"rank {q_rank} for layout {q_layout.value}",
+              f"shape {q.shape}")
+    c.require(k.rank == kv_rank, "key", f"rank {kv_rank} for layout {kv_layout.value}",
+              f"shape {k.shape}")
+    c.require(all(s > 0 for s in q.shape), "query", "no zero dimension", f"shape {q.shape}")
+    c.require(all(s > 0 for s in k.shape), "key", "no zero dimension", f"shape {k.shape}")
+    # 8. value shape = key shape (D_v = D_qk: MLA is not supported)
+    c.require(v.shape == k.shape, "value", f"shape {k.shape} (= key)", v.shape)
+    # 9. heads
+    n1, n2 = p.n1, p.n2
+    c.require(n1 % n2 == 0, "key", f"N2 (key.shape[-2]) dividing N1={n1}", n2)
+    c.require(n1 // n2 <= MAX_GROUP, "key", f"N1 / N2 <= {MAX_GROUP}", f"{n1} / {n2}")
+    # 10. head dim
+    d = q.shape[-1]
+    c.require(d % HEAD_DIM_ALIGN == 0 and 0 < d <= MAX_HEAD_DIM, "query",
+              f"D (last dim) a multiple of {HEAD_DIM_ALIGN} in [16, {MAX_HEAD_DIM}]", d)
+    c.require(k.shape[-1] == d, "key", f"D (last dim) == {d} (= query)", k.shape[-1])
+    # 11. length vectors: dtype, presence, one entry per batch
+    aq, akv = p.actual_seq_lengths_query, p.actual_seq_lengths_kv
+    for name, meta in (("actual_seq_lengths_query", aq), ("actual_seq_lengths_kv", akv)):
+        if meta is not None:
+            c.require_type(meta.dtype in INT_DTYPES, name, "dtype int32 or int64",
+                           _name(meta.dtype))
+            c.require(meta.rank == 1 and meta.numel > 0, name, "a non-empty 1-D tensor",
+                      f"shape {meta.shape}")
+    if q_layout is Layout.TND:
+        c.require(aq is not None, "actual_seq_lengths_query", "a tensor when layout_query is TND",
+                  "None")
+    if kv_layout in (Layout.TND, Layout.PA_BSND):
+        c.require(akv is not None, "actual_seq_lengths_kv",
+                  f"a tensor when layout_kv is {kv_layout.value}", "None")
+    batch = p.batch
+    for name, meta in (("actual_seq_lengths_query", aq), ("actual_seq_lengths_kv", akv)):
+        if meta is not None:
+            c.require(meta.numel == batch, name, f"{batch} elements (B)", meta.numel)
+    if kv_layout is Layout.BSND:
+        c.require(k.shape[0] == batch, "key", f"shape[0] == B={batch}", f"shape {k.shape}")
+    # 12. paged cache
+    _check_paged(p, kv_layout, batch)
+    # 13. lengths inside the tensors
+    _check_lengths(p, q_layout, kv_layout)
+    # 14. atten_mask / 15. pse_shift
+    _check_mask_and_pse(p, q_layout)
+    # 16. learnable_sink
+    sink = p.learnable_sink
+    if sink is not None:
+        c.require(sink.shape == (n1,), "learnable_sink", f"shape ({n1},) (N1)", sink.shape)
+        c.require_type(sink.dtype in (torch.float32, q.dtype), "learnable_sink",
+                       f"dtype float32 or {_name(q.dtype)} (= query)", _name(sink.dtype))
+
+
+def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None:
+    c, bt = CHECK, p.block_table
+    if kv_layout is not Layout.PA_BSND:
+        c.require(bt is None, "block_table", f"None when layout_kv is {kv_layout.value}",
+                  f"a tensor of shape {bt.shape}" if bt is not None else None)
+        return
+    c.require(bt is not None, "block_table", "a tensor when layout_kv is PA_BSND", "None")
+    c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", _name(bt.dtype))
+    c.require(bt.rank == 2 and bt.shape[1] > 0, "block_table",
+              "rank 2 (B, max_blocks_per_seq) with max_blocks_per_seq > 0", f"shape {bt.shape}")
+    c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}", f"shape {bt.shape}")
+    bs = p.block_size
+    c.require(0 < bs <= MAX_BLOCK_SIZE and bs % BLOCK_SIZE_ALIGN == 0, "key",
+              f"block_size (key.shape[1]) a multiple of {BLOCK_SIZE_ALIGN} in "
+              f"(0, {MAX_BLOCK_SIZE}]", bs)
+
+
+def _check_lengths(p: FlashAttentionParams, q_layout: Layout, kv_layout: Layout) -> None:
+    """(P) Per-batch lengths inside the tensors; TND prefix sums end exactly at T."""
+    c = CHECK
+    aq, akv = p.actual_seq_lengths_query, p.actual_seq_lengths_kv
+    if q_layout is Layout.TND:
+        check_prefix_sums(c, "actual_seq_lengths_query", aq.values, p.query.shape[0], "T1")
+        c.require(aq.values[-1] == p.query.shape[0], "actual_seq_lengths_query",
+                  f"a last element == T1={p.query.shape[0]}", aq.values[-1])
+    elif aq is not None:
+        check_counts(c, "actual_seq_lengths_query", aq.values, p.s1, "S1")
+    if kv_layout is Layout.TND:
+        check_prefix_sums(c, "actual_seq_lengths_kv", akv.values, p.key.shape[0], "T2")
+        c.require(akv.values[-1] == p.key.shape[0], "actual_seq_lengths_kv",
+                  f"a last element == T2={p.key.shape[0]}", akv.values[-1])
+    elif akv is not None:
+        cap = "max_blocks_per_seq*block_size" if kv_layout is Layout.PA_BSND else "S2"
+        check_counts(c, "actual_seq_lengths_kv", akv.values, p.s2, cap)
+
+
+def _key_extent_rule(p: FlashAttentionParams) -> tuple[str, callable]:
+    """What the last dim of atten_mask / pse_shift must be: S2, or >= the longest key length."""
+    if p.kv_layout is Layout.PA_BSND:
+        need = max(p.kv_lens)
+        return f">= max(actual_seq_lengths_kv)={need}", lambda n: n >= need
+    return f"== S2={p.s2}", lambda n: n == p.s2
+
+
+def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
+    c = CHECK
+    am, pse = p.atten_mask, p.pse_shift
+    for name, meta in (("atten_mask", am), ("pse_shift", pse)):
+        if meta is not None:
+            c.require(q_layout is not Layout.TND, name,
+                      "None with layout_query TND (supported with BSND / BNSD only)",
+                      f"a tensor of shape {meta.shape}")
+    if q_layout is Layout.TND:
+        return
+    b, n1, s1 = p.batch, p.n1, p.s1
+    extent_text, extent_ok = _key_extent_rule(p)
+    if am is not None and p.sparse_mode in (SparseMode.DEFAULT, SparseMode.ALL_MASK):
+        c.require_type(am.dtype in MASK_DTYPES, "atten_mask", "dtype bool, int8 or uint8",
+                       _name(am.dtype))
+        lead_ok = am.shape[:-2] in ((), (1,), (b, 1), (1, 1))
+        c.require(lead_ok and am.rank >= 2 and am.shape[-2] == s1, "atten_mask",
+                  f"shape (S1, S2), (1, S1, S2), ({b}, 1, S1, S2) or (1, 1, S1, S2) with "
+                  f"S1={s1}", f"shape {am.shape}")
+        c.require(extent_ok(am.shape[-1]), "atten_mask", f"last dim {extent_text}",
+                  am.shape[-1])
+    if pse is not None:
+        c.require_type(pse.dtype in FLOAT_DTYPES, "pse_shift",
+                       "dtype float16, bfloat16 or float32", _name(pse.dtype))
+        c.require(pse.rank == 4 and pse.shape[0] in (1, b) and pse.shape[1:3] == (n1, s1),
+                  "pse_shift", f"shape ({b} or 1, N1={n1}, S1={s1}, S2)", f"shape {pse.shape}")
+        c.require(extent_ok(pse.shape[-1]), "pse_shift", f"last dim {extent_text}",
+                  pse.shape[-1])
+
+
+def check_block_table_entries(p: FlashAttentionParams, block_table: torch.Tensor) -> None:
+    """(P) The pages that hold a batch's first L_k tokens must lie inside the cache.
+
+    Entries past ceil(L_k / block_size) are never read and may hold anything (often -1).
+    One device-to-host transfer of a boolean.
+    """
+    if p.kv_layout is not Layout.PA_BSND:
+        return
+    pages = torch.tensor([-(-n // p.block_size) for n in p.kv_lens], device=block_table.device)
+    used = torch.arange(block_table.shape[1], device=block_table.device)[None, :] < pages[:, None]
+    bad = used & ((block_table < 0) | (block_table >= p.key.shape[0]))
+    if bool(bad.any()):
+        b, j = (int(x) for x in bad.nonzero()[0].tolist())
+        CHECK.fail("block_table", f"entries in [0, block_num={p.key.shape[0]}) for the pages "
+                   f"that hold the first actual_seq_lengths_kv tokens",
+                   f"block_table[{b}, {j}] = {int(block_table[b, j])}")

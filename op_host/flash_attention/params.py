@@ -1,0 +1,192 @@
+"""CANN arguments of npu_flash_attention -> a frozen FlashAttentionParams.
+
+Parsing reads shapes, dtypes and the per-batch length vectors and validates only Python types;
+``check.check(params)`` applies every rule of spec/flash_attention.md section 9.4 (and 12).
+The derived quantities (B, N1, N2, per-batch lengths, row offsets) are valid after the check.
+
+Canonical views used by every back end: the query as rows x N1 x D (BSND: row = b*S1 + i;
+TND: row = start(b) + i; BNSD is transposed to BSND first) and the keys as rows x N2 x D
+(BSND: b*S2 + j; TND: start(b) + j; PA_BSND: page*block_size + slot through block_table).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..common.errors import Checker
+from ..common.layouts import Layout
+from ..common.mask_spec import INT64_MAX, MaskSpec
+from ..common.seqlens import counts_from_prefix_sums, starts_from_counts
+from ..common.tensor_meta import TensorMeta
+
+OP = "npu_flash_attention"
+CHECK = Checker(OP)
+
+
+@dataclass(frozen=True)
+class FlashAttentionParams:
+    query: TensorMeta
+    key: TensorMeta
+    value: TensorMeta
+    scale_value: float
+    atten_mask: TensorMeta | None
+    pse_shift: TensorMeta | None
+    block_table: TensorMeta | None
+    actual_seq_lengths_query: TensorMeta | None
+    actual_seq_lengths_kv: TensorMeta | None
+    learnable_sink: TensorMeta | None
+    layout_query: str
+    layout_kv: str
+    sparse_mode: int
+    pre_tokens: int
+    next_tokens: int
+    chunk_size: int | None
+    return_softmax_lse: bool
+
+    # ---- derived (valid after check) -------------------------------------------------------
+    @property
+    def q_layout(self) -> Layout:
+        return Layout(self.layout_query)
+
+    @property
+    def kv_layout(self) -> Layout:
+        return Layout(self.layout_kv)
+
+    @property
+    def batch(self) -> int:
+        if self.q_layout is Layout.TND:
+            return self.actual_seq_lengths_query.numel
+        return self.query.shape[0]
+
+    @property
+    def n1(self) -> int:
+        return self.query.shape[1] if self.q_layout is Layout.BNSD else self.query.shape[-2]
+
+    @property
+    def n2(self) -> int:
+        return self.key.shape[-2]
+
+    @property
+    def group(self) -> int:
+        return self.n1 // self.n2
+
+    @property
+    def d(self) -> int:
+        return self.query.shape[-1]
+
+    @property
+    def s1(self) -> int:
+        """Query rows per batch slot (BSND / BNSD) or in total (TND)."""
+        if self.q_layout is Layout.TND:
+            return self.query.shape[0]
+        return self.query.shape[2] if self.q_layout is Layout.BNSD else self.query.shape[1]
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the canonical (rows, N1, D) query view."""
+        return self.s1 if self.q_layout is Layout.TND else self.batch * self.s1
+
+    @property
+    def block_size(self) -> int:
+        return self.key.shape[1]
+
+    @property
+    def s2(self) -> int:
+        """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
+        if self.kv_layout is Layout.BSND:
+            return self.key.shape[1]
+        if self.kv_layout is Layout.TND:
+            return self.key.shape[0]
+        return self.block_table.shape[1] * self.block_size
+
+    @property
+    def q_lens(self) -> tuple[int, ...]:
+        aq = self.actual_seq_lengths_query
+        if self.q_layout is Layout.TND:
+            return counts_from_prefix_sums(aq.values)
+        return aq.values if aq is not None else (self.s1,) * self.batch
+
+    @property
+    def q_row_starts(self) -> tuple[int, ...]:
+        if self.q_layout is Layout.TND:
+            return starts_from_counts(self.q_lens)
+        return tuple(b * self.s1 for b in range(self.batch))
+
+    @property
+    def kv_lens(self) -> tuple[int, ...]:
+        akv = self.actual_seq_lengths_kv
+        if self.kv_layout is Layout.TND:
+            return counts_from_prefix_sums(akv.values)
+        return akv.values if akv is not None else (self.s2,) * self.batch
+
+    @property
+    def kv_row_starts(self) -> tuple[int, ...]:
+        """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
+        if self.kv_layout is Layout.TND:
+            return starts_from_counts(self.kv_lens)
+        return tuple(b * self.key.shape[1] for b in range(self.batch))
+
+    @property
+    def mask_spec(self) -> MaskSpec:
+        return MaskSpec(self.sparse_mode, self.pre_tokens, self.next_tokens, self.chunk_size,
+                        self.atten_mask is not None)
+
+
+def lse_shape(query_shape, layout_query: str, n2: int, return_softmax_lse: bool) -> tuple:
+    """softmax_max / softmax_sum shape (spec 9.4): (B, N2, S1, G), (N2, T1, G), or (0,)."""
+    if not return_softmax_lse:
+        return (0,)
+    if layout_query == "TND":
+        t1, n1 = query_shape[0], query_shape[1]
+        return (n2, t1, n1 // n2)
+    if layout_query == "BNSD":
+        b, n1, s1 = query_shape[0], query_shape[1], query_shape[2]
+    else:
+        b, s1, n1 = query_shape[0], query_shape[1], query_shape[2]
+    return (b, n2, s1, n1 // n2)
+
+
+def _int_or_none(value):
+    return None if value is None else int(value)
+
+
+def parse(query, key, value, scale_value, *, atten_mask=None, pse_shift=None, block_table=None,
+          actual_seq_lengths_query=None, actual_seq_lengths_kv=None, learnable_sink=None,
+          layout_query="BSND", layout_kv="BSND", sparse_mode=0, pre_tokens=INT64_MAX,
+          next_tokens=INT64_MAX, chunk_size=None,
+          return_softmax_lse=False) -> FlashAttentionParams:
+    meta = TensorMeta.required
+    return FlashAttentionParams(
+        query=meta(query, CHECK, "query"),
+        key=meta(key, CHECK, "key"),
+        value=meta(value, CHECK, "value"),
+        scale_value=float(scale_value),
+        atten_mask=TensorMeta.of(atten_mask, CHECK, "atten_mask"),
+        pse_shift=TensorMeta.of(pse_shift, CHECK, "pse_shift"),
+        block_table=TensorMeta.of(block_table, CHECK, "block_table"),
+        actual_seq_lengths_query=TensorMeta.of(actual_seq_lengths_query, CHECK,
+                                               "actual_seq_lengths_query", read_values=True),
+        actual_seq_lengths_kv=TensorMeta.of(actual_seq_lengths_kv, CHECK,
+                                            "actual_seq_lengths_kv", read_values=True),
+        learnable_sink=TensorMeta.of(learnable_sink, CHECK, "learnable_sink"),
+        layout_query=layout_query,
+        layout_kv=layout_kv,
+        sparse_mode=int(sparse_mode),
+        pre_tokens=int(pre_tokens),
+        next_tokens=int(next_tokens),
+        chunk_size=_int_or_none(chunk_size),
+        return_softmax_lse=bool(return_softmax_lse),
+    )
+
+
+@dataclass(frozen=True)
+class FlashAttentionTensors:
+    """The tensors a back end reads; the plan and params say how to read them."""
+    query: torch.Tensor
+    key: torch.Tensor
+    value: torch.Tensor
+    atten_mask: torch.Tensor | None
+    pse_shift: torch.Tensor | None
+    block_table: torch.Tensor | None
+    learnable_sink: torch.Tensor | None
