@@ -21,6 +21,8 @@ def select_backend(op: str, table, params, device_type: str, dtype) -> str:
         return cap.name
     reasons = []
     for cap in table:
+        if not cap.auto:
+            continue
         reason = cap.unsupported(params, device_type, dtype)
         if reason is None:
             return cap.name

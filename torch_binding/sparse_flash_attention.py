@@ -34,6 +34,9 @@ def _run_backend(name, params, tiling, tensors):
     if name == "emulate":
         from .op_kernel.sparse_flash_attention import emulate
         return emulate.run(params, tiling, tensors)
+    if name == "triton":
+        from .op_kernel.sparse_flash_attention import triton as triton_kernel
+        return triton_kernel.run(params, tiling, tensors)
     raise AssertionError(f"back end {name} is listed as available but has no runner")
 
 

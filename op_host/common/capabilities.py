@@ -16,6 +16,7 @@ class BackendCapability:
     device_types: tuple[str, ...]              # torch device types it runs on
     dtypes: tuple                              # input dtypes
     status: str                                # one line for the README's op table
+    auto: bool = True                          # False: runs only when asked for by name
     available: Callable[[], str | None] = field(default=lambda: None)
     # extra per-call rule: params -> reason it is unsupported, or None
     rule: Callable[[object], str | None] = field(default=lambda params: None)
@@ -34,3 +35,27 @@ class BackendCapability:
 
 def not_built(what: str) -> Callable[[], str]:
     return lambda: f"not available: {what}"
+
+
+def triton_importable() -> str | None:
+    """None when Triton can be imported (GPU, or CPU with TRITON_INTERPRET=1), else why not."""
+    import importlib.util
+    return None if importlib.util.find_spec("triton") else "not available: triton is not installed"
+
+
+def triton_not_built(op: str) -> BackendCapability:
+    """The Triton entry of an op that has no Triton kernel yet."""
+    import torch
+    return BackendCapability(
+        name="triton", device_types=("cuda",), dtypes=(torch.float16, torch.bfloat16),
+        status="planned: no Triton kernel yet",
+        available=not_built(f"no Triton kernel for {op} yet"))
+
+
+def ascendc_not_built() -> BackendCapability:
+    """The AscendC entry every op lists until its kernel is built with the CANN toolchain."""
+    import torch
+    return BackendCapability(
+        name="ascendc", device_types=("npu",), dtypes=(torch.float16, torch.bfloat16),
+        status="not built: needs the CANN toolchain",
+        available=not_built("the AscendC kernel is not built in this package"))

@@ -6,25 +6,13 @@ from __future__ import annotations
 
 import torch
 
-from ..common.capabilities import BackendCapability, not_built
+from ..common.capabilities import BackendCapability, ascendc_not_built, triton_not_built
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
 CAPABILITIES = (
-    BackendCapability(
-        name="triton",
-        device_types=("cuda",),
-        dtypes=FP16_BF16,
-        status="planned (Triton kernel for Hopper)",
-        available=not_built("no Triton kernel for npu_lightning_indexer yet"),
-    ),
-    BackendCapability(
-        name="ascendc",
-        device_types=("npu",),
-        dtypes=FP16_BF16,
-        status="not built: needs the CANN toolchain",
-        available=not_built("the AscendC kernel is not built in this package"),
-    ),
+    triton_not_built("npu_lightning_indexer"),
+    ascendc_not_built(),
     BackendCapability(
         name="emulate",
         device_types=("cpu", "cuda", "npu"),

@@ -1,12 +1,13 @@
 """What each back end of npu_sparse_flash_attention runs (read by dispatch, tests, README).
 
-Order is preference: ``auto`` dispatch takes the first back end that supports the call.
+Order is preference: ``auto`` dispatch takes the first back end that supports the call and
+skips back ends marked ``auto=False`` (they run only when named in ``cann_attention.use``).
 """
 from __future__ import annotations
 
 import torch
 
-from ..common.capabilities import BackendCapability, not_built
+from ..common.capabilities import BackendCapability, ascendc_not_built, triton_importable
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
@@ -15,16 +16,12 @@ CAPABILITIES = (
         name="triton",
         device_types=("cuda",),
         dtypes=FP16_BF16,
-        status="planned (issue: Triton kernel for Hopper)",
-        available=not_built("no Triton kernel for npu_sparse_flash_attention yet"),
+        status="experimental, by name only: the plan's pieces as one Triton program each, "
+               "verified under Triton's interpreter (fp16); not yet run on a GPU",
+        available=triton_importable,
+        auto=False,
     ),
-    BackendCapability(
-        name="ascendc",
-        device_types=("npu",),
-        dtypes=FP16_BF16,
-        status="not built: needs the CANN toolchain",
-        available=not_built("the AscendC kernel is not built in this package"),
-    ),
+    ascendc_not_built(),
     BackendCapability(
         name="emulate",
         device_types=("cpu", "cuda", "npu"),

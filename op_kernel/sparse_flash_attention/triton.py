@@ -1,0 +1,157 @@
+"""Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
+
+The kernel executes the plan of op_host/sparse_flash_attention/tiling.py: one program per
+schedule piece (a task's run of steps on one core). Per step it reads ``ENTRIES`` index entries,
+expands them to ``BLOCK_S2`` positions (``SBS`` per entry), masks positions past the task's
+scan limit (window W and the first negative entry) and past the boundary tau, translates
+positions to key rows (page-table walk for PA_BSND), and runs the fp32 online softmax with P
+rounded to the input dtype before P.V; value is read from key. A piece that is a whole task
+writes the output and statistics; a piece of a split task writes (m, l, acc) to its workspace
+slot, and the slots are merged by the same log-sum-exp combine as the emulator's.
+Masked lanes load zeros and never address memory.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from cann_attention.op_host.common.layouts import Layout
+from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
+
+from ..common import online_softmax as osm
+
+
+@triton.jit
+def _sfa_piece_kernel(
+    q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
+    piece_task, piece_begin, piece_end, piece_slot,
+    task_row, task_batch, task_head, task_tau, task_limit,
+    out, smax, ssum, ws_m, ws_l, ws_acc,
+    scale, n1, k_entries, bt_stride, page_size,
+    HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
+    ENTRIES: tl.constexpr, DV: tl.constexpr, DR: tl.constexpr, PAGED: tl.constexpr,
+    HAS_SINKS: tl.constexpr,
+):
+    i_piece = tl.program_id(0)
+    i_task = tl.load(piece_task + i_piece)
+    step_begin = tl.load(piece_begin + i_piece)
+    step_end = tl.load(piece_end + i_piece)
+    slot = tl.load(piece_slot + i_piece)
+    row = tl.load(task_row + i_task)
+    batch = tl.load(task_batch + i_task)
+    head0 = tl.load(task_head + i_task)
+    tau = tl.load(task_tau + i_task)
+    limit = tl.load(task_limit + i_task)
+
+    o_h = tl.arange(0, HG_PAD)
+    m_h = o_h < HG
+    o_d = tl.arange(0, DV)
+    o_r = tl.arange(0, DR)
+    o_p = tl.arange(0, BLOCK_S2)
+    p_q = (row * n1 + head0 + o_h)[:, None]
+    b_qn = tl.load(q_nope + p_q * DV + o_d[None, :], mask=m_h[:, None], other=0.0)  # [HG_PAD, DV]
+    b_qr = tl.load(q_rope + p_q * DR + o_r[None, :], mask=m_h[:, None], other=0.0)  # [HG_PAD, DR]
+
+    b_m = tl.full([HG_PAD], float("-inf"), tl.float32)
+    b_l = tl.zeros([HG_PAD], tl.float32)
+    b_acc = tl.zeros([HG_PAD, DV], tl.float32)
+    kv_base = tl.load(kv_start + batch)
+    for step in range(step_begin, step_end):
+        o_e = step * ENTRIES + o_p // SBS                                   # [BLOCK_S2]
+        m_e = o_e < limit
+        b_blk = tl.load(idx + row * k_entries + o_e, mask=m_e, other=0).to(tl.int64)
+        o_pos = b_blk * SBS + o_p % SBS
+        m_pos = m_e & (o_pos < tau)            # skip blocks past tau, clip straddling ones
+        if PAGED:
+            b_page = tl.load(block_table + batch * bt_stride + o_pos // page_size, mask=m_pos,
+                             other=0).to(tl.int64)
+            o_kv = b_page * page_size + o_pos % page_size
+        else:
+            o_kv = kv_base + o_pos
+        o_kv = tl.where(m_pos, o_kv, 0)
+        b_kn = tl.load(key + o_kv[:, None] * DV + o_d[None, :], mask=m_pos[:, None],
+                       other=0.0)                                           # [BLOCK_S2, DV]
+        b_kr = tl.load(key_rope + o_kv[:, None] * DR + o_r[None, :], mask=m_pos[:, None],
+                       other=0.0)                                           # [BLOCK_S2, DR]
+        b_s = tl.dot(b_qn, tl.trans(b_kn)) + tl.dot(b_qr, tl.trans(b_kr))   # [HG_PAD, BLOCK_S2]
+        b_s = tl.where(m_pos[None, :], b_s * scale, float("-inf"))
+        b_m_new = tl.maximum(b_m, tl.max(b_s, 1))
+        b_base = tl.where(b_m_new == float("-inf"), 0.0, b_m_new)
+        b_alpha = tl.exp(b_m - b_base)
+        b_p = tl.exp(b_s - b_base[:, None])                                 # [HG_PAD, BLOCK_S2]
+        b_l = b_l * b_alpha + tl.sum(b_p, 1)
+        b_acc = b_acc * b_alpha[:, None] + tl.dot(b_p.to(b_kn.dtype), b_kn)
+        b_m = b_m_new
+
+    if slot >= 0:                                   # piece of a split task: to the workspace
+        tl.store(ws_m + slot * HG + o_h, b_m, mask=m_h)
+        tl.store(ws_l + slot * HG + o_h, b_l, mask=m_h)
+        tl.store(ws_acc + (slot * HG + o_h)[:, None] * DV + o_d[None, :], b_acc,
+                 mask=m_h[:, None])
+    else:
+        b_empty = b_l <= 0
+        if HAS_SINKS:
+            b_sink = tl.load(sinks + head0 + o_h, mask=m_h, other=0.0)
+            b_ms = tl.maximum(b_m, b_sink)
+            b_sc = tl.exp(b_m - b_ms)
+            b_l = b_l * b_sc + tl.exp(b_sink - b_ms)
+            b_acc = b_acc * b_sc[:, None]
+            b_m = b_ms
+        b_out = b_acc / tl.where(b_empty, 1.0, b_l)[:, None]
+        b_out = tl.where(b_empty[:, None], 0.0, b_out)
+        tl.store(out + p_q * DV + o_d[None, :], b_out.to(out.dtype.element_ty),
+                 mask=m_h[:, None])
+        tl.store(smax + row * n1 + head0 + o_h, tl.where(b_empty, -2e38, b_m), mask=m_h)
+        tl.store(ssum + row * n1 + head0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
+
+
+def run(p, tiling, t):
+    """Launch the piece kernel over the plan, then merge split tasks; same outputs as emulate."""
+    dev = t.query.device
+    rows, n1, k = p.num_rows, p.n1, p.k
+    hg = tiling.head_group
+    sched = tiling.schedule
+    idx = t.sparse_indices.reshape(rows, k)
+    negative = idx < 0
+    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
+                            torch.full((rows,), k, device=dev))
+    task_row = tiling.task_row.to(dev)
+    task_limit = torch.minimum(tiling.task_window.to(dev), first_neg[task_row])
+    out = torch.zeros(rows, n1, D, dtype=t.query.dtype, device=dev)
+    smax = torch.full((rows, n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
+    ssum = torch.zeros(rows, n1, dtype=torch.float32, device=dev)
+    ws_m, ws_l, ws_acc = osm.init_state((max(sched.num_slots, 1), hg), D, dev)
+    paged = p.kv_layout is Layout.PA_BSND
+    block_table = t.block_table if paged else idx        # any int tensor when unused
+    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
+    sinks = t.sinks if t.sinks is not None else ssum
+    if sched.num_pieces:
+        _sfa_piece_kernel[(sched.num_pieces,)](
+            t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(),
+            t.key.contiguous(), t.key_rope.contiguous(), block_table.contiguous(), kv_start,
+            sinks,
+            sched.piece_task.to(dev), sched.piece_step_begin.to(dev),
+            sched.piece_step_end.to(dev), sched.piece_slot.to(dev),
+            task_row, tiling.task_batch.to(dev), tiling.task_head.to(dev),
+            tiling.task_tau.to(dev), task_limit,
+            out, smax, ssum, ws_m, ws_l, ws_acc,
+            p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
+            HG=hg, HG_PAD=max(16, hg), BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
+            ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
+            HAS_SINKS=t.sinks is not None, num_warps=8, num_stages=tiling.stages)
+    if sched.num_slots:
+        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
+        split_tasks, group = torch.unique(slot_task, return_inverse=True)
+        m, l, acc = osm.combine(ws_m, ws_l, ws_acc, group, len(split_tasks))
+        heads = tiling.task_head.to(dev)[split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
+        o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
+        r = task_row[split_tasks].unsqueeze(-1)
+        out[r, heads] = o.to(out.dtype)
+        smax[r, heads] = mm
+        ssum[r, heads] = ll
+    shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
+    if not p.return_softmax_lse:
+        return (out.reshape(t.query.shape), torch.empty(shape, device=dev),
+                torch.empty(shape, device=dev))
+    return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)
