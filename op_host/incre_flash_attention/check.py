@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..common.layouts import Layout
+from ..common.paging import check_used_pages
 from ..common.seqlens import check_counts
 from .params import CHECK, IncreFlashAttentionParams
 
@@ -257,17 +258,8 @@ def _check_quant(p: IncreFlashAttentionParams, d: int) -> None:
 
 
 def check_block_table_entries(p: IncreFlashAttentionParams, block_table: torch.Tensor) -> None:
-    """(P) The pages that hold each batch's first L_b positions must lie inside the cache.
-
-    Entries past ceil(L_b / block_size) are never read and may hold anything (often -1).
-    """
+    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
     if not p.paged:
         return
-    pages = torch.tensor([-(-n // p.block_size) for n in p.kv_lens], device=block_table.device)
-    used = torch.arange(block_table.shape[1], device=block_table.device)[None, :] < pages[:, None]
-    bad = used & ((block_table < 0) | (block_table >= p.key.shape[0]))
-    if bool(bad.any()):
-        b, j = (int(x) for x in bad.nonzero()[0].tolist())
-        CHECK.fail("block_table", f"entries in [0, block_num={p.key.shape[0]}) for the pages "
-                   "that hold the first actual_seq_lengths positions",
-                   f"block_table[{b}, {j}] = {int(block_table[b, j])}")
+    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
+                     "actual_seq_lengths")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..common.layouts import Layout
+from ..common.paging import check_used_pages
 from ..common.seqlens import check_counts, check_prefix_sums
 from .params import CHECK, D, INT64_MAX, LightningIndexerParams
 
@@ -148,18 +149,8 @@ def _check_project_rules(p: LightningIndexerParams) -> None:
 
 
 def check_block_table_entries(p: LightningIndexerParams, block_table: torch.Tensor) -> None:
-    """(P) The pages that hold a batch's first Lk tokens must lie inside the cache.
-
-    Entries past ceil(Lk / block_size) are never read and may hold anything (often -1).
-    One device-to-host transfer of a boolean.
-    """
+    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
     if p.k_layout is not Layout.PA_BSND:
         return
-    pages = torch.tensor([-(-n // p.block_size) for n in p.k_lens], device=block_table.device)
-    used = torch.arange(block_table.shape[1], device=block_table.device)[None, :] < pages[:, None]
-    bad = used & ((block_table < 0) | (block_table >= p.key.shape[0]))
-    if bool(bad.any()):
-        b, j = (int(x) for x in bad.nonzero()[0].tolist())
-        CHECK.fail("block_table", f"entries in [0, block_count={p.key.shape[0]}) for the pages "
-                   f"that hold the first actual_seq_lengths_key tokens",
-                   f"block_table[{b}, {j}] = {int(block_table[b, j])}")
+    check_used_pages(CHECK, block_table, p.k_lens, p.block_size, p.key.shape[0],
+                     "actual_seq_lengths_key", "block_count")

@@ -171,6 +171,7 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
 
     out = _output_layout(p, out[:rows], t.query.shape)
     if not p.return_softmax_lse:
-        empty = torch.empty((0,), dtype=torch.float32, device=dev)
-        return out, empty, empty
+        # two tensors: outputs of a custom op must not alias each other
+        return (out, torch.empty((0,), dtype=torch.float32, device=dev),
+                torch.empty((0,), dtype=torch.float32, device=dev))
     return out, _stats_layout(p, smax[:rows]), _stats_layout(p, ssum[:rows])

@@ -61,9 +61,11 @@ def test_outputs_and_fake_shapes(case):
     assert m0.shape == (0,) and s0.shape == (0,)
 
 
+@pytest.mark.parametrize("lse", [True, False], ids=["lse", "no_lse"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_opcheck(case):
+def test_opcheck(case, lse):
     args, kwargs, _ = CASES[case]()
+    kwargs = dict(kwargs, return_softmax_lse=lse)   # no_lse: the two empty outputs must not alias
     torch.library.opcheck(OP, args, kwargs,
                           test_utils=("test_schema", "test_faketensor",
                                       "test_aot_dispatch_static"))

@@ -114,3 +114,4 @@ def test_cuda_tensors_run_through_the_emulator():
     ref = case.call(reference.sparse_flash_attention)[0]
     low = case.call(reference.sparse_flash_attention, compute_dtype=torch.bfloat16)[0]
     assert_close(out.cpu(), ref, low)
+
