@@ -18,6 +18,8 @@ Combinators follow MAX's names, which are in *masking* polarity (section 3, note
 """
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from cann_attention.op_host.common import mask_spec as ms
@@ -31,11 +33,12 @@ def _per_batch(value, b: torch.Tensor) -> torch.Tensor:
     return torch.full_like(b, int(value))
 
 
-class MaskFunctor:
-    """Base: subclasses define ``visible`` and ``tile_status``."""
+class MaskFunctor(abc.ABC):
+    """Base: subclasses define ``visible`` and may refine ``tile_status``."""
 
+    @abc.abstractmethod
     def visible(self, b, h, q, k) -> torch.Tensor:
-        raise NotImplementedError
+        """Boolean tensor broadcast from (batch, head, query position, key position)."""
 
     def tile_status(self, b, q_lo, q_hi, k_lo, k_hi) -> torch.Tensor:
         return torch.full(torch.broadcast_shapes(b.shape, q_lo.shape, k_lo.shape),
