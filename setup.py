@@ -36,5 +36,6 @@ setup(
     packages=_packages(),
     package_dir=ROOTS,
     install_requires=["torch>=2.4"],
-    extras_require={"test": ["pytest>=7"], "gpu": ["triton>=3.0"]},
+    # test: numpy is needed by Triton's interpreter, which runs the GPU kernel source on CPU
+    extras_require={"test": ["pytest>=7", "numpy"], "gpu": ["triton>=3.0"]},
 )

@@ -13,7 +13,7 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-triton = pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+triton = pytest.importorskip("triton", reason="Triton is not importable (pip install -e \".[test,gpu]\": triton, numpy)")
 
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, H200  # noqa: E402
