@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from itertools import accumulate
 
+from .layouts import Layout
+
 
 def counts_from_prefix_sums(prefix: tuple[int, ...]) -> tuple[int, ...]:
     """[c0, c0+c1, ...] (inclusive, no leading 0) -> [c0, c1, ...]."""
@@ -32,3 +34,20 @@ def check_prefix_sums(check, arg: str, prefix: tuple[int, ...], total: int, tota
     if prefix:
         check.require(prefix[-1] <= total, arg, f"a last prefix sum <= {total_name}={total}",
                       prefix[-1])
+
+
+def batch_lengths(layout, lengths, default: int, batch: int) -> tuple[int, ...]:
+    """Per-batch lengths of one side: prefix sums for TND, counts (or ``default``) otherwise.
+
+    ``lengths`` is the TensorMeta of ``actual_seq_lengths_*`` (values read on the host) or None.
+    """
+    if layout is Layout.TND:
+        return counts_from_prefix_sums(lengths.values)
+    return lengths.values if lengths is not None else (default,) * batch
+
+
+def batch_row_starts(layout, lens: tuple[int, ...], stride: int, batch: int) -> tuple[int, ...]:
+    """First row of each batch in the flattened (rows, ...) view: packed for TND, b * stride."""
+    if layout is Layout.TND:
+        return starts_from_counts(lens)
+    return tuple(b * stride for b in range(batch))

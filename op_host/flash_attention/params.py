@@ -17,7 +17,7 @@ import torch
 from ..common.errors import Checker
 from ..common.layouts import Layout
 from ..common.mask_spec import INT64_MAX, MaskSpec
-from ..common.seqlens import counts_from_prefix_sums, starts_from_counts
+from ..common.seqlens import batch_lengths, batch_row_starts
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_flash_attention"
@@ -102,30 +102,20 @@ class FlashAttentionParams:
 
     @property
     def q_lens(self) -> tuple[int, ...]:
-        aq = self.actual_seq_lengths_query
-        if self.q_layout is Layout.TND:
-            return counts_from_prefix_sums(aq.values)
-        return aq.values if aq is not None else (self.s1,) * self.batch
+        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
 
     @property
     def q_row_starts(self) -> tuple[int, ...]:
-        if self.q_layout is Layout.TND:
-            return starts_from_counts(self.q_lens)
-        return tuple(b * self.s1 for b in range(self.batch))
+        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
 
     @property
     def kv_lens(self) -> tuple[int, ...]:
-        akv = self.actual_seq_lengths_kv
-        if self.kv_layout is Layout.TND:
-            return counts_from_prefix_sums(akv.values)
-        return akv.values if akv is not None else (self.s2,) * self.batch
+        return batch_lengths(self.kv_layout, self.actual_seq_lengths_kv, self.s2, self.batch)
 
     @property
     def kv_row_starts(self) -> tuple[int, ...]:
         """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
-        if self.kv_layout is Layout.TND:
-            return starts_from_counts(self.kv_lens)
-        return tuple(b * self.key.shape[1] for b in range(self.batch))
+        return batch_row_starts(self.kv_layout, self.kv_lens, self.key.shape[1], self.batch)
 
     @property
     def mask_spec(self) -> MaskSpec:

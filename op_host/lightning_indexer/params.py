@@ -13,7 +13,7 @@ import torch
 
 from ..common.errors import Checker
 from ..common.layouts import Layout
-from ..common.seqlens import counts_from_prefix_sums, starts_from_counts
+from ..common.seqlens import batch_lengths, batch_row_starts
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_lightning_indexer"
@@ -82,30 +82,20 @@ class LightningIndexerParams:
 
     @property
     def q_lens(self) -> tuple[int, ...]:
-        aq = self.actual_seq_lengths_query
-        if self.q_layout is Layout.TND:
-            return counts_from_prefix_sums(aq.values)
-        return aq.values if aq is not None else (self.s1,) * self.batch
+        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
 
     @property
     def q_row_starts(self) -> tuple[int, ...]:
-        if self.q_layout is Layout.TND:
-            return starts_from_counts(self.q_lens)
-        return tuple(b * self.s1 for b in range(self.batch))
+        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
 
     @property
     def k_lens(self) -> tuple[int, ...]:
-        ak = self.actual_seq_lengths_key
-        if self.k_layout is Layout.TND:
-            return counts_from_prefix_sums(ak.values)
-        return ak.values if ak is not None else (self.s2,) * self.batch
+        return batch_lengths(self.k_layout, self.actual_seq_lengths_key, self.s2, self.batch)
 
     @property
     def k_row_starts(self) -> tuple[int, ...]:
         """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
-        if self.k_layout is Layout.TND:
-            return starts_from_counts(self.k_lens)
-        return tuple(b * self.key.shape[1] for b in range(self.batch))
+        return batch_row_starts(self.k_layout, self.k_lens, self.key.shape[1], self.batch)
 
 
 def output_shapes(query_shape, layout_query: str, sparse_count: int,
