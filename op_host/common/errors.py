@@ -54,3 +54,8 @@ class Checker:
     def require_type(self, ok: bool, arg: str, expected: str, actual: object) -> None:
         if not ok:
             self.fail_type(arg, expected, actual)
+
+
+def dtype_name(dtype) -> str:
+    """``torch.bfloat16`` -> ``bfloat16``, as the messages spell dtypes."""
+    return str(dtype).replace("torch.", "")

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..common.errors import dtype_name
 from ..common.layouts import Layout
 from ..common.paging import check_used_pages
 from ..common.mask_spec import SparseMode
@@ -28,19 +29,15 @@ MAX_BLOCK_SIZE = 512      # FIA paged-attention limits
 BLOCK_SIZE_ALIGN = 16
 
 
-def _name(dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def check(p: FlashAttentionParams) -> None:
     c = CHECK
     q, k, v = p.query, p.key, p.value
     # 2. dtypes: fp16 / bf16 (fp32 on CPU and GPU back ends), all equal
     c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16, bfloat16 or float32",
-                   _name(q.dtype))
-    c.require_type(k.dtype == q.dtype, "key", f"dtype {_name(q.dtype)} (= query)", _name(k.dtype))
-    c.require_type(v.dtype == q.dtype, "value", f"dtype {_name(q.dtype)} (= query)",
-                   _name(v.dtype))
+                   dtype_name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {dtype_name(q.dtype)} (= query)", dtype_name(k.dtype))
+    c.require_type(v.dtype == q.dtype, "value", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(v.dtype))
     # 3. layouts and their pairing
     q_layout = Layout.parse(p.layout_query, (Layout.BSND, Layout.TND, Layout.BNSD), c,
                             "layout_query")
@@ -89,7 +86,7 @@ def check(p: FlashAttentionParams) -> None:
     for name, meta in (("actual_seq_lengths_query", aq), ("actual_seq_lengths_kv", akv)):
         if meta is not None:
             c.require_type(meta.dtype in INT_DTYPES, name, "dtype int32 or int64",
-                           _name(meta.dtype))
+                           dtype_name(meta.dtype))
             c.require(meta.rank == 1 and meta.numel > 0, name, "a non-empty 1-D tensor",
                       f"shape {meta.shape}")
     if q_layout is Layout.TND:
@@ -115,7 +112,7 @@ def check(p: FlashAttentionParams) -> None:
     if sink is not None:
         c.require(sink.shape == (n1,), "learnable_sink", f"shape ({n1},) (N1)", sink.shape)
         c.require_type(sink.dtype in (torch.float32, q.dtype), "learnable_sink",
-                       f"dtype float32 or {_name(q.dtype)} (= query)", _name(sink.dtype))
+                       f"dtype float32 or {dtype_name(q.dtype)} (= query)", dtype_name(sink.dtype))
 
 
 def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None:
@@ -125,7 +122,7 @@ def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None
                   f"a tensor of shape {bt.shape}" if bt is not None else None)
         return
     c.require(bt is not None, "block_table", "a tensor when layout_kv is PA_BSND", "None")
-    c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", _name(bt.dtype))
+    c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", dtype_name(bt.dtype))
     c.require(bt.rank == 2 and bt.shape[1] > 0, "block_table",
               "rank 2 (B, max_blocks_per_seq) with max_blocks_per_seq > 0", f"shape {bt.shape}")
     c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}", f"shape {bt.shape}")
@@ -176,7 +173,7 @@ def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
     extent_text, extent_ok = _key_extent_rule(p)
     if am is not None and p.sparse_mode in (SparseMode.DEFAULT, SparseMode.ALL_MASK):
         c.require_type(am.dtype in MASK_DTYPES, "atten_mask", "dtype bool, int8 or uint8",
-                       _name(am.dtype))
+                       dtype_name(am.dtype))
         lead_ok = am.shape[:-2] in ((), (1,), (b, 1), (1, 1))
         c.require(lead_ok and am.rank >= 2 and am.shape[-2] == s1, "atten_mask",
                   f"shape (S1, S2), (1, S1, S2), ({b}, 1, S1, S2) or (1, 1, S1, S2) with "
@@ -185,7 +182,7 @@ def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
                   am.shape[-1])
     if pse is not None:
         c.require_type(pse.dtype in FLOAT_DTYPES, "pse_shift",
-                       "dtype float16, bfloat16 or float32", _name(pse.dtype))
+                       "dtype float16, bfloat16 or float32", dtype_name(pse.dtype))
         c.require(pse.rank == 4 and pse.shape[0] in (1, b) and pse.shape[1:3] == (n1, s1),
                   "pse_shift", f"shape ({b} or 1, N1={n1}, S1={s1}, S2)", f"shape {pse.shape}")
         c.require(extent_ok(pse.shape[-1]), "pse_shift", f"last dim {extent_text}",

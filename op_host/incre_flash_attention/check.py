@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.errors import dtype_name
 from ..common.layouts import Layout
 from ..common.paging import check_used_pages
 from ..common.seqlens import check_counts
@@ -30,23 +31,19 @@ MAX_KVH_PAGED = 65535
 INT32_MAX = 2**31 - 1
 
 
-def _name(dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def check(p: IncreFlashAttentionParams) -> None:
     c = CHECK
     q, k, v = p.query, p.key, p.value
     # dtypes of query / key / value (TypeError)
-    c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16", _name(q.dtype))
-    c.require_type(v.dtype == k.dtype, "value", f"dtype {_name(k.dtype)} (= key)", _name(v.dtype))
+    c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16", dtype_name(q.dtype))
+    c.require_type(v.dtype == k.dtype, "value", f"dtype {dtype_name(k.dtype)} (= key)", dtype_name(v.dtype))
     c.require_type(k.dtype in (q.dtype, torch.int8), "key",
-                   f"dtype {_name(q.dtype)} (= query) or int8", _name(k.dtype))
+                   f"dtype {dtype_name(q.dtype)} (= query) or int8", dtype_name(k.dtype))
     if k.dtype == torch.int8:
         c.require(p.antiquant_scale is not None, "antiquant_scale",
                   "a tensor when key/value are int8", "None")
     elif p.antiquant_scale is not None:
-        c.fail("key", "dtype int8 when antiquant_scale is given", _name(k.dtype))
+        c.fail("key", "dtype int8 when antiquant_scale is given", dtype_name(k.dtype))
     # input_layout (ValueError)
     c.require_value(p.input_layout in tuple(x.value for x in LAYOUTS), "input_layout",
                     "one of BSH/BNSD/BSND", repr(p.input_layout))
@@ -113,7 +110,7 @@ def _check_contiguous_kv(p: IncreFlashAttentionParams, layout: Layout, d: int) -
 
 def _check_paged(p: IncreFlashAttentionParams, layout: Layout, d: int) -> None:
     c, k, bt = CHECK, p.key, p.block_table
-    c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", _name(bt.dtype))
+    c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", dtype_name(bt.dtype))
     c.require(bt.rank == 2, "block_table", "rank 2 (B, max_block_num_per_seq)",
               f"shape {bt.shape}")
     c.require(bt.shape[0] == p.batch, "block_table", f"shape[0] == B={p.batch}",
@@ -124,7 +121,7 @@ def _check_paged(p: IncreFlashAttentionParams, layout: Layout, d: int) -> None:
     c.require(bs != 0, "block_size", "!= 0 when block_table is given", bs)
     align = 32 if k.dtype == torch.int8 else 16
     c.require(bs > 0 and bs % align == 0, "block_size",
-              f"a positive multiple of {align} for {_name(k.dtype)} key/value", bs)
+              f"a positive multiple of {align} for {dtype_name(k.dtype)} key/value", bs)
     c.require(bs <= MAX_PAGE_SIZE, "block_size", f"<= {MAX_PAGE_SIZE}", bs)
     c.require(p.actual_seq_lengths is not None, "actual_seq_lengths",
               "a list when block_table is given (page attention)", "None")
@@ -170,7 +167,7 @@ def _check_mask(p: IncreFlashAttentionParams) -> None:
     if m is None:
         return
     c.require_type(m.dtype in MASK_DTYPES, "attn_mask", "dtype bool, int8 or uint8",
-                   _name(m.dtype))
+                   dtype_name(m.dtype))
     ok = (m.rank in (2, 3, 4) and m.shape[0] == p.batch
           and all(x == 1 for x in m.shape[1:-1]))
     c.require(ok, "attn_mask", f"shape (B, S'), (B, 1, S') or (B, 1, 1, S') with B={p.batch}",
@@ -184,9 +181,9 @@ def _check_pse(p: IncreFlashAttentionParams, d: int) -> None:
     if pse is None:
         return
     c.require_type(pse.dtype in FLOAT_DTYPES, "pse_shift", "dtype float16 or bfloat16",
-                   _name(pse.dtype))
+                   dtype_name(pse.dtype))
     c.require_type(pse.dtype == p.query.dtype, "pse_shift",
-                   f"dtype {_name(p.query.dtype)} (= query)", _name(pse.dtype))
+                   f"dtype {dtype_name(p.query.dtype)} (= query)", dtype_name(pse.dtype))
     c.require(pse.rank == 4, "pse_shift", "rank 4 (1 or B, N, 1, S)", f"shape {pse.shape}")
     c.require(pse.shape[0] in (1, p.batch) and pse.shape[1] == p.n1 and pse.shape[2] == 1,
               "pse_shift", f"shape (1 or {p.batch}, {p.n1}, 1, S)", f"shape {pse.shape}")
@@ -211,14 +208,14 @@ def _check_antiquant(p: IncreFlashAttentionParams, layout: Layout, d: int) -> No
                   "a tensor")
         return
     c.require_type(sc.dtype == p.query.dtype, "antiquant_scale",
-                   f"dtype {_name(p.query.dtype)} (= query)", _name(sc.dtype))
+                   f"dtype {dtype_name(p.query.dtype)} (= query)", dtype_name(sc.dtype))
     want = antiquant_shape(layout, p.n2, d)
     c.require(sc.shape in (want, (2,)), "antiquant_scale",
               f"The shape of antiquant parameter {want} (per-channel) or (2,) (per-tensor)",
               f"shape {sc.shape}")
     if off is not None:
         c.require_type(off.dtype == sc.dtype, "antiquant_offset",
-                       f"dtype {_name(sc.dtype)} (= antiquant_scale)", _name(off.dtype))
+                       f"dtype {dtype_name(sc.dtype)} (= antiquant_scale)", dtype_name(off.dtype))
         c.require(off.shape == sc.shape, "antiquant_offset",
                   f"The shape of antiquant parameter {sc.shape} (= antiquant_scale)",
                   f"shape {off.shape}")
@@ -228,14 +225,14 @@ def _check_quant(p: IncreFlashAttentionParams, d: int) -> None:
     c = CHECK
     allowed = (torch.float32, torch.bfloat16) if p.query.dtype == torch.bfloat16 else (
         torch.float32,)
-    names = " or ".join(_name(x) for x in allowed)
+    names = " or ".join(dtype_name(x) for x in allowed)
     if p.quant_scale1 is not None:
         c.require_type(p.quant_scale1.dtype == torch.float32, "quant_scale1", "dtype float32",
-                       _name(p.quant_scale1.dtype))
+                       dtype_name(p.quant_scale1.dtype))
     for name in ("quant_scale2", "quant_offset2"):
         meta = getattr(p, name)
         if meta is not None:
-            c.require_type(meta.dtype in allowed, name, f"a {names} tensor", _name(meta.dtype))
+            c.require_type(meta.dtype in allowed, name, f"a {names} tensor", dtype_name(meta.dtype))
     for name in ("dequant_scale1", "quant_scale1", "dequant_scale2"):
         c.require(getattr(p, name) is None, name,
                   "None (not enabled: IFA supports no int8 query)", "a tensor")
@@ -248,7 +245,7 @@ def _check_quant(p: IncreFlashAttentionParams, d: int) -> None:
               f"1 element (per-tensor) or N*D={nd} elements (per-channel)", f"shape {sc.shape}")
     if off is not None:
         c.require_type(off.dtype == sc.dtype, "quant_offset2",
-                       f"dtype {_name(sc.dtype)} (= quant_scale2)", _name(off.dtype))
+                       f"dtype {dtype_name(sc.dtype)} (= quant_scale2)", dtype_name(off.dtype))
         c.require(off.shape == sc.shape, "quant_offset2", f"shape {sc.shape} (= quant_scale2)",
                   f"shape {off.shape}")
     if sc.numel > 1:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..common.errors import Checker
+from ..common.errors import Checker, dtype_name
 from ..common.layouts import Layout
 from ..common.tensor_meta import TensorMeta
 
@@ -151,7 +151,7 @@ def int_vector(value, check, arg: str) -> tuple[int, ...] | None:
         return None
     if isinstance(value, torch.Tensor):
         check.require_type(not value.is_floating_point() and value.dtype != torch.bool, arg,
-                           "an integer tensor (int64)", str(value.dtype).replace("torch.", ""))
+                           "an integer tensor (int64)", dtype_name(value.dtype))
         return tuple(int(v) for v in value.reshape(-1).tolist())
     if isinstance(value, (list, tuple)):
         check.require_type(all(isinstance(v, int) and not isinstance(v, bool) for v in value),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.errors import dtype_name
 from ..common.layouts import Layout
 from ..common.paging import check_used_pages
 from ..common.seqlens import check_counts, check_prefix_sums
@@ -22,10 +23,6 @@ MAX_SPARSE_COUNT = 2048
 EXTRA_SPARSE_COUNTS = (3072, 4096, 5120, 6144, 7168, 8192)   # newer torch_npu docs
 MAX_N1 = 64
 MAX_PAGE_SIZE = 1024
-
-
-def _dtype_name(dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def valid_sparse_count(k: int) -> bool:
@@ -58,17 +55,17 @@ def check(p: LightningIndexerParams) -> None:
                   "False when layout_key is PA_BSND", True)
     # dtypes
     c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
-                   _dtype_name(q.dtype))
-    c.require_type(k.dtype == q.dtype, "key", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(k.dtype))
+                   dtype_name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(k.dtype))
     c.require_type(w.dtype in (q.dtype, torch.float32), "weights",
-                   f"dtype {_dtype_name(q.dtype)} (= query) or float32", _dtype_name(w.dtype))
+                   f"dtype {dtype_name(q.dtype)} (= query) or float32", dtype_name(w.dtype))
     for name, meta in (("actual_seq_lengths_query", p.actual_seq_lengths_query),
                        ("actual_seq_lengths_key", p.actual_seq_lengths_key),
                        ("block_table", p.block_table)):
         if meta is not None:
             c.require_type(meta.dtype == torch.int32, name, "dtype int32",
-                           _dtype_name(meta.dtype))
+                           dtype_name(meta.dtype))
     # ranks and empty tensors
     q_rank = 4 if q_layout is Layout.BSND else 3
     k_rank = 3 if k_layout is Layout.TND else 4

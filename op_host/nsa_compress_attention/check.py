@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.errors import dtype_name
 from ..common.seqlens import check_prefix_sums, counts_from_prefix_sums
 from .params import CHECK, NsaCompressAttentionParams
 
@@ -27,20 +28,16 @@ MAX_CMP_LEN = 14000
 GROUP_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
-def _dtype_name(dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def check(p: NsaCompressAttentionParams) -> None:
     c = CHECK
     q, k, v = p.query, p.key, p.value
     # 16. dtypes: fp16 / bf16, all equal
     c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
-                   _dtype_name(q.dtype))
-    c.require_type(k.dtype == q.dtype, "key", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(k.dtype))
-    c.require_type(v.dtype == q.dtype, "value", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(v.dtype))
+                   dtype_name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(k.dtype))
+    c.require_type(v.dtype == q.dtype, "value", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(v.dtype))
     # 7. layout TND: 3-D tensors ("Get unsupported layout" for anything else)
     for name, meta in (("query", q), ("key", k), ("value", v)):
         c.require(meta.rank == 3, name, "a 3-D tensor (T, N, D): only layout TND is supported",
@@ -121,7 +118,7 @@ def check(p: NsaCompressAttentionParams) -> None:
         if meta is None:
             continue
         c.require_type(meta.dtype in MASK_DTYPES, name, "dtype bool or uint8",
-                       _dtype_name(meta.dtype))
+                       dtype_name(meta.dtype))
         c.require(meta.shape == want, name,
                   f"shape {want} (max Sq, max {'C' if name == 'atten_mask' else 'ceil(C / M)'})",
                   meta.shape)

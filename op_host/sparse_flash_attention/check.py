@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.errors import dtype_name
 from ..common.layouts import Layout
 from ..common.paging import check_used_pages
 from ..common.seqlens import check_counts, check_prefix_sums
@@ -20,20 +21,16 @@ HEAD_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
 MAX_PAGE_SIZE = 1024
 
 
-def _dtype_name(dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def check(p: SparseFlashAttentionParams) -> None:
     c = CHECK
     q, k, v = p.query, p.key, p.value
     # 2. dtypes of query/key/value: fp16 or bf16, all equal
     c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
-                   _dtype_name(q.dtype))
-    c.require_type(k.dtype == q.dtype, "key", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(k.dtype))
-    c.require_type(v.dtype == q.dtype, "value", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(v.dtype))
+                   dtype_name(q.dtype))
+    c.require_type(k.dtype == q.dtype, "key", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(k.dtype))
+    c.require_type(v.dtype == q.dtype, "value", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(v.dtype))
     # 3. layouts
     q_layout = Layout.parse(p.layout_query, (Layout.BSND, Layout.TND), c, "layout_query")
     kv_layout = Layout.parse(p.layout_kv, (Layout.BSND, Layout.TND, Layout.PA_BSND), c,
@@ -126,16 +123,16 @@ def check(p: SparseFlashAttentionParams) -> None:
     c.require(si.shape[:-1] == want_idx and si.rank == q.rank, "sparse_indices",
               f"shape {want_idx + ('K',)}", si.shape)
     # 15. dtype consistency
-    c.require_type(kr.dtype == k.dtype, "key_rope", f"dtype {_dtype_name(k.dtype)} (= key)",
-                   _dtype_name(kr.dtype))
-    c.require_type(qr.dtype == q.dtype, "query_rope", f"dtype {_dtype_name(q.dtype)} (= query)",
-                   _dtype_name(qr.dtype))
+    c.require_type(kr.dtype == k.dtype, "key_rope", f"dtype {dtype_name(k.dtype)} (= key)",
+                   dtype_name(kr.dtype))
+    c.require_type(qr.dtype == q.dtype, "query_rope", f"dtype {dtype_name(q.dtype)} (= query)",
+                   dtype_name(qr.dtype))
     for name, meta in (("sparse_indices", si), ("block_table", bt),
                        ("actual_seq_lengths_query", p.actual_seq_lengths_query),
                        ("actual_seq_lengths_kv", p.actual_seq_lengths_kv)):
         if meta is not None:
             c.require_type(meta.dtype == torch.int32, name, "dtype int32",
-                           _dtype_name(meta.dtype))
+                           dtype_name(meta.dtype))
     # 16. required lengths
     aq, akv = p.actual_seq_lengths_query, p.actual_seq_lengths_kv
     if q_layout is Layout.TND:
@@ -177,7 +174,7 @@ def _check_project_rules(p: SparseFlashAttentionParams) -> None:
     if p.sinks is not None:
         c.require(p.sinks.shape == (p.n1,), "sinks", f"shape ({p.n1},) (N1)", p.sinks.shape)
         c.require_type(p.sinks.dtype == torch.float32, "sinks", "dtype float32",
-                       _dtype_name(p.sinks.dtype))
+                       dtype_name(p.sinks.dtype))
 
 
 def check_block_table_entries(p: SparseFlashAttentionParams, block_table: torch.Tensor) -> None:
