@@ -68,3 +68,22 @@ def finalize(m, l, acc, sinks: torch.Tensor | None = None):
     m = torch.where(empty, torch.full_like(m, SOFTMAX_MIN), m)
     l = torch.where(empty, torch.zeros_like(l), l)
     return out, m, l
+
+
+def route_pieces(slot: torch.Tensor, m, l, acc, workspace) -> torch.Tensor:
+    """Store the states of pieces of split tasks (``slot >= 0``) in their workspace slots.
+
+    Returns the mask of the pieces that are whole tasks, which the caller finalises directly.
+    """
+    whole = slot < 0
+    split = ~whole
+    for w, x in zip(workspace, (m, l, acc)):
+        w[slot[split]] = x[split]
+    return whole
+
+
+def merge_slots(schedule, workspace, device):
+    """(task ids, m, l, acc) of the tasks the schedule split, merged by ``combine``."""
+    slot_task = schedule.piece_task[schedule.piece_slot >= 0].to(device)
+    split_tasks, group = torch.unique(slot_task, return_inverse=True)
+    return (split_tasks,) + combine(*workspace, group, len(split_tasks))

@@ -157,17 +157,11 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
                     qpos[partial, None, :, None], kpos[partial, None, None, :])
             scores = scores.masked_fill(~vis, float("-inf"))
             m, l, acc = osm.update(m, l, acc, scores.view(n, g * bs1, bs2), v_tile, p_dtype)
-        slot = sched.piece_slot[piece].to(dev)
-        whole = slot < 0
+        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
         write(tid[whole], m[whole], l[whole], acc[whole])
-        split = ~whole
-        for w, val in zip(ws, (m, l, acc)):
-            w[slot[split]] = val[split]
 
     if sched.num_slots:
-        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
-        split_tasks, group = torch.unique(slot_task, return_inverse=True)
-        write(split_tasks, *osm.combine(*ws, group, len(split_tasks)))
+        write(*osm.merge_slots(sched, ws, dev))
 
     out = _output_layout(p, out[:rows], t.query.shape)
     if not p.return_softmax_lse:

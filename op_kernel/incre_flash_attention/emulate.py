@@ -113,18 +113,13 @@ def run(p: IncreFlashAttentionParams, tiling: IncreFlashAttentionTiling,
                 scores = scores.masked_fill(masked.unsqueeze(1), MASKED_LOGIT)
             scores = scores.masked_fill(~ok.unsqueeze(1), float("-inf"))
             m, l, acc = osm.update(m, l, acc, scores, v_tile, t.query.dtype)
-        slot = sched.piece_slot[piece].to(dev)
-        whole = slot < 0
+        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
         o, _, _ = osm.finalize(m[whole], l[whole], acc[whole])
         out[b[whole], n[whole]] = o
-        split = ~whole
-        for w, x in zip(ws, (m, l, acc)):
-            w[slot[split]] = x[split]
 
     if sched.num_slots:
-        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
-        split_tasks, group = torch.unique(slot_task, return_inverse=True)
-        o, _, _ = osm.finalize(*osm.combine(*ws, group, len(split_tasks)))
+        split_tasks, *state = osm.merge_slots(sched, ws, dev)
+        o, _, _ = osm.finalize(*state)
         out[task_b[split_tasks], task_n[split_tasks]] = o
 
     out = out.reshape(b_, n2 * g, d)

@@ -110,17 +110,11 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
                                    k_nope.transpose(1, 2)) * p.scale_value
             scores = scores.masked_fill_(~ok.unsqueeze(1), float("-inf"))    # [n, hg, P]
             m, l, acc = osm.update(m, l, acc, scores, k_nope, t.query.dtype)  # V = key
-        slot = sched.piece_slot[piece].to(dev)
-        whole = slot < 0
+        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
         write(tid[whole], m[whole], l[whole], acc[whole])
-        split = ~whole
-        for w, v in zip(ws, (m, l, acc)):
-            w[slot[split]] = v[split]
 
     if sched.num_slots:
-        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
-        split_tasks, group = torch.unique(slot_task, return_inverse=True)
-        write(split_tasks, *osm.combine(*ws, group, len(split_tasks)))
+        write(*osm.merge_slots(sched, ws, dev))
 
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
     if not p.return_softmax_lse:

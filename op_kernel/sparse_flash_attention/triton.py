@@ -141,9 +141,7 @@ def run(p, tiling, t):
             ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
             HAS_SINKS=t.sinks is not None, num_warps=8, num_stages=tiling.stages)
     if sched.num_slots:
-        slot_task = sched.piece_task[sched.piece_slot >= 0].to(dev)
-        split_tasks, group = torch.unique(slot_task, return_inverse=True)
-        m, l, acc = osm.combine(ws_m, ws_l, ws_acc, group, len(split_tasks))
+        split_tasks, m, l, acc = osm.merge_slots(sched, (ws_m, ws_l, ws_acc), dev)
         heads = tiling.task_head.to(dev)[split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
         o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
         r = task_row[split_tasks].unsqueeze(-1)
