@@ -1,13 +1,22 @@
 """Benchmark of npu_sparse_flash_attention (a script, not a test).
 
-CPU (default): times the emulator (the CPU back end) and the fp32 reference on the DeepSeek-V3.2
-decode shape B=4, N1=128, S1=1, S2=8192, K=2048 (BSND cache) and a small prefill shape.
-``--device cuda`` times the op on CUDA tensors (whatever back end dispatch picks there).
+CPU (default): the emulator (the CPU back end) and the fp32 reference on the DeepSeek-V3.2
+decode shape B=4, N1=128, S1=1, S2=8192, K=2048 and a small prefill shape.
+
+``--device cuda``: the shapes of ../shared/PERF.md (``--sweep headline`` by default, ``full``
+for the whole decode/prefill grid), and in the same run the two ceilings (8192^3 bf16 matmul,
+1 GiB device-to-device copy), our Triton kernel (``triton``; ``triton-dup`` is the variant that
+keeps the scores in registers, see op_kernel/sparse_flash_attention/triton.py), a plain PyTorch
+implementation (gather + matmul + softmax + matmul, in row chunks) and our emulator on the GPU.
+Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
+random visible positions per query row (fewer where fewer are visible; -1 after them).
 
 Counting follows PERF.md: FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
-query tokens); bytes = unique KV tokens read * 1152 + Q + O. Times are medians.
+query rows); bytes = unique KV tokens read * 1152 + Q + O (bf16). Times are medians of CUDA
+events after warm-up (>= 20 runs; slow peers fewer, marked); decode runs flush L2 first.
+The roofline of a shape is max(FLOPs / matmul ceiling, bytes / copy ceiling).
 
-    python benchmarks/bench_sparse_flash_attention.py [--device cpu] [--repeats 5] [--json out.json]
+    python benchmarks/bench_sparse_flash_attention.py --device cuda [--sweep full] [--json f]
 """
 from __future__ import annotations
 
@@ -16,15 +25,19 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 
-import cann_attention  # noqa: F401
+import cann_attention  # noqa: F401  (registers torch.ops.custom)
+from cann_attention.op_host.sparse_flash_attention import check, params, tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
+from cann_attention.dispatch import platform_for
 
 D, DR = 512, 64
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
 
 
 @dataclass(frozen=True)
@@ -34,87 +47,249 @@ class Shape:
     S1: int
     S2: int
     N1: int
-    K: int
-    sparse_mode: int = 3
+    K: int = 2048
+    paged: bool = False
+    page: int = 64
+
+    @property
+    def label(self) -> str:
+        kv = f"PA{self.page}" if self.paged else "BSND"
+        return f"{self.name} B{self.B} S1={self.S1} S2={self.S2} N1={self.N1} {kv}"
 
 
-SHAPES = (
-    Shape("decode", B=4, S1=1, S2=8192, N1=128, K=2048),
-    Shape("prefill", B=1, S1=128, S2=4096, N1=16, K=2048),
+CPU_SHAPES = (
+    Shape("decode", B=4, S1=1, S2=8192, N1=128),
+    Shape("prefill", B=1, S1=128, S2=4096, N1=16),
 )
 
 
-def build(shape: Shape, device):
-    g = torch.Generator().manual_seed(0)
+def cuda_shapes(sweep: str) -> list[Shape]:
+    dec = lambda B, S1, S2, N1: Shape("decode", B, S1, S2, N1, paged=True)  # noqa: E731
+    pre = lambda S2, N1: Shape("prefill", 1, 4096, S2, N1)                  # noqa: E731
+    if sweep == "headline":
+        return [pre(32768, 128), pre(32768, 64), pre(32768, 16), pre(32768, 8),
+                pre(8192, 128), pre(131072, 128),
+                dec(128, 2, 32768, 128), dec(128, 2, 32768, 64), dec(128, 2, 32768, 16),
+                dec(128, 1, 131072, 128), dec(16, 1, 32768, 128), dec(1, 1, 32768, 128)]
+    return ([pre(s2, n1) for n1 in (128, 64, 16, 8) for s2 in (8192, 32768, 65536, 131072)]
+            + [dec(B, S1, S2, N1) for N1 in (128, 64, 16) for S1 in (1, 2)
+               for B in (1, 16, 64, 128) for S2 in (4096, 32768, 131072)])
+
+
+def build(shape: Shape, device, seed=0):
+    """(args, kwargs, flops, bytes) of one call; indices via top-K of random scores."""
+    g = torch.Generator(device=device).manual_seed(seed)
     dt = torch.bfloat16
-    r = lambda *s: torch.randn(*s, generator=g).to(dt)  # noqa: E731
-    q, qr = r(shape.B, shape.S1, shape.N1, D), r(shape.B, shape.S1, shape.N1, DR)
-    k, kr = r(shape.B, shape.S2, 1, D), r(shape.B, shape.S2, 1, DR)
-    idx = torch.full((shape.B, shape.S1, 1, shape.K), -1, dtype=torch.int32)
-    for b in range(shape.B):
-        for s in range(shape.S1):
-            visible = shape.S2 - shape.S1 + s + 1
-            take = min(shape.K, visible)
-            idx[b, s, 0, :take] = torch.randperm(visible, generator=g)[:take].to(torch.int32)
-    args = tuple(x.to(device) for x in (q, k, k, idx)) + (1.0 / 24, 1)
-    kwargs = dict(query_rope=qr.to(device), key_rope=kr.to(device),
-                  sparse_mode=shape.sparse_mode)
+    r = lambda *s: torch.randn(*s, generator=g, device=device).to(dt)  # noqa: E731
+    B, S1, S2, N1, K = shape.B, shape.S1, shape.S2, shape.N1, shape.K
+    q, qr = r(B, S1, N1, D), r(B, S1, N1, DR)
+    idx = torch.full((B, S1, 1, K), -1, dtype=torch.int32, device=device)
+    for s in range(S1):                     # causal, bottom-right aligned (sparse_mode 3)
+        visible = S2 - S1 + s + 1
+        take = min(K, visible)
+        for b0 in range(0, B, 16):
+            sc = torch.rand(min(16, B - b0), visible, generator=g, device=device)
+            idx[b0:b0 + 16, s, 0, :take] = sc.topk(take, dim=-1).indices.to(torch.int32)
+    kwargs = dict(query_rope=qr, sparse_mode=3)
+    if shape.paged:
+        pages = -(-S2 // shape.page)
+        perm = torch.randperm(B * pages, generator=g, device=device).to(torch.int32)
+        kwargs["block_table"] = perm.reshape(B, pages)
+        kv_rows = B * pages * shape.page
+        key = r(B * pages, shape.page, 1, D)
+        kwargs["key_rope"] = r(B * pages, shape.page, 1, DR)
+        kwargs["layout_kv"] = "PA_BSND"
+        kwargs["actual_seq_lengths_kv"] = torch.full((B,), S2, dtype=torch.int32,
+                                                     device=device)
+    else:
+        key, kwargs["key_rope"] = r(B, S2, 1, D), r(B, S2, 1, DR)
+        kv_rows = B * S2
     valid = int((idx >= 0).sum())
-    unique_kv = sum(int(torch.unique(idx[b][idx[b] >= 0]).numel()) for b in range(shape.B))
-    flops = 2 * shape.N1 * (D + DR + D) * valid
-    nbytes = unique_kv * (D + DR) * 2 + 2 * q.numel() * 2 + qr.numel() * 2
-    return args, kwargs, flops, nbytes
+    unique_kv = sum(int(torch.unique(idx[b][idx[b] >= 0]).numel()) for b in range(B))
+    flops = 2 * N1 * (D + DR + D) * valid
+    nbytes = unique_kv * (D + DR) * 2 + (q.numel() + qr.numel() + q.numel()) * 2
+    del kv_rows
+    return (q, key, key, idx, 1.0 / (D + DR) ** 0.5, 1), kwargs, flops, nbytes
 
 
-def median_time(fn, repeats, device):
-    fn()  # warm-up
+def plain_torch(args, kwargs, chunk_rows=512):
+    """gather + matmul + softmax + matmul over all query rows (in chunks to bound memory);
+    the naive peer, reading keys through the page table like the op."""
+    q, key, _, idx, scale, _ = args
+    qr, kr = kwargs["query_rope"], kwargs["key_rope"]
+    B, S1, N1, _ = q.shape
+    q, qr, idx = q.reshape(B * S1, N1, D), qr.reshape(B * S1, N1, DR), idx.reshape(B * S1, -1)
+    batch = torch.arange(B, device=q.device).repeat_interleave(S1)
+    if "block_table" in kwargs:
+        page = key.shape[1]
+        bt = kwargs["block_table"].long()
+    else:
+        page, bt = key.shape[1], torch.arange(B, device=q.device)[:, None]   # one "page" a batch
+    kflat, krflat = key.reshape(-1, D), kr.reshape(-1, DR)
+    out = torch.empty_like(q)
+    for r0 in range(0, B * S1, chunk_rows):
+        r1 = min(B * S1, r0 + chunk_rows)
+        ii = idx[r0:r1].long()                                        # [r, K]
+        pos = ii.clamp(min=0)
+        rows = bt[batch[r0:r1, None], pos // page] * page + pos % page
+        kn, krr = kflat[rows], krflat[rows]                           # [r, K, D], [r, K, DR]
+        s = (torch.bmm(q[r0:r1], kn.transpose(1, 2))
+             + torch.bmm(qr[r0:r1], krr.transpose(1, 2))).float() * scale
+        s = s.masked_fill((ii < 0)[:, None, :], float("-inf"))
+        p = torch.softmax(s, -1).nan_to_num(0.0).to(q.dtype)
+        out[r0:r1] = torch.bmm(p, kn)
+    return out.reshape(B, S1, N1, D)
+
+
+def cuda_time(fn, repeats, flush=None, warmup=2):
+    """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
     times = []
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        if flush is not None:
+            flush.zero_()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
         fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
     return statistics.median(times)
+
+
+def ceilings(repeats):
+    """(matmul TFLOPS, copy GB/s) measured now on random data."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    ms = cuda_time(lambda: a @ b, repeats)
+    mm = 2 * 8192 ** 3 / ms / 1e9
+    x = torch.randn(256 * 2 ** 20, device="cuda")       # 1 GiB
+    y = torch.empty_like(x)
+    ms = cuda_time(lambda: y.copy_(x), repeats)
+    return mm, 2 * x.numel() * 4 / ms / 1e6
+
+
+def run_cuda(a):
+    from cann_attention.op_kernel.sparse_flash_attention import emulate
+    from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton
+    gpu = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
+    mm, copy = ceilings(a.repeats)
+    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu})", flush=True)
+    flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
+    shapes = cuda_shapes(a.sweep)
+    peers = a.peers.split(",")
+    rows = []
+    t_start = time.time()
+    for i, shape in enumerate(shapes):
+        args, kwargs, flops, nbytes = build(shape, "cuda")
+        p = params.parse(*args, **kwargs)
+        check.check(p)
+        plan = tiling.plan(p, platform_for(args[0].device))
+        t = params.SparseFlashAttentionTensors(args[0], args[1], args[2], args[3],
+                                               kwargs["query_rope"], kwargs["key_rope"],
+                                               kwargs.get("block_table"), None)
+        impls = {
+            "triton": (lambda: sfa_triton.run(p, plan, t, via_scratch=True), a.repeats),
+            "triton-dup": (lambda: sfa_triton.run(p, plan, t, via_scratch=False), a.repeats),
+            "torch": (lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
+            "emulate": (lambda: emulate.run(p, plan, t), 1),      # slow: one timed run
+        }
+        floor_ms = max(flops / (mm * 1e9), nbytes / (copy * 1e6))
+        for name in peers:
+            fn, reps = impls[name]
+            try:
+                ms = cuda_time(fn, reps, flush if shape.name == "decode" else None,
+                               warmup=1 if name == "emulate" else 2)
+            except torch.OutOfMemoryError:
+                print(f"  {shape.label}: {name} out of memory, skipped", flush=True)
+                torch.cuda.empty_cache()
+                continue
+            rows.append(dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
+                             tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6,
+                             floor_ms=floor_ms, head_group=plan.head_group,
+                             block_s2=plan.block_s2, stages=plan.stages))
+        del args, kwargs, t
+        torch.cuda.empty_cache()
+        el = time.time() - t_start
+        print(f"[{i + 1}/{len(shapes)}] {shape.label} done ({el:.0f} s, "
+              f"~{el / (i + 1) * (len(shapes) - i - 1):.0f} s left)", file=sys.stderr, flush=True)
+    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, peak_tflops=peak,
+                torch=torch.__version__, triton=_triton_version())
+    return meta, rows
+
+
+def _triton_version():
+    try:
+        import triton
+        return triton.__version__
+    except ImportError:
+        return None
+
+
+def print_cuda(meta, rows):
+    best = {}
+    for r in rows:
+        key = r["shape"]["name"], tuple(sorted(r["shape"].items()))
+        best.setdefault(key, {})[r["impl"]] = r["ms"]
+    print(f"\n{'shape':<46} {'impl':<11} {'ms':>9} {'TFLOPS':>7} {'%peak':>6} {'GB/s':>6} "
+          f"{'%roof':>6} {'vs triton':>9}")
+    for r in rows:
+        s = Shape(**r["shape"])
+        ours = best[(s.name, tuple(sorted(r["shape"].items())))].get("triton")
+        ratio = f"{r['ms'] / ours:.2f}x" if ours else "-"
+        pk = 100 * r["tflops"] / meta["peak_tflops"] if meta["peak_tflops"] else float("nan")
+        print(f"{s.label:<46} {r['impl']:<11} {r['ms']:>9.3f} {r['tflops']:>7.1f} {pk:>6.1f} "
+              f"{r['gbps']:>6.0f} {100 * r['floor_ms'] / r['ms']:>6.1f} {ratio:>9}")
+
+
+def run_cpu(a):
+    op = torch.ops.custom.npu_sparse_flash_attention
+    rows = []
+    for shape in CPU_SHAPES:
+        args, kwargs, flops, nbytes = build(shape, "cpu")
+        impls = [("emulate", lambda: op(*args, **kwargs), a.repeats)]
+        if not a.no_reference:
+            impls.append(("reference", lambda: reference.sparse_flash_attention(
+                *args, **kwargs), 1))
+        for impl, fn, reps in impls:
+            fn()
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            ms = statistics.median(times) * 1e3
+            rows.append(dict(shape=asdict(shape), impl=impl, ms=ms, repeats=reps,
+                             tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6))
+    print(f"{'shape':<46} {'impl':<10} {'ms':>10} {'GFLOP/s':>10} {'GB/s':>8}")
+    for r in rows:
+        print(f"{Shape(**r['shape']).label:<46} {r['impl']:<10} {r['ms']:>10.1f} "
+              f"{r['tflops'] * 1e3:>10.1f} {r['gbps']:>8.2f}")
+    return dict(device="cpu", threads=torch.get_num_threads(),
+                machine=platform.processor() or platform.machine()), rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--no-reference", action="store_true", help="skip the slow fp32 reference")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
+    ap.add_argument("--sweep", default="headline", choices=("headline", "full"))
+    ap.add_argument("--peers", default="triton,triton-dup,torch,emulate",
+                    help="cuda: comma-separated subset of triton,triton-dup,torch,emulate")
+    ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()
-    op = torch.ops.custom.npu_sparse_flash_attention
-    rows = []
-    for shape in SHAPES:
-        args, kwargs, flops, nbytes = build(shape, a.device)
-        impls = [("emulate", lambda: op(*args, **kwargs))]
-        if not a.no_reference:
-            cpu_args = tuple(x.cpu() if isinstance(x, torch.Tensor) else x for x in args)
-            cpu_kwargs = {k: v.cpu() if isinstance(v, torch.Tensor) else v
-                          for k, v in kwargs.items()}
-            impls.append(("reference", lambda: reference.sparse_flash_attention(
-                *cpu_args, **cpu_kwargs)))
-        for impl, fn in impls:
-            secs = median_time(fn, a.repeats if impl == "emulate" else 1, a.device)
-            rows.append(dict(shape=asdict(shape), impl=impl, ms=secs * 1e3,
-                             gflops=flops / secs / 1e9, gbps=nbytes / secs / 1e9))
-    meta = dict(device=a.device, torch=torch.__version__, threads=torch.get_num_threads(),
-                machine=platform.processor() or platform.machine(),
-                commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+    a.repeats = a.repeats or (20 if a.device == "cuda" else 5)
+    meta, rows = run_cuda(a) if a.device == "cuda" else run_cpu(a)
+    if a.device == "cuda":
+        print_cuda(meta, rows)
+    meta.update(commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip(),
-                date=time.strftime("%Y-%m-%d"))
-    print(f"npu_sparse_flash_attention on {a.device} ({meta['threads']} threads, "
-          f"torch {meta['torch']}, commit {meta['commit']}, {meta['date']})")
-    print(f"{'shape':<48} {'impl':<10} {'ms':>10} {'GFLOP/s':>10} {'GB/s':>8}")
-    for r in rows:
-        s = r["shape"]
-        label = (f"{s['name']} B={s['B']} S1={s['S1']} S2={s['S2']} N1={s['N1']} K={s['K']}")
-        print(f"{label:<48} {r['impl']:<10} {r['ms']:>10.1f} {r['gflops']:>10.1f} "
-              f"{r['gbps']:>8.2f}")
+                date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(meta=meta, results=rows), f, indent=2)

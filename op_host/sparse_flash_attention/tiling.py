@@ -53,6 +53,8 @@ class SparseFlashAttentionTiling:
     block_s2: int                   # gathered key positions per step
     entries_per_step: int           # sparse_indices entries per step
     stages: int                     # key tiles in flight (GPU pipelining; 1 elsewhere)
+    num_warps: int                  # GPU: warps per CTA (two warpgroups share the 512-wide
+                                    # accumulator from 64 heads up); 1 elsewhere
     task_row: torch.Tensor          # int64 [T] query row in the flattened (rows, N1, D) view
     task_batch: torch.Tensor        # int64 [T]
     task_head: torch.Tensor         # int64 [T] first query head of the task
@@ -82,6 +84,12 @@ def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int
         return {"SMEM": rows * DK * e + stages * bs * DK * e + rows * bs * e,
                 "REGISTERS": rows * D * 4 + rows * bs * 4}
     return {"CACHE": (hg * DK + bs * DK + hg * bs + hg * D) * 4}
+
+
+def gpu_warps(head_group: int) -> int:
+    """Warps per CTA: the fp32 accumulator [rows, 512] over 128 threads needs 256 registers a
+    thread at 64 rows, so from 64 rows up two warpgroups split it (128 registers each)."""
+    return 8 if head_group >= 64 else 4
 
 
 def _powers_of_two_down(hi: int, lo: int):
@@ -141,7 +149,9 @@ def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAt
     usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)
     return SparseFlashAttentionTiling(
         platform=platform, head_group=head_group, block_s2=block_s2,
-        entries_per_step=entries_per_step, stages=stages, task_row=per_task(row),
+        entries_per_step=entries_per_step, stages=stages,
+        num_warps=gpu_warps(head_group) if platform.kind is PlatformKind.GPU else 1,
+        task_row=per_task(row),
         task_batch=per_task(row_batch), task_head=task_head, task_tau=per_task(tau),
         task_window=per_task(window), schedule=schedule, tile_bytes=tuple(usage.items()),
         workspace_bytes=schedule.num_slots * head_group * (D + 2) * 4)

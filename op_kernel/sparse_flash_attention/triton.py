@@ -1,14 +1,20 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-The kernel executes the plan of op_host/sparse_flash_attention/tiling.py: one program per
-schedule piece (a task's run of steps on one core). Per step it reads ``ENTRIES`` index entries,
-expands them to ``BLOCK_S2`` positions (``SBS`` per entry), masks positions past the task's
-scan limit (window W and the first negative entry) and past the boundary tau, translates
-positions to key rows (page-table walk for PA_BSND), and runs the fp32 online softmax with P
-rounded to the input dtype before P.V; value is read from key. A piece that is a whole task
-writes the output and statistics; a piece of a split task writes (m, l, acc) to its workspace
-slot, and the slots are merged by the same log-sum-exp combine as the emulator's.
-Masked lanes load zeros and never address memory.
+The kernel executes the plan of op_host/sparse_flash_attention/tiling.py on a persistent grid:
+program ``c`` plays core ``c`` of the plan's schedule and runs that core's pieces (a task's run
+of steps) in order. Per step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2``
+positions (``SBS`` per entry), masks positions past the task's scan limit (window W and the
+first negative entry) and past the boundary tau, translates positions to key rows (page-table
+walk for PA_BSND), and runs the fp32 online softmax with P rounded to the input dtype before
+P.V; value is read from key. A piece that is a whole task writes the output and statistics; a
+piece of a split task writes (m, l, acc) to its workspace slot, and the slots are merged by the
+same log-sum-exp combine as the emulator's. Masked lanes load zeros and never address memory.
+
+Scores through a scratch tile (``SCORES_VIA_SCRATCH``). Triton gives a matmul whose result
+feeds another matmul all warps along M. The score tile has M = head_group = 64 rows, one
+warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T (measured in
+the SASS: twice the HGMMA instructions). Writing the fp32 scores to a per-core scratch tile
+and reading them back cuts that chain, so the two warpgroups split the keys of Q.K^T instead.
 """
 from __future__ import annotations
 
@@ -21,19 +27,20 @@ from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 
 from ..common import online_softmax as osm
 
+SCORES_VIA_SCRATCH = True
+
 
 @triton.jit
-def _sfa_piece_kernel(
+def _sfa_piece(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
-    piece_task, piece_begin, piece_end, piece_slot,
+    i_piece, piece_task, piece_begin, piece_end, piece_slot,
     task_row, task_batch, task_head, task_tau, task_limit,
-    out, smax, ssum, ws_m, ws_l, ws_acc,
+    out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
     scale, n1, k_entries, bt_stride, page_size,
     HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
     ENTRIES: tl.constexpr, DV: tl.constexpr, DR: tl.constexpr, PAGED: tl.constexpr,
-    HAS_SINKS: tl.constexpr,
+    HAS_SINKS: tl.constexpr, VIA_SCRATCH: tl.constexpr,
 ):
-    i_piece = tl.program_id(0)
     i_task = tl.load(piece_task + i_piece)
     step_begin = tl.load(piece_begin + i_piece)
     step_end = tl.load(piece_end + i_piece)
@@ -74,7 +81,15 @@ def _sfa_piece_kernel(
                        other=0.0)                                           # [BLOCK_S2, DV]
         b_kr = tl.load(key_rope + o_kv[:, None] * DR + o_r[None, :], mask=m_pos[:, None],
                        other=0.0)                                           # [BLOCK_S2, DR]
-        b_s = tl.dot(b_qn, tl.trans(b_kn)) + tl.dot(b_qr, tl.trans(b_kr))   # [HG_PAD, BLOCK_S2]
+        if VIA_SCRATCH:   # two buffers by step parity: a barrier separates reuse (module doc)
+            p_sc = (scratch + (step % 2) * 2 * HG_PAD * BLOCK_S2 + o_h[:, None] * BLOCK_S2
+                    + o_p[None, :])
+            tl.store(p_sc, tl.dot(b_qn, tl.trans(b_kn)))
+            tl.store(p_sc + HG_PAD * BLOCK_S2, tl.dot(b_qr, tl.trans(b_kr)))
+            tl.debug_barrier()
+            b_s = tl.load(p_sc) + tl.load(p_sc + HG_PAD * BLOCK_S2)
+        else:
+            b_s = tl.dot(b_qn, tl.trans(b_kn)) + tl.dot(b_qr, tl.trans(b_kr))  # [HG_PAD, BLOCK_S2]
         b_s = tl.where(m_pos[None, :], b_s * scale, float("-inf"))
         b_m_new = tl.maximum(b_m, tl.max(b_s, 1))
         b_base = tl.where(b_m_new == float("-inf"), 0.0, b_m_new)
@@ -106,45 +121,90 @@ def _sfa_piece_kernel(
         tl.store(ssum + row * n1 + head0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
 
 
-def run(p, tiling, t):
-    """Launch the piece kernel over the plan, then merge split tasks; same outputs as emulate."""
+@triton.jit
+def _sfa_kernel(
+    q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
+    core_first, piece_task, piece_begin, piece_end, piece_slot,
+    task_row, task_batch, task_head, task_tau, task_limit,
+    out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
+    scale, n1, k_entries, bt_stride, page_size,
+    HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
+    ENTRIES: tl.constexpr, DV: tl.constexpr, DR: tl.constexpr, PAGED: tl.constexpr,
+    HAS_SINKS: tl.constexpr, VIA_SCRATCH: tl.constexpr,
+):
+    """Program c runs the pieces core_first[c] .. core_first[c + 1] - 1 of the schedule."""
+    core = tl.program_id(0)
+    core_scratch = scratch + core * (4 * HG_PAD * BLOCK_S2)
+    for i_piece in range(tl.load(core_first + core), tl.load(core_first + core + 1)):
+        _sfa_piece(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
+                   i_piece, piece_task, piece_begin, piece_end, piece_slot,
+                   task_row, task_batch, task_head, task_tau, task_limit,
+                   out, smax, ssum, ws_m, ws_l, ws_acc, core_scratch,
+                   scale, n1, k_entries, bt_stride, page_size,
+                   HG, HG_PAD, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, HAS_SINKS, VIA_SCRATCH)
+
+
+def scan_limits(p, tiling, sparse_indices) -> torch.Tensor:
+    """Per task: index entries scanned, min(window W, position of the first negative entry)."""
+    rows, k = p.num_rows, p.k
+    negative = sparse_indices.reshape(rows, k) < 0
+    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
+                            torch.full((rows,), k, device=negative.device))
+    task_row = tiling.task_row.to(negative.device)
+    return torch.minimum(tiling.task_window.to(negative.device), first_neg[task_row])
+
+
+def core_offsets(schedule, device) -> torch.Tensor:
+    """int64 [num_cores + 1]: the pieces of core c are core_first[c] .. core_first[c+1] - 1."""
+    counts = torch.bincount(schedule.piece_core, minlength=schedule.num_cores)
+    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).to(device)
+
+
+def run(p, tiling, t, via_scratch: bool | None = None):
+    """Launch the kernel over the plan, then merge split tasks; same outputs as emulate."""
     dev = t.query.device
     rows, n1, k = p.num_rows, p.n1, p.k
     hg = tiling.head_group
     sched = tiling.schedule
+    via_scratch = SCORES_VIA_SCRATCH if via_scratch is None else via_scratch
     idx = t.sparse_indices.reshape(rows, k)
-    negative = idx < 0
-    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
-                            torch.full((rows,), k, device=dev))
-    task_row = tiling.task_row.to(dev)
-    task_limit = torch.minimum(tiling.task_window.to(dev), first_neg[task_row])
-    out = torch.zeros(rows, n1, D, dtype=t.query.dtype, device=dev)
-    smax = torch.full((rows, n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
-    ssum = torch.zeros(rows, n1, dtype=torch.float32, device=dev)
+    out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
+    smax = torch.empty(rows, n1, dtype=torch.float32, device=dev)
+    ssum = torch.empty(rows, n1, dtype=torch.float32, device=dev)
+    # Rows with no task (tau <= 0) are never visited: their output is zeros (spec section 8).
+    idle_rows = torch.ones(rows, dtype=torch.bool, device=dev)
+    idle_rows[tiling.task_row.to(dev)] = False
+    out[idle_rows] = 0
+    smax[idle_rows] = osm.SOFTMAX_MIN
+    ssum[idle_rows] = 0
     ws_m, ws_l, ws_acc = osm.init_state((max(sched.num_slots, 1), hg), D, dev)
     paged = p.kv_layout is Layout.PA_BSND
     block_table = t.block_table if paged else idx        # any int tensor when unused
     kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
     sinks = t.sinks if t.sinks is not None else ssum
+    hg_pad, block_s2 = max(16, hg), tiling.block_s2
+    scratch = torch.empty(sched.num_cores * 4 * hg_pad * block_s2 if via_scratch else 1,
+                          dtype=torch.float32, device=dev)
     if sched.num_pieces:
-        _sfa_piece_kernel[(sched.num_pieces,)](
+        _sfa_kernel[(sched.num_cores,)](
             t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(),
             t.key.contiguous(), t.key_rope.contiguous(), block_table.contiguous(), kv_start,
-            sinks,
+            sinks, core_offsets(sched, dev),
             sched.piece_task.to(dev), sched.piece_step_begin.to(dev),
             sched.piece_step_end.to(dev), sched.piece_slot.to(dev),
-            task_row, tiling.task_batch.to(dev), tiling.task_head.to(dev),
-            tiling.task_tau.to(dev), task_limit,
-            out, smax, ssum, ws_m, ws_l, ws_acc,
+            tiling.task_row.to(dev), tiling.task_batch.to(dev), tiling.task_head.to(dev),
+            tiling.task_tau.to(dev), scan_limits(p, tiling, t.sparse_indices),
+            out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
             p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
-            HG=hg, HG_PAD=max(16, hg), BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
+            HG=hg, HG_PAD=hg_pad, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
             ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
-            HAS_SINKS=t.sinks is not None, num_warps=8, num_stages=tiling.stages)
+            HAS_SINKS=t.sinks is not None, VIA_SCRATCH=via_scratch,
+            num_warps=tiling.num_warps, num_stages=tiling.stages)
     if sched.num_slots:
         split_tasks, m, l, acc = osm.merge_slots(sched, (ws_m, ws_l, ws_acc), dev)
         heads = tiling.task_head.to(dev)[split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
         o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
-        r = task_row[split_tasks].unsqueeze(-1)
+        r = tiling.task_row.to(dev)[split_tasks].unsqueeze(-1)
         out[r, heads] = o.to(out.dtype)
         smax[r, heads] = mm
         ssum[r, heads] = ll
