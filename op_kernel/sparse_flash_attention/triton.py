@@ -144,20 +144,38 @@ def _sfa_kernel(
                    HG, HG_PAD, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, HAS_SINKS, VIA_SCRATCH)
 
 
-def scan_limits(p, tiling, sparse_indices) -> torch.Tensor:
+def scan_limits(p, task_row, task_window, sparse_indices) -> torch.Tensor:
     """Per task: index entries scanned, min(window W, position of the first negative entry)."""
     rows, k = p.num_rows, p.k
     negative = sparse_indices.reshape(rows, k) < 0
     first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
                             torch.full((rows,), k, device=negative.device))
-    task_row = tiling.task_row.to(negative.device)
-    return torch.minimum(tiling.task_window.to(negative.device), first_neg[task_row])
+    return torch.minimum(task_window, first_neg[task_row])
 
 
-def core_offsets(schedule, device) -> torch.Tensor:
-    """int64 [num_cores + 1]: the pieces of core c are core_first[c] .. core_first[c+1] - 1."""
-    counts = torch.bincount(schedule.piece_core, minlength=schedule.num_cores)
-    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).to(device)
+def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
+    """The plan's integer tables on ``device``, packed into one host-to-device copy.
+
+    ``core_first``: the pieces of core c are core_first[c] .. core_first[c + 1] - 1;
+    ``split_tasks``/``split_group``: the tasks the schedule split and, per workspace slot, the
+    position of its task in ``split_tasks``; ``idle_rows``: query rows without a task.
+    """
+    sched = tiling.schedule
+    counts = torch.bincount(sched.piece_core, minlength=sched.num_cores)
+    core_first = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    split_tasks, split_group = torch.unique(sched.piece_task[sched.piece_slot >= 0],
+                                            return_inverse=True)
+    visited = torch.zeros(p.num_rows, dtype=torch.bool)
+    visited[tiling.task_row] = True
+    parts = dict(core_first=core_first, piece_task=sched.piece_task,
+                 piece_begin=sched.piece_step_begin, piece_end=sched.piece_step_end,
+                 piece_slot=sched.piece_slot, task_row=tiling.task_row,
+                 task_batch=tiling.task_batch, task_head=tiling.task_head,
+                 task_tau=tiling.task_tau, task_window=tiling.task_window,
+                 split_tasks=split_tasks, split_group=split_group,
+                 idle_rows=torch.nonzero(~visited).flatten())
+    flat = torch.cat([v.to(torch.int64).flatten() for v in parts.values()]).to(device)
+    return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
 def run(p, tiling, t, via_scratch: bool | None = None):
@@ -167,20 +185,22 @@ def run(p, tiling, t, via_scratch: bool | None = None):
     hg = tiling.head_group
     sched = tiling.schedule
     via_scratch = SCORES_VIA_SCRATCH if via_scratch is None else via_scratch
+    dp = device_plan(p, tiling, dev)
     idx = t.sparse_indices.reshape(rows, k)
     out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
     smax = torch.empty(rows, n1, dtype=torch.float32, device=dev)
     ssum = torch.empty(rows, n1, dtype=torch.float32, device=dev)
-    # Rows with no task (tau <= 0) are never visited: their output is zeros (spec section 8).
-    idle_rows = torch.ones(rows, dtype=torch.bool, device=dev)
-    idle_rows[tiling.task_row.to(dev)] = False
-    out[idle_rows] = 0
-    smax[idle_rows] = osm.SOFTMAX_MIN
-    ssum[idle_rows] = 0
-    ws_m, ws_l, ws_acc = osm.init_state((max(sched.num_slots, 1), hg), D, dev)
+    if dp["idle_rows"].numel():     # rows with no task (tau <= 0): zeros (spec section 8)
+        out[dp["idle_rows"]] = 0
+        smax[dp["idle_rows"]] = osm.SOFTMAX_MIN
+        ssum[dp["idle_rows"]] = 0
+    slots = max(sched.num_slots, 1)
+    ws_m = torch.empty((slots, hg), dtype=torch.float32, device=dev)
+    ws_l = torch.empty((slots, hg), dtype=torch.float32, device=dev)
+    ws_acc = torch.empty((slots, hg, D), dtype=torch.float32, device=dev)
     paged = p.kv_layout is Layout.PA_BSND
     block_table = t.block_table if paged else idx        # any int tensor when unused
-    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
+    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(dev)
     sinks = t.sinks if t.sinks is not None else ssum
     hg_pad, block_s2 = max(16, hg), tiling.block_s2
     scratch = torch.empty(sched.num_cores * 4 * hg_pad * block_s2 if via_scratch else 1,
@@ -189,11 +209,9 @@ def run(p, tiling, t, via_scratch: bool | None = None):
         _sfa_kernel[(sched.num_cores,)](
             t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(),
             t.key.contiguous(), t.key_rope.contiguous(), block_table.contiguous(), kv_start,
-            sinks, core_offsets(sched, dev),
-            sched.piece_task.to(dev), sched.piece_step_begin.to(dev),
-            sched.piece_step_end.to(dev), sched.piece_slot.to(dev),
-            tiling.task_row.to(dev), tiling.task_batch.to(dev), tiling.task_head.to(dev),
-            tiling.task_tau.to(dev), scan_limits(p, tiling, t.sparse_indices),
+            sinks, dp["core_first"], dp["piece_task"], dp["piece_begin"], dp["piece_end"],
+            dp["piece_slot"], dp["task_row"], dp["task_batch"], dp["task_head"],
+            dp["task_tau"], scan_limits(p, dp["task_row"], dp["task_window"], idx),
             out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
             p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
             HG=hg, HG_PAD=hg_pad, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
@@ -201,10 +219,11 @@ def run(p, tiling, t, via_scratch: bool | None = None):
             HAS_SINKS=t.sinks is not None, VIA_SCRATCH=via_scratch,
             num_warps=tiling.num_warps, num_stages=tiling.stages)
     if sched.num_slots:
-        split_tasks, m, l, acc = osm.merge_slots(sched, (ws_m, ws_l, ws_acc), dev)
-        heads = tiling.task_head.to(dev)[split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
+        split_tasks = dp["split_tasks"]
+        m, l, acc = osm.combine(ws_m, ws_l, ws_acc, dp["split_group"], split_tasks.numel())
+        heads = dp["task_head"][split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
         o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
-        r = tiling.task_row.to(dev)[split_tasks].unsqueeze(-1)
+        r = dp["task_row"][split_tasks].unsqueeze(-1)
         out[r, heads] = o.to(out.dtype)
         smax[r, heads] = mm
         ssum[r, heads] = ll
