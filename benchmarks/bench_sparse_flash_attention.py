@@ -5,9 +5,11 @@ decode shape B=4, N1=128, S1=1, S2=8192, K=2048 and a small prefill shape.
 
 ``--device cuda``: the shapes of ../shared/PERF.md (``--sweep headline`` by default, ``full``
 for the whole decode/prefill grid), and in the same run the two ceilings (8192^3 bf16 matmul,
-1 GiB device-to-device copy), our Triton kernel (``triton``; ``triton-dup`` is the variant that
-keeps the scores in registers, see op_kernel/sparse_flash_attention/triton.py), a plain PyTorch
-implementation (gather + matmul + softmax + matmul, in row chunks) and our emulator on the GPU.
+1 GiB device-to-device copy), our Triton kernel (``triton``: the device work of a call replayed
+as a CUDA graph; ``triton-dup``: the same for the variant that keeps the scores in registers,
+see op_kernel/sparse_flash_attention/triton.py; ``triton-op``: the whole op call through
+torch.ops, host-side planning included), a plain PyTorch implementation (gather + matmul +
+softmax + matmul, in row chunks) and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
 random visible positions per query row (fewer where fewer are visible; -1 after them).
 
@@ -159,6 +161,17 @@ def cuda_time(fn, repeats, flush=None, warmup=2):
     return statistics.median(times)
 
 
+def graphed(launch):
+    """A function replaying ``launch`` (device work only) as a CUDA graph: the kernel's
+    device time without the per-call host planning and launch overhead."""
+    launch()                                   # compile and warm up outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        launch()
+    return g.replay
+
+
 def ceilings(repeats):
     """(matmul TFLOPS, copy GB/s) measured now on random data."""
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -191,16 +204,23 @@ def run_cuda(a):
         t = params.SparseFlashAttentionTensors(args[0], args[1], args[2], args[3],
                                                kwargs["query_rope"], kwargs["key_rope"],
                                                kwargs.get("block_table"), None)
+        op = torch.ops.custom.npu_sparse_flash_attention
         impls = {
-            "triton": (lambda: sfa_triton.run(p, plan, t, via_scratch=True), a.repeats),
-            "triton-dup": (lambda: sfa_triton.run(p, plan, t, via_scratch=False), a.repeats),
-            "torch": (lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
-            "emulate": (lambda: emulate.run(p, plan, t), 1),      # slow: one timed run
+            "triton": (lambda: graphed(sfa_triton.prepare(p, plan, t)), a.repeats),
+            "triton-dup": (lambda: graphed(sfa_triton.prepare(p, plan, t, via_scratch=False)),
+                           a.repeats),
+            "triton-op": (lambda: lambda: op(*args, **kwargs), a.repeats),
+            "torch": (lambda: lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
+            "emulate": (lambda: lambda: emulate.run(p, plan, t), 1),   # slow: one timed run
         }
         floor_ms = max(flops / (mm * 1e9), nbytes / (copy * 1e6))
+        want = plain_torch(args, kwargs).float()                # the op (auto dispatch) is
+        err = float((op(*args, **kwargs)[0].float() - want).norm() / want.norm())  # checked
+        del want
         for name in peers:
-            fn, reps = impls[name]
+            make, reps = impls[name]
             try:
+                fn = make()
                 ms = cuda_time(fn, reps, flush if shape.name == "decode" else None,
                                warmup=1 if name == "emulate" else 2)
             except torch.OutOfMemoryError:
@@ -209,12 +229,13 @@ def run_cuda(a):
                 continue
             rows.append(dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
                              tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6,
-                             floor_ms=floor_ms, head_group=plan.head_group,
+                             floor_ms=floor_ms, op_rel_err=err, head_group=plan.head_group,
                              block_s2=plan.block_s2, stages=plan.stages))
         del args, kwargs, t
         torch.cuda.empty_cache()
         el = time.time() - t_start
-        print(f"[{i + 1}/{len(shapes)}] {shape.label} done ({el:.0f} s, "
+        print(f"[{i + 1}/{len(shapes)}] {shape.label}: op vs plain torch rel. err {err:.1e} "
+              f"({el:.0f} s, "
               f"~{el / (i + 1) * (len(shapes) - i - 1):.0f} s left)", file=sys.stderr, flush=True)
     meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, peak_tflops=peak,
                 torch=torch.__version__, triton=_triton_version())
@@ -278,8 +299,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
     ap.add_argument("--sweep", default="headline", choices=("headline", "full"))
-    ap.add_argument("--peers", default="triton,triton-dup,torch,emulate",
-                    help="cuda: comma-separated subset of triton,triton-dup,torch,emulate")
+    ap.add_argument("--peers", default="triton,triton-dup,triton-op,torch,emulate",
+                    help="cuda: comma-separated subset of the default (triton and triton-dup "
+                         "are CUDA-graph replays of the device work; triton-op is the whole "
+                         "op call, host planning included)")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()

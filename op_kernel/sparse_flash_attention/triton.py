@@ -10,7 +10,7 @@ P.V; value is read from key. A piece that is a whole task writes the output and 
 piece of a split task writes (m, l, acc) to its workspace slot, and the slots are merged by the
 same log-sum-exp combine as the emulator's. Masked lanes load zeros and never address memory.
 
-Scores through a scratch tile (``SCORES_VIA_SCRATCH``). Triton gives a matmul whose result
+Scores through a scratch tile (``SCORES_VIA_SCRATCH``, used with 8 warps). Triton gives a matmul whose result
 feeds another matmul all warps along M. The score tile has M = head_group = 64 rows, one
 warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T (measured in
 the SASS: twice the HGMMA instructions). Writing the fp32 scores to a per-core scratch tile
@@ -178,57 +178,74 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
-def run(p, tiling, t, via_scratch: bool | None = None):
-    """Launch the kernel over the plan, then merge split tasks; same outputs as emulate."""
+def prepare(p, tiling, t, via_scratch: bool | None = None):
+    """Host part of a call: the plan's tables on the device and the output buffers.
+
+    Returns ``launch``, a function of no arguments that enqueues the device work (kernel,
+    split-task merge) without synchronising with the host, so it can be captured in a CUDA
+    graph and replayed as long as the tensors of ``t`` keep their addresses.
+    ``via_scratch`` (default: when two warpgroups share a tile) picks the kernel variant.
+    """
     dev = t.query.device
     rows, n1, k = p.num_rows, p.n1, p.k
     hg = tiling.head_group
     sched = tiling.schedule
-    via_scratch = SCORES_VIA_SCRATCH if via_scratch is None else via_scratch
+    if via_scratch is None:
+        via_scratch = SCORES_VIA_SCRATCH and tiling.num_warps > 4
     dp = device_plan(p, tiling, dev)
-    idx = t.sparse_indices.reshape(rows, k)
+    idx = t.sparse_indices.reshape(rows, k).contiguous()
     out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
     smax = torch.empty(rows, n1, dtype=torch.float32, device=dev)
     ssum = torch.empty(rows, n1, dtype=torch.float32, device=dev)
-    if dp["idle_rows"].numel():     # rows with no task (tau <= 0): zeros (spec section 8)
-        out[dp["idle_rows"]] = 0
-        smax[dp["idle_rows"]] = osm.SOFTMAX_MIN
-        ssum[dp["idle_rows"]] = 0
     slots = max(sched.num_slots, 1)
     ws_m = torch.empty((slots, hg), dtype=torch.float32, device=dev)
     ws_l = torch.empty((slots, hg), dtype=torch.float32, device=dev)
     ws_acc = torch.empty((slots, hg, D), dtype=torch.float32, device=dev)
     paged = p.kv_layout is Layout.PA_BSND
-    block_table = t.block_table if paged else idx        # any int tensor when unused
+    block_table = t.block_table.contiguous() if paged else idx   # any int tensor when unused
     kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(dev)
     sinks = t.sinks if t.sinks is not None else ssum
     hg_pad, block_s2 = max(16, hg), tiling.block_s2
     scratch = torch.empty(sched.num_cores * 4 * hg_pad * block_s2 if via_scratch else 1,
                           dtype=torch.float32, device=dev)
-    if sched.num_pieces:
-        _sfa_kernel[(sched.num_cores,)](
-            t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(),
-            t.key.contiguous(), t.key_rope.contiguous(), block_table.contiguous(), kv_start,
-            sinks, dp["core_first"], dp["piece_task"], dp["piece_begin"], dp["piece_end"],
-            dp["piece_slot"], dp["task_row"], dp["task_batch"], dp["task_head"],
-            dp["task_tau"], scan_limits(p, dp["task_row"], dp["task_window"], idx),
-            out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
-            p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
-            HG=hg, HG_PAD=hg_pad, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
-            ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
-            HAS_SINKS=t.sinks is not None, VIA_SCRATCH=via_scratch,
-            num_warps=tiling.num_warps, num_stages=tiling.stages)
-    if sched.num_slots:
-        split_tasks = dp["split_tasks"]
-        m, l, acc = osm.combine(ws_m, ws_l, ws_acc, dp["split_group"], split_tasks.numel())
-        heads = dp["task_head"][split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
-        o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
-        r = dp["task_row"][split_tasks].unsqueeze(-1)
-        out[r, heads] = o.to(out.dtype)
-        smax[r, heads] = mm
-        ssum[r, heads] = ll
+    tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx, t.key.contiguous(),
+               t.key_rope.contiguous(), block_table, kv_start, sinks)
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
-    if not p.return_softmax_lse:
-        return (out.reshape(t.query.shape), torch.empty(shape, device=dev),
-                torch.empty(shape, device=dev))
-    return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)
+
+    def launch():
+        if dp["idle_rows"].numel():     # rows with no task (tau <= 0): zeros (spec section 8)
+            out[dp["idle_rows"]] = 0
+            smax[dp["idle_rows"]] = osm.SOFTMAX_MIN
+            ssum[dp["idle_rows"]] = 0
+        if sched.num_pieces:
+            _sfa_kernel[(sched.num_cores,)](
+                *tensors, dp["core_first"], dp["piece_task"], dp["piece_begin"],
+                dp["piece_end"], dp["piece_slot"], dp["task_row"], dp["task_batch"],
+                dp["task_head"], dp["task_tau"],
+                scan_limits(p, dp["task_row"], dp["task_window"], idx),
+                out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
+                p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
+                HG=hg, HG_PAD=hg_pad, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
+                ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
+                HAS_SINKS=t.sinks is not None, VIA_SCRATCH=via_scratch,
+                num_warps=tiling.num_warps, num_stages=tiling.stages)
+        if sched.num_slots:
+            split_tasks = dp["split_tasks"]
+            m, l, acc = osm.combine(ws_m, ws_l, ws_acc, dp["split_group"], split_tasks.numel())
+            heads = dp["task_head"][split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
+            o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
+            r = dp["task_row"][split_tasks].unsqueeze(-1)
+            out[r, heads] = o.to(out.dtype)
+            smax[r, heads] = mm
+            ssum[r, heads] = ll
+        if not p.return_softmax_lse:
+            return (out.reshape(t.query.shape), torch.empty(shape, device=dev),
+                    torch.empty(shape, device=dev))
+        return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)
+
+    return launch
+
+
+def run(p, tiling, t, via_scratch: bool | None = None):
+    """Launch the kernel over the plan, then merge split tasks; same outputs as emulate."""
+    return prepare(p, tiling, t, via_scratch)()
