@@ -10,11 +10,14 @@ P.V; value is read from key. A piece that is a whole task writes the output and 
 piece of a split task writes (m, l, acc) to its workspace slot, and the slots are merged by the
 same log-sum-exp combine as the emulator's. Masked lanes load zeros and never address memory.
 
-Scores through a scratch tile (``SCORES_VIA_SCRATCH``, used with 8 warps). Triton gives a matmul whose result
-feeds another matmul all warps along M. The score tile has M = head_group = 64 rows, one
-warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T (measured in
-the SASS: twice the HGMMA instructions). Writing the fp32 scores to a per-core scratch tile
-and reading them back cuts that chain, so the two warpgroups split the keys of Q.K^T instead.
+Scores through a scratch tile (``SCORES_VIA_SCRATCH``, used with 8 warps). Triton gives a
+matmul whose result feeds another matmul all warps along M. The score tile has M = head_group =
+64 rows, one warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T
+(seen in the SASS: twice the HGMMA instructions). Writing the fp32 scores (nope and rope parts
+apart, so neither product feeds the other) to a per-core scratch tile and reading them back
+after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T instead. The
+barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has the
+measured trade-off.
 """
 from __future__ import annotations
 
@@ -31,97 +34,6 @@ SCORES_VIA_SCRATCH = True
 
 
 @triton.jit
-def _sfa_piece(
-    q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
-    i_piece, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_limit,
-    out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
-    scale, n1, k_entries, bt_stride, page_size,
-    HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
-    ENTRIES: tl.constexpr, DV: tl.constexpr, DR: tl.constexpr, PAGED: tl.constexpr,
-    HAS_SINKS: tl.constexpr, VIA_SCRATCH: tl.constexpr,
-):
-    i_task = tl.load(piece_task + i_piece)
-    step_begin = tl.load(piece_begin + i_piece)
-    step_end = tl.load(piece_end + i_piece)
-    slot = tl.load(piece_slot + i_piece)
-    row = tl.load(task_row + i_task)
-    batch = tl.load(task_batch + i_task)
-    head0 = tl.load(task_head + i_task)
-    tau = tl.load(task_tau + i_task)
-    limit = tl.load(task_limit + i_task)
-
-    o_h = tl.arange(0, HG_PAD)
-    m_h = o_h < HG
-    o_d = tl.arange(0, DV)
-    o_r = tl.arange(0, DR)
-    o_p = tl.arange(0, BLOCK_S2)
-    p_q = (row * n1 + head0 + o_h)[:, None]
-    b_qn = tl.load(q_nope + p_q * DV + o_d[None, :], mask=m_h[:, None], other=0.0)  # [HG_PAD, DV]
-    b_qr = tl.load(q_rope + p_q * DR + o_r[None, :], mask=m_h[:, None], other=0.0)  # [HG_PAD, DR]
-
-    b_m = tl.full([HG_PAD], float("-inf"), tl.float32)
-    b_l = tl.zeros([HG_PAD], tl.float32)
-    b_acc = tl.zeros([HG_PAD, DV], tl.float32)
-    kv_base = tl.load(kv_start + batch)
-    for step in range(step_begin, step_end):
-        o_e = step * ENTRIES + o_p // SBS                                   # [BLOCK_S2]
-        m_e = o_e < limit
-        b_blk = tl.load(idx + row * k_entries + o_e, mask=m_e, other=0).to(tl.int64)
-        o_pos = b_blk * SBS + o_p % SBS
-        m_pos = m_e & (o_pos < tau)            # skip blocks past tau, clip straddling ones
-        if PAGED:
-            b_page = tl.load(block_table + batch * bt_stride + o_pos // page_size, mask=m_pos,
-                             other=0).to(tl.int64)
-            o_kv = b_page * page_size + o_pos % page_size
-        else:
-            o_kv = kv_base + o_pos
-        o_kv = tl.where(m_pos, o_kv, 0)
-        b_kn = tl.load(key + o_kv[:, None] * DV + o_d[None, :], mask=m_pos[:, None],
-                       other=0.0)                                           # [BLOCK_S2, DV]
-        b_kr = tl.load(key_rope + o_kv[:, None] * DR + o_r[None, :], mask=m_pos[:, None],
-                       other=0.0)                                           # [BLOCK_S2, DR]
-        if VIA_SCRATCH:   # two buffers by step parity: a barrier separates reuse (module doc)
-            p_sc = (scratch + (step % 2) * 2 * HG_PAD * BLOCK_S2 + o_h[:, None] * BLOCK_S2
-                    + o_p[None, :])
-            tl.store(p_sc, tl.dot(b_qn, tl.trans(b_kn)))
-            tl.store(p_sc + HG_PAD * BLOCK_S2, tl.dot(b_qr, tl.trans(b_kr)))
-            tl.debug_barrier()
-            b_s = tl.load(p_sc) + tl.load(p_sc + HG_PAD * BLOCK_S2)
-        else:
-            b_s = tl.dot(b_qn, tl.trans(b_kn)) + tl.dot(b_qr, tl.trans(b_kr))  # [HG_PAD, BLOCK_S2]
-        b_s = tl.where(m_pos[None, :], b_s * scale, float("-inf"))
-        b_m_new = tl.maximum(b_m, tl.max(b_s, 1))
-        b_base = tl.where(b_m_new == float("-inf"), 0.0, b_m_new)
-        b_alpha = tl.exp(b_m - b_base)
-        b_p = tl.exp(b_s - b_base[:, None])                                 # [HG_PAD, BLOCK_S2]
-        b_l = b_l * b_alpha + tl.sum(b_p, 1)
-        b_acc = b_acc * b_alpha[:, None] + tl.dot(b_p.to(b_kn.dtype), b_kn)
-        b_m = b_m_new
-
-    if slot >= 0:                                   # piece of a split task: to the workspace
-        tl.store(ws_m + slot * HG + o_h, b_m, mask=m_h)
-        tl.store(ws_l + slot * HG + o_h, b_l, mask=m_h)
-        tl.store(ws_acc + (slot * HG + o_h)[:, None] * DV + o_d[None, :], b_acc,
-                 mask=m_h[:, None])
-    else:
-        b_empty = b_l <= 0
-        if HAS_SINKS:
-            b_sink = tl.load(sinks + head0 + o_h, mask=m_h, other=0.0)
-            b_ms = tl.maximum(b_m, b_sink)
-            b_sc = tl.exp(b_m - b_ms)
-            b_l = b_l * b_sc + tl.exp(b_sink - b_ms)
-            b_acc = b_acc * b_sc[:, None]
-            b_m = b_ms
-        b_out = b_acc / tl.where(b_empty, 1.0, b_l)[:, None]
-        b_out = tl.where(b_empty[:, None], 0.0, b_out)
-        tl.store(out + p_q * DV + o_d[None, :], b_out.to(out.dtype.element_ty),
-                 mask=m_h[:, None])
-        tl.store(smax + row * n1 + head0 + o_h, tl.where(b_empty, -2e38, b_m), mask=m_h)
-        tl.store(ssum + row * n1 + head0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
-
-
-@triton.jit
 def _sfa_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
@@ -134,14 +46,89 @@ def _sfa_kernel(
 ):
     """Program c runs the pieces core_first[c] .. core_first[c + 1] - 1 of the schedule."""
     core = tl.program_id(0)
-    core_scratch = scratch + core * (4 * HG_PAD * BLOCK_S2)
+    scratch += core * (4 * HG_PAD * BLOCK_S2)
     for i_piece in range(tl.load(core_first + core), tl.load(core_first + core + 1)):
-        _sfa_piece(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
-                   i_piece, piece_task, piece_begin, piece_end, piece_slot,
-                   task_row, task_batch, task_head, task_tau, task_limit,
-                   out, smax, ssum, ws_m, ws_l, ws_acc, core_scratch,
-                   scale, n1, k_entries, bt_stride, page_size,
-                   HG, HG_PAD, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, HAS_SINKS, VIA_SCRATCH)
+        i_task = tl.load(piece_task + i_piece)
+        step_begin = tl.load(piece_begin + i_piece)
+        step_end = tl.load(piece_end + i_piece)
+        slot = tl.load(piece_slot + i_piece)
+        row = tl.load(task_row + i_task)
+        batch = tl.load(task_batch + i_task)
+        head0 = tl.load(task_head + i_task)
+        tau = tl.load(task_tau + i_task)
+        limit = tl.load(task_limit + i_task)
+
+        o_h = tl.arange(0, HG_PAD)
+        m_h = o_h < HG
+        o_d = tl.arange(0, DV)
+        o_r = tl.arange(0, DR)
+        o_p = tl.arange(0, BLOCK_S2)
+        p_q = (row * n1 + head0 + o_h)[:, None]
+        b_qn = tl.load(q_nope + p_q * DV + o_d[None, :], mask=m_h[:, None],
+                       other=0.0)                                           # [HG_PAD, DV]
+        b_qr = tl.load(q_rope + p_q * DR + o_r[None, :], mask=m_h[:, None],
+                       other=0.0)                                           # [HG_PAD, DR]
+
+        b_m = tl.full([HG_PAD], float("-inf"), tl.float32)
+        b_l = tl.zeros([HG_PAD], tl.float32)
+        b_acc = tl.zeros([HG_PAD, DV], tl.float32)
+        kv_base = tl.load(kv_start + batch)
+        for step in range(step_begin, step_end):
+            o_e = step * ENTRIES + o_p // SBS                                   # [BLOCK_S2]
+            m_e = o_e < limit
+            b_blk = tl.load(idx + row * k_entries + o_e, mask=m_e, other=0).to(tl.int64)
+            o_pos = b_blk * SBS + o_p % SBS
+            m_pos = m_e & (o_pos < tau)            # skip blocks past tau, clip straddling ones
+            if PAGED:
+                b_page = tl.load(block_table + batch * bt_stride + o_pos // page_size, mask=m_pos,
+                                 other=0).to(tl.int64)
+                o_kv = b_page * page_size + o_pos % page_size
+            else:
+                o_kv = kv_base + o_pos
+            o_kv = tl.where(m_pos, o_kv, 0)
+            b_kn = tl.load(key + o_kv[:, None] * DV + o_d[None, :], mask=m_pos[:, None],
+                           other=0.0)                                           # [BLOCK_S2, DV]
+            b_kr = tl.load(key_rope + o_kv[:, None] * DR + o_r[None, :], mask=m_pos[:, None],
+                           other=0.0)                                           # [BLOCK_S2, DR]
+            if VIA_SCRATCH:   # two buffers by step parity: a barrier separates reuse (module doc)
+                p_sc = (scratch + (step % 2) * 2 * HG_PAD * BLOCK_S2 + o_h[:, None] * BLOCK_S2
+                        + o_p[None, :])
+                tl.store(p_sc, tl.dot(b_qn, tl.trans(b_kn)))
+                tl.store(p_sc + HG_PAD * BLOCK_S2, tl.dot(b_qr, tl.trans(b_kr)))
+                tl.debug_barrier()
+                b_s = tl.load(p_sc) + tl.load(p_sc + HG_PAD * BLOCK_S2)
+            else:
+                b_s = (tl.dot(b_qn, tl.trans(b_kn))
+                       + tl.dot(b_qr, tl.trans(b_kr)))                      # [HG_PAD, BLOCK_S2]
+            b_s = tl.where(m_pos[None, :], b_s * scale, float("-inf"))
+            b_m_new = tl.maximum(b_m, tl.max(b_s, 1))
+            b_base = tl.where(b_m_new == float("-inf"), 0.0, b_m_new)
+            b_alpha = tl.exp(b_m - b_base)
+            b_p = tl.exp(b_s - b_base[:, None])                                 # [HG_PAD, BLOCK_S2]
+            b_l = b_l * b_alpha + tl.sum(b_p, 1)
+            b_acc = b_acc * b_alpha[:, None] + tl.dot(b_p.to(b_kn.dtype), b_kn)
+            b_m = b_m_new
+
+        if slot >= 0:                                   # piece of a split task: to the workspace
+            tl.store(ws_m + slot * HG + o_h, b_m, mask=m_h)
+            tl.store(ws_l + slot * HG + o_h, b_l, mask=m_h)
+            tl.store(ws_acc + (slot * HG + o_h)[:, None] * DV + o_d[None, :], b_acc,
+                     mask=m_h[:, None])
+        else:
+            b_empty = b_l <= 0
+            if HAS_SINKS:
+                b_sink = tl.load(sinks + head0 + o_h, mask=m_h, other=0.0)
+                b_ms = tl.maximum(b_m, b_sink)
+                b_sc = tl.exp(b_m - b_ms)
+                b_l = b_l * b_sc + tl.exp(b_sink - b_ms)
+                b_acc = b_acc * b_sc[:, None]
+                b_m = b_ms
+            b_out = b_acc / tl.where(b_empty, 1.0, b_l)[:, None]
+            b_out = tl.where(b_empty[:, None], 0.0, b_out)
+            tl.store(out + p_q * DV + o_d[None, :], b_out.to(out.dtype.element_ty),
+                     mask=m_h[:, None])
+            tl.store(smax + row * n1 + head0 + o_h, tl.where(b_empty, -2e38, b_m), mask=m_h)
+            tl.store(ssum + row * n1 + head0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
 
 
 def scan_limits(p, task_row, task_window, sparse_indices) -> torch.Tensor:

@@ -42,22 +42,15 @@ def test_memcheck_clean():
 def main():
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from cann_attention.op_host.common.platform import H100
-    from cann_attention.op_host.sparse_flash_attention import check, params, tiling
+    from cann_attention.op_host.sparse_flash_attention import tiling
     from cann_attention.op_kernel.sparse_flash_attention import reference
     from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton
     from testing.oracle import assert_close
-    from testing.sparse_flash_attention_cases import make_case
+    from testing.sparse_flash_attention_cases import kernel_inputs, make_case
     for kw in CASES:
         case = make_case(**kw)
-        args = tuple(a.cuda() if isinstance(a, torch.Tensor) else a for a in case.args)
-        kwargs = {k: v.cuda() if isinstance(v, torch.Tensor) else v
-                  for k, v in case.kwargs.items()}
-        p = params.parse(*args, **kwargs)
-        check.check(p)
+        p, t = kernel_inputs(case, "cuda")
         plan = tiling.plan(p, H100)
-        t = params.SparseFlashAttentionTensors(
-            args[0], args[1], args[2], args[3], kwargs["query_rope"], kwargs["key_rope"],
-            kwargs.get("block_table"), kwargs.get("sinks"))
         ref = case.call(reference.sparse_flash_attention)[0]
         low = case.call(reference.sparse_flash_attention, compute_dtype=torch.bfloat16)[0]
         for via_scratch in (True, False):

@@ -17,15 +17,16 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-triton = pytest.importorskip("triton", reason="Triton is not importable (pip install -e \".[test,gpu]\": triton, numpy)")
+triton = pytest.importorskip(
+    "triton", reason="Triton is not importable (pip install -e \".[test,gpu]\": triton, numpy)")
 
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, H200  # noqa: E402
-from cann_attention.op_host.sparse_flash_attention import check, params, tiling  # noqa: E402
+from cann_attention.op_host.sparse_flash_attention import params, tiling  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import emulate, reference  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton  # noqa: E402
 from testing.oracle import assert_close, assert_stats_close  # noqa: E402
-from testing.sparse_flash_attention_cases import make_case  # noqa: E402
+from testing.sparse_flash_attention_cases import kernel_inputs, make_case  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.bfloat16, torch.float16] if DEVICE == "cuda" else [torch.float16]
@@ -54,14 +55,8 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
     seed = random.randrange(2**31)
     dtype = dtype or DTYPES[0]
     case = make_case(dtype=dtype, seed=seed, **kw)
-    args = tuple(_on(DEVICE, a) for a in case.args)
-    kwargs = {k: _on(DEVICE, v) for k, v in case.kwargs.items()}
-    p = params.parse(*args, **kwargs)
-    check.check(p)
+    p, tensors = kernel_inputs(case, DEVICE)
     plan = tiling.plan(p, platform)
-    tensors = params.SparseFlashAttentionTensors(
-        args[0], args[1], args[2], args[3], kwargs["query_rope"], kwargs["key_rope"],
-        kwargs.get("block_table"), kwargs.get("sinks"))
     monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
     got = sfa_triton.run(p, plan, tensors, via_scratch=VARIANTS[variant])
     monkeypatch.undo()
