@@ -97,7 +97,6 @@ def build(shape: Shape, device, seed=0):
         pages = -(-S2 // shape.page)
         perm = torch.randperm(B * pages, generator=g, device=device).to(torch.int32)
         kwargs["block_table"] = perm.reshape(B, pages)
-        kv_rows = B * pages * shape.page
         key = r(B * pages, shape.page, 1, D)
         kwargs["key_rope"] = r(B * pages, shape.page, 1, DR)
         kwargs["layout_kv"] = "PA_BSND"
@@ -105,12 +104,10 @@ def build(shape: Shape, device, seed=0):
                                                      device=device)
     else:
         key, kwargs["key_rope"] = r(B, S2, 1, D), r(B, S2, 1, DR)
-        kv_rows = B * S2
     valid = int((idx >= 0).sum())
     unique_kv = sum(int(torch.unique(idx[b][idx[b] >= 0]).numel()) for b in range(B))
     flops = 2 * N1 * (D + DR + D) * valid
     nbytes = unique_kv * (D + DR) * 2 + (q.numel() + qr.numel() + q.numel()) * 2
-    del kv_rows
     return (q, key, key, idx, 1.0 / (D + DR) ** 0.5, 1), kwargs, flops, nbytes
 
 

@@ -51,3 +51,12 @@ def batch_row_starts(layout, lens: tuple[int, ...], stride: int, batch: int) -> 
     if layout is Layout.TND:
         return starts_from_counts(lens)
     return tuple(b * stride for b in range(batch))
+
+
+def key_capacity(layout, key, block_table) -> int:
+    """Key rows per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
+    if layout is Layout.BSND:
+        return key.shape[1]
+    if layout is Layout.TND:
+        return key.shape[0]
+    return block_table.shape[1] * key.shape[1]

@@ -13,7 +13,7 @@ import torch
 
 from ..common.errors import Checker
 from ..common.layouts import Layout
-from ..common.seqlens import batch_lengths, batch_row_starts
+from ..common.seqlens import batch_lengths, batch_row_starts, key_capacity
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_lightning_indexer"
@@ -74,11 +74,7 @@ class LightningIndexerParams:
     @property
     def s2(self) -> int:
         """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
-        if self.k_layout is Layout.BSND:
-            return self.key.shape[1]
-        if self.k_layout is Layout.TND:
-            return self.key.shape[0]
-        return self.block_table.shape[1] * self.block_size
+        return key_capacity(self.k_layout, self.key, self.block_table)
 
     @property
     def q_lens(self) -> tuple[int, ...]:
