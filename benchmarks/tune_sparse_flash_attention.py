@@ -56,12 +56,14 @@ def main():
     gpu = PlatformKind.GPU
     for name, shape in SHAPES.items():
         p, t, flops = prepare(shape)
-        for scratch, bs2, stages in itertools.product((True, False), (64, 32), (2, 3)):
+        for variant, bs2, stages in itertools.product(sfa_triton.VARIANTS, (64, 32), (2, 3)):
             tiling.MAX_BLOCK_S2[gpu] = bs2
             tiling.STAGES[gpu] = (stages, 1)
             plan = tiling.plan(p, platform_for(t.query.device))
-            ms = cuda_time(lambda: sfa_triton.run(p, plan, t, via_scratch=scratch), 20)
-            print(f"{name:<10} scratch={scratch!s:<5} block_s2={plan.block_s2:<3} "
+            if variant == "gluon" and not sfa_triton.gluon_serves(plan, t):
+                continue
+            ms = cuda_time(lambda: sfa_triton.run(p, plan, t, variant), 20)
+            print(f"{name:<10} {variant:<9} block_s2={plan.block_s2:<3} "
                   f"stages={plan.stages} hg={plan.head_group:<3} {ms:8.3f} ms "
                   f"{flops / ms / 1e9:6.1f} TFLOPS", flush=True)
     try:   # Triton internals (3.x): the compiled variants of the kernel on device 0

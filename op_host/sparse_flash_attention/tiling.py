@@ -140,10 +140,15 @@ def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAt
     steps = -(-window // entries_per_step)
     keep = steps > 0
 
+    # Tasks are ordered head-group major: all rows of group 0, then of group 1, ... The
+    # schedule hands each core a contiguous run, so the cores running group 1 run the same rows
+    # at about the same time as those running group 0, and the second gather of a row's keys
+    # finds them in L2 (row-major order would gather them twice from memory when L2 cannot
+    # hold every core's keys between the two visits, as in decode).
     groups = p.n1 // head_group
     def per_task(x):
-        return torch.repeat_interleave(x[keep], groups)
-    task_head = torch.arange(groups).repeat(int(keep.sum())) * head_group
+        return x[keep].repeat(groups)
+    task_head = torch.repeat_interleave(torch.arange(groups) * head_group, int(keep.sum()))
     schedule = partition(per_task(steps), platform.num_cores, TASK_OVERHEAD_STEPS)
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)

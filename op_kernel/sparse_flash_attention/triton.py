@@ -18,6 +18,11 @@ apart, so neither product feeds the other) to a per-core scratch tile and readin
 after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T instead. The
 barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has the
 measured trade-off.
+
+Variants (``VARIANTS``): ``gluon`` (gluon.py: the same plan and arguments with the two
+warpgroups' layouts written out; Hopper only, plans of 64 heads x 64 keys), ``scratch`` and
+``registers`` (this file's kernel with and without the scratch tile). ``default_variant`` picks
+the first that serves the call.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 
 from ..common import online_softmax as osm
 
-SCORES_VIA_SCRATCH = True
+VARIANTS = ("gluon", "scratch", "registers")
 
 
 @triton.jit
@@ -165,20 +170,40 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
-def prepare(p, tiling, t, via_scratch: bool | None = None):
+def gluon_serves(tiling, t) -> bool:
+    """Whether gluon.py's kernel runs this call: a Hopper GPU, a Triton with Gluon, its plans."""
+    if t.query.device.type != "cuda" or torch.cuda.get_device_capability(t.query.device)[0] != 9:
+        return False
+    try:
+        from . import gluon
+    except ImportError:           # a Triton without the Gluon dialect
+        return False
+    return gluon.supports(tiling, t.key.shape[-1], t.key_rope.shape[-1])
+
+
+def default_variant(tiling, t) -> str:
+    """The first of ``VARIANTS`` that serves the call (module doc)."""
+    if gluon_serves(tiling, t):
+        return "gluon"
+    return "scratch" if tiling.num_warps > 4 else "registers"
+
+
+def prepare(p, tiling, t, variant: str | None = None):
     """Host part of a call: the plan's tables on the device and the output buffers.
 
     Returns ``launch``, a function of no arguments that enqueues the device work (kernel,
     split-task merge) without synchronising with the host, so it can be captured in a CUDA
     graph and replayed as long as the tensors of ``t`` keep their addresses.
-    ``via_scratch`` (default: when two warpgroups share a tile) picks the kernel variant.
+    ``variant`` (one of ``VARIANTS``; default ``default_variant``) picks the kernel.
     """
     dev = t.query.device
     rows, n1, k = p.num_rows, p.n1, p.k
     hg = tiling.head_group
     sched = tiling.schedule
-    if via_scratch is None:
-        via_scratch = SCORES_VIA_SCRATCH and tiling.num_warps > 4
+    variant = variant or default_variant(tiling, t)
+    if variant not in VARIANTS or (variant == "gluon" and not gluon_serves(tiling, t)):
+        raise ValueError(f"kernel variant {variant!r} does not serve this call")
+    via_scratch = variant == "scratch"
     dp = device_plan(p, tiling, dev)
     idx = t.sparse_indices.reshape(rows, k).contiguous()
     out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
@@ -205,17 +230,24 @@ def prepare(p, tiling, t, via_scratch: bool | None = None):
             smax[dp["idle_rows"]] = osm.SOFTMAX_MIN
             ssum[dp["idle_rows"]] = 0
         if sched.num_pieces:
-            _sfa_kernel[(sched.num_cores,)](
-                *tensors, dp["core_first"], dp["piece_task"], dp["piece_begin"],
-                dp["piece_end"], dp["piece_slot"], dp["task_row"], dp["task_batch"],
-                dp["task_head"], dp["task_tau"],
-                scan_limits(p, dp["task_row"], dp["task_window"], idx),
-                out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
-                p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1,
-                HG=hg, HG_PAD=hg_pad, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
-                ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
-                HAS_SINKS=t.sinks is not None, VIA_SCRATCH=via_scratch,
-                num_warps=tiling.num_warps, num_stages=tiling.stages)
+            plan_args = (dp["core_first"], dp["piece_task"], dp["piece_begin"],
+                         dp["piece_end"], dp["piece_slot"], dp["task_row"], dp["task_batch"],
+                         dp["task_head"], dp["task_tau"],
+                         scan_limits(p, dp["task_row"], dp["task_window"], idx),
+                         out, smax, ssum, ws_m, ws_l, ws_acc)
+            scalars = (p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1)
+            shapes = dict(HG=hg, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
+                          ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1],
+                          PAGED=paged, HAS_SINKS=t.sinks is not None)
+            if variant == "gluon":
+                from .gluon import _sfa_gluon_kernel
+                _sfa_gluon_kernel[(sched.num_cores,)](
+                    *tensors, *plan_args, *scalars, **shapes, num_warps=tiling.num_warps)
+            else:
+                _sfa_kernel[(sched.num_cores,)](
+                    *tensors, *plan_args, scratch, *scalars, **shapes, HG_PAD=hg_pad,
+                    VIA_SCRATCH=via_scratch, num_warps=tiling.num_warps,
+                    num_stages=tiling.stages)
         if sched.num_slots:
             split_tasks = dp["split_tasks"]
             m, l, acc = osm.combine(ws_m, ws_l, ws_acc, dp["split_group"], split_tasks.numel())
@@ -233,6 +265,6 @@ def prepare(p, tiling, t, via_scratch: bool | None = None):
     return launch
 
 
-def run(p, tiling, t, via_scratch: bool | None = None):
+def run(p, tiling, t, variant: str | None = None):
     """Launch the kernel over the plan, then merge split tasks; same outputs as emulate."""
-    return prepare(p, tiling, t, via_scratch)()
+    return prepare(p, tiling, t, variant)()

@@ -2,7 +2,7 @@
 
 Runs this file as a program under ``compute-sanitizer --tool memcheck`` (with PyTorch's caching
 allocator off, so every tensor is its own allocation and a stray read past it is caught). The
-program runs the kernel, both variants, on cases whose indices point past tau, past the cache,
+program runs the kernel, every variant that serves the case (Gluon on Hopper), on cases whose indices point past tau, past the cache,
 after a -1, and through a shuffled page table, and checks the result against the reference.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ CASES = [
          q_lens=[3, 1], kv_lens=[300, 50], page=32, malformed=True),
     dict(B=3, S1=2, S2=200, N1=64, K=300, layout_kv="PA_BSND", page=64,
          q_lens=[2, 2, 1], kv_lens=[200, 7, 33]),
+    dict(B=2, S1=3, S2=260, N1=128, K=150, sbs=2, layout_query="TND", layout_kv="PA_BSND",
+         q_lens=[3, 2], kv_lens=[260, 40], page=64, malformed=True),
 ]
 
 
@@ -53,10 +55,12 @@ def main():
         plan = tiling.plan(p, H100)
         ref = case.call(reference.sparse_flash_attention)[0]
         low = case.call(reference.sparse_flash_attention, compute_dtype=torch.bfloat16)[0]
-        for via_scratch in (True, False):
-            got = sfa_triton.run(p, plan, t, via_scratch=via_scratch)[0]
+        variants = [v for v in sfa_triton.VARIANTS
+                    if v != "gluon" or sfa_triton.gluon_serves(plan, t)]
+        for variant in variants:
+            got = sfa_triton.run(p, plan, t, variant=variant)[0]
             torch.cuda.synchronize()
-            assert_close(got.cpu(), ref, low, f"{case.id} via_scratch={via_scratch}")
+            assert_close(got.cpu(), ref, low, f"{case.id} {variant}")
         print("ok", case.id, flush=True)
 
 

@@ -5,7 +5,9 @@ under Triton's interpreter (TRITON_INTERPRET=1, set here before Triton is import
 only: the interpreter's bf16 tl.dot is wrong in Triton 3.9 (measured: errors of 1e10 on a
 16x16 product). Every run draws fresh inputs (the seed is in the failure message) and poisons
 the kernel's output buffers with NaN, so an element the kernel does not write fails the test.
-Both kernel variants (scores through the scratch tile, scores in registers) are checked.
+Both Triton variants (scores through the scratch tile, scores in registers) are checked
+everywhere; the Gluon kernel (Hopper only, plans of 64 heads x 64 keys) runs its own matrix of
+N1 = 64 / 128 cases on a Hopper GPU.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from testing.sparse_flash_attention_cases import kernel_inputs, make_case  # noq
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.bfloat16, torch.float16] if DEVICE == "cuda" else [torch.float16]
 LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BSND")]
-VARIANTS = {"scratch": True, "registers": False}
+VARIANTS = ("scratch", "registers")
+HOPPER = DEVICE == "cuda" and torch.cuda.get_device_capability()[0] == 9
 
 
 class _PoisonedTorch:
@@ -58,7 +61,9 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
     p, tensors = kernel_inputs(case, DEVICE)
     plan = tiling.plan(p, platform)
     monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
-    got = sfa_triton.run(p, plan, tensors, via_scratch=VARIANTS[variant])
+    if variant == "gluon":
+        assert sfa_triton.gluon_serves(plan, tensors), f"{case.id}: not a Gluon plan"
+    got = sfa_triton.run(p, plan, tensors, variant=variant)
     monkeypatch.undo()
     want = emulate.run(p, plan, tensors)
     ref, ref_max, ref_sum = case.call(reference.sparse_flash_attention)
@@ -130,6 +135,42 @@ def test_malformed_rows(monkeypatch, variant):
 def test_sinks(monkeypatch, variant):
     check_kernel(monkeypatch, variant=variant, B=2, S1=3, S2=50, N1=8, K=16, sinks=True,
                  return_softmax_lse=True, q_lens=[3, 3], kv_lens=[50, 1])
+
+
+hopper = pytest.mark.skipif(not HOPPER, reason="the Gluon kernel needs a Hopper GPU (sm_90)")
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("layout_query,layout_kv", LAYOUTS, ids=lambda x: x)
+@pytest.mark.parametrize("sparse_mode", [0, 3])
+@pytest.mark.parametrize("sbs", [1, 4, 64])
+@pytest.mark.parametrize("n1", [64, 128])
+def test_gluon_layouts_modes_block_sizes(monkeypatch, layout_query, layout_kv, sparse_mode,
+                                         sbs, n1):
+    check_kernel(monkeypatch, variant="gluon", B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
+                 layout_query=layout_query, layout_kv=layout_kv, sbs=sbs,
+                 sparse_mode=sparse_mode, q_lens=[3, 1, 2], kv_lens=[300, 37, 129],
+                 page=64, return_softmax_lse=layout_kv != "PA_BSND")
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gluon_edges(monkeypatch, dtype):
+    """Zero-length batches, Lq > Lkv, malformed rows, sinks and split tasks, in one kernel."""
+    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=4, S1=6, S2=64, N1=64, K=8,
+                 layout_query="TND", layout_kv="PA_BSND", q_lens=[0, 3, 6, 2],
+                 kv_lens=[5, 0, 4, 64], page=16, return_softmax_lse=False)
+    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=3, S1=5, S2=200, N1=64, K=80,
+                 sbs=2, malformed=True, return_softmax_lse=True)
+    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=2, S1=3, S2=150, N1=128, K=90,
+                 sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
+    for platform in (H100, H200):
+        plan = check_kernel(monkeypatch, platform=platform, variant="gluon", dtype=dtype, B=2,
+                            S1=2, S2=700, N1=64, K=600, layout_query="TND",
+                            layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650], page=64)
+        assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
 
 
 @pytest.mark.gpu

@@ -1,0 +1,72 @@
+"""The Gluon kernel builds for Hopper (sm_90) on any machine, and its build is the intended one.
+
+CI has no GPU, and Triton's interpreter does not run Gluon, so without this file a change that
+breaks the Gluon kernel would only show on a GPU. Triton compiles ahead of time for a named
+target with its bundled ptxas; the test (a subprocess, so Triton's interpreter setting of the
+other kernel tests does not apply) builds the kernel for sm_90 and checks what the module doc
+of op_kernel/sparse_flash_attention/gluon.py promises: warpgroup matrix instructions of the two
+shapes (scores 64x32 per warpgroup, output 64x256 per warpgroup), cp.async copies, and shared
+memory within Hopper's 227 KB per block. Runtime behaviour is covered on a Hopper GPU by
+test_sparse_flash_attention_triton.py.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Triton is not imported here: the kernel tests set TRITON_INTERPRET before they import it.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                reason="Triton is not installed (pip install -e \".[gpu]\")")
+NO_GLUON = 3     # exit status of the build script when this Triton has no Gluon dialect
+
+HOPPER_SMEM_PER_BLOCK = 227 * 1024
+
+BUILD = r"""
+import inspect, json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+try:
+    from triton.experimental.gluon._runtime import GluonASTSource
+except ImportError:
+    sys.exit(3)
+from cann_attention.op_kernel.sparse_flash_attention.gluon import _sfa_gluon_kernel as fn
+
+dtype, paged, sinks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names = list(inspect.signature(fn.fn).parameters)
+const = dict(HG=64, BLOCK_S2=64, SBS=1, ENTRIES=64, DV=512, DR=64, PAGED=paged,
+             HAS_SINKS=sinks)
+ptr = {"q_nope": dtype, "q_rope": dtype, "key": dtype, "key_rope": dtype, "out": dtype,
+       "idx": "i32", "block_table": "i32", "kv_start": "i64", "sinks": "fp32",
+       "smax": "fp32", "ssum": "fp32", "ws_m": "fp32", "ws_l": "fp32", "ws_acc": "fp32"}
+ints = {"scale": "fp32", "n1": "i32", "k_entries": "i32", "bt_stride": "i32",
+        "page_size": "i32"}
+sig = {n: "constexpr" if n in const else ints[n] if n in ints else "*" + ptr.get(n, "i64")
+       for n in names}
+attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
+         if sig[n].startswith("*")}
+src = GluonASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()}, attrs)
+k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=8))
+print(json.dumps(dict(shared=k.metadata.shared, ptx=k.asm["ptx"])))
+"""
+
+
+@pytest.mark.parametrize("dtype,paged,sinks", [("bf16", 1, 1), ("fp16", 0, 0)])
+def test_gluon_kernel_builds_for_sm90(dtype, paged, sinks):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run([sys.executable, "-c", BUILD, dtype, str(paged), str(sinks)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    if res.returncode == NO_GLUON:
+        pytest.skip("this Triton has no Gluon dialect")
+    assert res.returncode == 0, res.stderr[-4000:]
+    built = json.loads(res.stdout.strip().splitlines()[-1])
+    ptx = built["ptx"]
+    assert 0 < built["shared"] <= HOPPER_SMEM_PER_BLOCK, built["shared"]
+    assert "wgmma.mma_async.sync.aligned.m64n32k16.f32" in ptx, "no 64x32 score wgmma"
+    assert "wgmma.mma_async.sync.aligned.m64n256k16.f32" in ptx, "no 64x256 output wgmma"
+    assert "cp.async.cg.shared.global" in ptx or "cp.async.ca.shared.global" in ptx, \
+        "key rows are not copied with cp.async"
