@@ -55,32 +55,30 @@ def partition(task_steps: torch.Tensor, num_cores: int, task_overhead: int = 1) 
     cost = task_steps + task_overhead
     total = int(cost.sum())
     per_core = max(1, -(-total // num_cores))
-    task_start = torch.cumsum(cost, 0) - cost                                # [T]
-
-    step_task = torch.repeat_interleave(torch.arange(num_tasks), task_steps)  # [S]
-    first_step = torch.cumsum(task_steps, 0) - task_steps
-    step_k = torch.arange(step_task.numel()) - first_step[step_task]
-    position = task_start[step_task] + task_overhead + step_k
-    step_core = torch.clamp(position // per_core, max=num_cores - 1)
-
-    new_piece = torch.ones_like(step_task, dtype=torch.bool)
-    if step_task.numel() > 1:
-        new_piece[1:] = (step_task[1:] != step_task[:-1]) | (step_core[1:] != step_core[:-1])
-    piece_of_step = torch.cumsum(new_piece.to(torch.int64), 0) - 1
-    num_pieces = int(new_piece.sum())
-    piece_task = step_task[new_piece]
-    piece_core = step_core[new_piece]
-    piece_step_begin = step_k[new_piece]
-    piece_len = torch.zeros(num_pieces, dtype=torch.int64).index_add_(
-        0, piece_of_step, torch.ones_like(piece_of_step))
-    piece_step_end = piece_step_begin + piece_len
+    # On the line, task t's steps occupy [first, last] (after its overhead); a step at position
+    # x belongs to core min(x // per_core, num_cores - 1). A piece is a task's run of steps on
+    # one core, so task t has one piece per core from core(first) to core(last): O(T + cores)
+    # work, never O(steps).
+    first = torch.cumsum(cost, 0) - task_steps                                # [T]
+    last = first + task_steps - 1
+    core_first = torch.clamp(first // per_core, max=num_cores - 1)
+    core_last = torch.clamp(last // per_core, max=num_cores - 1)
+    task_num_pieces = core_last - core_first + 1
+    num_pieces = int(task_num_pieces.sum())
+    piece_task = torch.repeat_interleave(torch.arange(num_tasks), task_num_pieces)   # [P]
+    first_piece = torch.cumsum(task_num_pieces, 0) - task_num_pieces
+    piece_core = core_first[piece_task] + torch.arange(num_pieces) - first_piece[piece_task]
+    core_begin = torch.where(piece_core == core_first[piece_task], first[piece_task],
+                             piece_core * per_core)
+    core_end = torch.where(piece_core == core_last[piece_task], last[piece_task] + 1,
+                           (piece_core + 1) * per_core)
+    piece_step_begin = core_begin - first[piece_task]
+    piece_step_end = core_end - first[piece_task]
 
     first_piece_of_core = torch.full((num_cores,), num_pieces, dtype=torch.int64)
     first_piece_of_core.scatter_reduce_(0, piece_core, torch.arange(num_pieces), "amin")
     piece_rank = torch.arange(num_pieces) - first_piece_of_core[piece_core]
 
-    task_num_pieces = torch.zeros(num_tasks, dtype=torch.int64).index_add_(
-        0, piece_task, torch.ones_like(piece_task))
     is_split = task_num_pieces[piece_task] > 1
     piece_slot = torch.where(is_split, torch.cumsum(is_split.to(torch.int64), 0) - 1,
                              torch.full_like(piece_task, -1))
