@@ -234,6 +234,8 @@ def run_cuda(a):
                              variant=sfa_triton.default_variant(plan, t)))
         del args, kwargs, t
         torch.cuda.empty_cache()
+        if a.json:                # a sweep cut short still leaves its finished shapes
+            write_json(a.json, dict(device=gpu, partial=True), rows)
         el = time.time() - t_start
         print(f"[{i + 1}/{len(shapes)}] {shape.label}: op vs plain torch rel. err {err:.1e} "
               f"({el:.0f} s, "
@@ -316,8 +318,12 @@ def main():
                                       capture_output=True, text=True).stdout.strip(),
                 date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(dict(meta=meta, results=rows), f, indent=2)
+        write_json(a.json, meta, rows)
+
+
+def write_json(path, meta, rows):
+    with open(path, "w") as f:
+        json.dump(dict(meta=meta, results=rows), f, indent=2)
 
 
 if __name__ == "__main__":

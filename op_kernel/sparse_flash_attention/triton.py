@@ -36,6 +36,8 @@ from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 from ..common import online_softmax as osm
 
 VARIANTS = ("gluon", "scratch", "registers")
+osm_min = tl.constexpr(osm.SOFTMAX_MIN)
+MERGE_HEADS = 16        # heads per program of the split-task merge
 
 
 @triton.jit
@@ -120,20 +122,62 @@ def _sfa_kernel(
             tl.store(ws_acc + (slot * HG + o_h)[:, None] * DV + o_d[None, :], b_acc,
                      mask=m_h[:, None])
         else:
-            b_empty = b_l <= 0
-            if HAS_SINKS:
-                b_sink = tl.load(sinks + head0 + o_h, mask=m_h, other=0.0)
-                b_ms = tl.maximum(b_m, b_sink)
-                b_sc = tl.exp(b_m - b_ms)
-                b_l = b_l * b_sc + tl.exp(b_sink - b_ms)
-                b_acc = b_acc * b_sc[:, None]
-                b_m = b_ms
-            b_out = b_acc / tl.where(b_empty, 1.0, b_l)[:, None]
-            b_out = tl.where(b_empty[:, None], 0.0, b_out)
-            tl.store(out + p_q * DV + o_d[None, :], b_out.to(out.dtype.element_ty),
-                     mask=m_h[:, None])
-            tl.store(smax + row * n1 + head0 + o_h, tl.where(b_empty, -2e38, b_m), mask=m_h)
-            tl.store(ssum + row * n1 + head0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
+            _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, row * n1 + head0, head0, o_h, m_h,
+                    HAS_SINKS, DV)
+
+
+@triton.jit
+def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, q0, head0, o_h, m_h,
+            HAS_SINKS: tl.constexpr, DV: tl.constexpr):
+    """Normalise a finished state of heads head0 + o_h and write rows q0 + o_h of the output
+    and statistics (online_softmax.finalize: sinks join the sum only; a row that saw no key
+    gives zeros and SOFTMAX_MIN / 0)."""
+    b_empty = b_l <= 0
+    if HAS_SINKS:
+        b_sink = tl.load(sinks + head0 + o_h, mask=m_h, other=0.0)
+        b_ms = tl.maximum(b_m, b_sink)
+        b_sc = tl.exp(b_m - b_ms)
+        b_l = b_l * b_sc + tl.exp(b_sink - b_ms)
+        b_acc = b_acc * b_sc[:, None]
+        b_m = b_ms
+    b_out = b_acc / tl.where(b_empty, 1.0, b_l)[:, None]
+    b_out = tl.where(b_empty[:, None], 0.0, b_out)
+    o_d = tl.arange(0, DV)
+    tl.store(out + (q0 + o_h)[:, None] * DV + o_d[None, :], b_out.to(out.dtype.element_ty),
+             mask=m_h[:, None])
+    tl.store(smax + q0 + o_h, tl.where(b_empty, osm_min, b_m), mask=m_h)
+    tl.store(ssum + q0 + o_h, tl.where(b_empty, 0.0, b_l), mask=m_h)
+
+
+@triton.jit
+def _merge_kernel(ws_m, ws_l, ws_acc, split_first, split_count, split_row, split_head, sinks,
+                  out, smax, ssum, n1, HG: tl.constexpr, HEADS: tl.constexpr,
+                  DV: tl.constexpr, HAS_SINKS: tl.constexpr):
+    """Program (g, j): heads j*HEADS .. of split task g. Its pieces' states sit in workspace
+    slots split_first[g] .. + split_count[g]; merged by the log-sum-exp rule of
+    online_softmax.combine, then finished like a whole task."""
+    g = tl.program_id(0)
+    o_h = tl.program_id(1) * HEADS + tl.arange(0, HEADS)
+    m_h = o_h < HG
+    o_d = tl.arange(0, DV)
+    first = tl.load(split_first + g)
+    count = tl.load(split_count + g)
+    b_m = tl.full([HEADS], float("-inf"), tl.float32)
+    for i in range(count):
+        b_m = tl.maximum(b_m, tl.load(ws_m + (first + i) * HG + o_h, mask=m_h,
+                                      other=float("-inf")))
+    b_base = tl.where(b_m == float("-inf"), 0.0, b_m)
+    b_l = tl.zeros([HEADS], tl.float32)
+    b_acc = tl.zeros([HEADS, DV], tl.float32)
+    for i in range(count):
+        p_slot = (first + i) * HG + o_h
+        b_w = tl.exp(tl.load(ws_m + p_slot, mask=m_h, other=float("-inf")) - b_base)
+        b_l += tl.load(ws_l + p_slot, mask=m_h, other=0.0) * b_w
+        b_acc += tl.load(ws_acc + p_slot[:, None] * DV + o_d[None, :], mask=m_h[:, None],
+                         other=0.0) * b_w[:, None]
+    head0 = tl.load(split_head + g)
+    _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, tl.load(split_row + g) * n1 + head0,
+            head0, o_h, m_h, HAS_SINKS, DV)
 
 
 def scan_limits(p, task_row, task_window, sparse_indices) -> torch.Tensor:
@@ -149,8 +193,8 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     """The plan's integer tables on ``device``, packed into one host-to-device copy.
 
     ``core_first``: the pieces of core c are core_first[c] .. core_first[c + 1] - 1;
-    ``split_tasks``/``split_group``: the tasks the schedule split and, per workspace slot, the
-    position of its task in ``split_tasks``; ``idle_rows``: query rows without a task.
+    ``split_*``: per task the schedule split, its workspace slots (consecutive: a task's pieces
+    are), its query row and first head; ``idle_rows``: query rows without a task.
     """
     sched = tiling.schedule
     counts = torch.bincount(sched.piece_core, minlength=sched.num_cores)
@@ -159,12 +203,15 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
                                             return_inverse=True)
     visited = torch.zeros(p.num_rows, dtype=torch.bool)
     visited[tiling.task_row] = True
+    split_count = torch.bincount(split_group, minlength=split_tasks.numel())
     parts = dict(core_first=core_first, piece_task=sched.piece_task,
                  piece_begin=sched.piece_step_begin, piece_end=sched.piece_step_end,
                  piece_slot=sched.piece_slot, task_row=tiling.task_row,
                  task_batch=tiling.task_batch, task_head=tiling.task_head,
                  task_tau=tiling.task_tau, task_window=tiling.task_window,
-                 split_tasks=split_tasks, split_group=split_group,
+                 split_first=torch.cumsum(split_count, 0) - split_count,
+                 split_count=split_count, split_row=tiling.task_row[split_tasks],
+                 split_head=tiling.task_head[split_tasks],
                  idle_rows=torch.nonzero(~visited).flatten())
     flat = torch.cat([v.to(torch.int64).flatten() for v in parts.values()]).to(device)
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
@@ -249,14 +296,11 @@ def prepare(p, tiling, t, variant: str | None = None):
                     VIA_SCRATCH=via_scratch, num_warps=tiling.num_warps,
                     num_stages=tiling.stages)
         if sched.num_slots:
-            split_tasks = dp["split_tasks"]
-            m, l, acc = osm.combine(ws_m, ws_l, ws_acc, dp["split_group"], split_tasks.numel())
-            heads = dp["task_head"][split_tasks].unsqueeze(-1) + torch.arange(hg, device=dev)
-            o, mm, ll = osm.finalize(m, l, acc, None if t.sinks is None else t.sinks[heads])
-            r = dp["task_row"][split_tasks].unsqueeze(-1)
-            out[r, heads] = o.to(out.dtype)
-            smax[r, heads] = mm
-            ssum[r, heads] = ll
+            _merge_kernel[(dp["split_count"].numel(), -(-hg // MERGE_HEADS))](
+                ws_m, ws_l, ws_acc, dp["split_first"], dp["split_count"], dp["split_row"],
+                dp["split_head"], sinks, out, smax, ssum, n1, HG=hg,
+                HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)), DV=D,
+                HAS_SINKS=t.sinks is not None)
         if not p.return_softmax_lse:
             return (out.reshape(t.query.shape), torch.empty(shape, device=dev),
                     torch.empty(shape, device=dev))
