@@ -20,6 +20,7 @@ else runs the Triton kernel.
 """
 from __future__ import annotations
 
+import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -34,9 +35,19 @@ async_load = (getattr(async_copy, "async_load", None)                     # cp.a
               or async_copy.async_copy_global_to_shared)
 
 
+MIN_TRITON = (3, 6)      # Gluon's API moves between releases: 3.6 runs on the GPU machines,
+                         # 3.9 builds in CI (test_sparse_flash_attention_gluon_build.py)
+
+
+def _triton_version() -> tuple[int, int]:
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
 def supports(tiling, dv: int, dr: int) -> bool:
-    """Plans this kernel serves (see module doc)."""
-    return (tiling.head_group == HG and tiling.block_s2 == BLOCK and dv == 512 and dr == 64
+    """Plans this kernel serves (see module doc), with a Triton whose Gluon it is written for."""
+    return (_triton_version() >= MIN_TRITON and tiling.head_group == HG
+            and tiling.block_s2 == BLOCK and dv == 512 and dr == 64
             and tiling.num_warps == NUM_WARPS)
 
 
