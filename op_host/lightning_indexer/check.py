@@ -108,7 +108,7 @@ def check(p: LightningIndexerParams) -> None:
         c.require(aq is not None, "actual_seq_lengths_query",
                   "a tensor when layout_query is TND", "None")
     # heads and head dims
-    n1, n2 = q.shape[-2], k.shape[-2]
+    n2 = k.shape[-2]
     c.require(n2 == 1, "key", "N2 (key.shape[-2]) == 1 (only support 1)", n2)
     # N1 % N2 == 0 (spec section 6) holds for every N1 once N2 == 1: nothing left to check
     c.require(q.shape[-1] == D, "query", f"head_dim (last dim) == {D}", q.shape[-1])

@@ -25,7 +25,7 @@ import torch
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.common.mask_spec import TileStatus
 from cann_attention.op_host.flash_attention.params import (
-    FlashAttentionParams, FlashAttentionTensors, lse_shape)
+    FlashAttentionParams, FlashAttentionTensors)
 from cann_attention.op_host.flash_attention.tiling import FlashAttentionTiling, tile_usage
 
 from ..common import online_softmax as osm
