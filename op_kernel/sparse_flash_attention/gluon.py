@@ -15,8 +15,13 @@ inside of a step differs. It exists because Triton cannot be told how two warpgr
   accumulator [64, 512] is split by columns, 256 per warpgroup (128 fp32 registers a thread);
   V is the first 512 columns of the same key tile.
 
-Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16 (``supports``); anything
-else runs the Triton kernel.
+Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton >= 3.6
+(``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
+
+The position rule (``_positions``) and the finishing epilogue repeat those of triton.py in
+Gluon's terms: a Gluon function cannot call a Triton-language one (Gluon tensors carry
+layouts), so the two kernels share the rule, not the code; the GPU tests compare both with
+the emulator.
 """
 from __future__ import annotations
 
