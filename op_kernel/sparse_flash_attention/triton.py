@@ -7,10 +7,11 @@ positions (``SBS`` per entry), masks positions past the task's scan limit (windo
 first negative entry) and past the boundary tau, translates positions to key rows (page-table
 walk for PA_BSND), and runs the fp32 online softmax with P rounded to the input dtype before
 P.V; value is read from key. A piece that is a whole task writes the output and statistics; a
-piece of a split task writes (m, l, acc) to its workspace slot, and the slots are merged by the
-same log-sum-exp combine as the emulator's. Masked lanes load zeros and never address memory.
+piece of a split task writes (m, l, acc) to its workspace slot, and ``_merge_kernel`` merges
+the slots with the emulator's log-sum-exp rule. Masked lanes load zeros and never address
+memory.
 
-Scores through a scratch tile (``SCORES_VIA_SCRATCH``, used with 8 warps). Triton gives a
+Scores through a scratch tile (variant ``scratch``, the default with 8 warps off Hopper). Triton gives a
 matmul whose result feeds another matmul all warps along M. The score tile has M = head_group =
 64 rows, one warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T
 (seen in the SASS: twice the HGMMA instructions). Writing the fp32 scores (nope and rope parts
