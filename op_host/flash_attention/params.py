@@ -17,7 +17,7 @@ import torch
 from ..common.errors import Checker
 from ..common.layouts import Layout
 from ..common.mask_spec import INT64_MAX, MaskSpec
-from ..common.seqlens import batch_lengths, batch_row_starts, key_capacity
+from ..common.batched_params import BatchedRows
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_flash_attention"
@@ -25,7 +25,7 @@ CHECK = Checker(OP)
 
 
 @dataclass(frozen=True)
-class FlashAttentionParams:
+class FlashAttentionParams(BatchedRows):
     query: TensorMeta
     key: TensorMeta
     value: TensorMeta
@@ -45,20 +45,6 @@ class FlashAttentionParams:
     return_softmax_lse: bool
 
     # ---- derived (valid after check) -------------------------------------------------------
-    @property
-    def q_layout(self) -> Layout:
-        return Layout(self.layout_query)
-
-    @property
-    def kv_layout(self) -> Layout:
-        return Layout(self.layout_kv)
-
-    @property
-    def batch(self) -> int:
-        if self.q_layout is Layout.TND:
-            return self.actual_seq_lengths_query.numel
-        return self.query.shape[0]
-
     @property
     def n1(self) -> int:
         return self.query.shape[1] if self.q_layout is Layout.BNSD else self.query.shape[-2]
@@ -86,32 +72,6 @@ class FlashAttentionParams:
     def num_rows(self) -> int:
         """Rows of the canonical (rows, N1, D) query view."""
         return self.s1 if self.q_layout is Layout.TND else self.batch * self.s1
-
-    @property
-    def block_size(self) -> int:
-        return self.key.shape[1]
-
-    @property
-    def s2(self) -> int:
-        """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
-        return key_capacity(self.kv_layout, self.key, self.block_table)
-
-    @property
-    def q_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
-
-    @property
-    def q_row_starts(self) -> tuple[int, ...]:
-        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
-
-    @property
-    def kv_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.kv_layout, self.actual_seq_lengths_kv, self.s2, self.batch)
-
-    @property
-    def kv_row_starts(self) -> tuple[int, ...]:
-        """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
-        return batch_row_starts(self.kv_layout, self.kv_lens, self.key.shape[1], self.batch)
 
     @property
     def mask_spec(self) -> MaskSpec:

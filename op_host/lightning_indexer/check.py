@@ -137,17 +137,17 @@ def _check_project_rules(p: LightningIndexerParams) -> None:
                           p.query.shape[0], "T1")
     elif p.actual_seq_lengths_query is not None:
         check_counts(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values, p.s1, "S1")
-    if p.k_layout is Layout.TND:
+    if p.kv_layout is Layout.TND:
         check_prefix_sums(c, "actual_seq_lengths_key", p.actual_seq_lengths_key.values,
                           p.key.shape[0], "T2")
     elif p.actual_seq_lengths_key is not None:
-        cap = "max_blocks_per_seq*block_size" if p.k_layout is Layout.PA_BSND else "S2"
+        cap = "max_blocks_per_seq*block_size" if p.kv_layout is Layout.PA_BSND else "S2"
         check_counts(c, "actual_seq_lengths_key", p.actual_seq_lengths_key.values, p.s2, cap)
 
 
 def check_block_table_entries(p: LightningIndexerParams, block_table: torch.Tensor) -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    if p.k_layout is not Layout.PA_BSND:
+    if p.kv_layout is not Layout.PA_BSND:
         return
-    check_used_pages(CHECK, block_table, p.k_lens, p.block_size, p.key.shape[0],
+    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
                      "actual_seq_lengths_key", "block_count")

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..common.errors import Checker
-from ..common.layouts import Layout
-from ..common.seqlens import batch_lengths, batch_row_starts, key_capacity
+from ..common.batched_params import BsndTndRows
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_lightning_indexer"
@@ -23,7 +22,7 @@ D = 128           # index head dim of query and key (spec section 3)
 
 
 @dataclass(frozen=True)
-class LightningIndexerParams:
+class LightningIndexerParams(BsndTndRows):
     query: TensorMeta
     key: TensorMeta
     weights: TensorMeta
@@ -38,60 +37,9 @@ class LightningIndexerParams:
     next_tokens: int
     return_value: bool
 
-    # ---- derived (valid after check) -------------------------------------------------------
-    @property
-    def q_layout(self) -> Layout:
-        return Layout(self.layout_query)
-
-    @property
-    def k_layout(self) -> Layout:
-        return Layout(self.layout_key)
-
-    @property
-    def batch(self) -> int:
-        if self.q_layout is Layout.TND:
-            return self.actual_seq_lengths_query.numel
-        return self.query.shape[0]
-
-    @property
-    def n1(self) -> int:
-        return self.query.shape[-2]
-
-    @property
-    def s1(self) -> int:
-        """Query rows per batch slot (BSND) or in total (TND)."""
-        return self.query.shape[1] if self.q_layout is Layout.BSND else self.query.shape[0]
-
-    @property
-    def num_rows(self) -> int:
-        """Query rows of the flattened (rows, N1, D) view: B * S1 (BSND) or T1 (TND)."""
-        return self.query.numel // (self.n1 * self.query.shape[-1])
-
-    @property
-    def block_size(self) -> int:
-        return self.key.shape[1]
-
-    @property
-    def s2(self) -> int:
-        """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
-        return key_capacity(self.k_layout, self.key, self.block_table)
-
-    @property
-    def q_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
-
-    @property
-    def q_row_starts(self) -> tuple[int, ...]:
-        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
-
-    @property
-    def k_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.k_layout, self.actual_seq_lengths_key, self.s2, self.batch)
-
-    @property
-    def k_row_starts(self) -> tuple[int, ...]:
-        """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
-        return batch_row_starts(self.k_layout, self.k_lens, self.key.shape[1], self.batch)
+    # ---- derived (valid after check): common.batched_params, key side named "key" --------
+    KV_LAYOUT_FIELD = "layout_key"
+    KV_LENGTHS_FIELD = "actual_seq_lengths_key"
 
 
 def output_shapes(query_shape, layout_query: str, sparse_count: int,

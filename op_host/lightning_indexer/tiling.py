@@ -110,7 +110,7 @@ def choose_tiles(p: LightningIndexerParams, platform: PlatformInfo) -> tuple[int
 def visible_counts(p: LightningIndexerParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row, batch, n_vis) of every valid query row s < Lq[b] (spec section 4, clamped)."""
     q_lens = torch.tensor(p.q_lens, dtype=torch.int64)
-    k_lens = torch.tensor(p.k_lens, dtype=torch.int64)
+    k_lens = torch.tensor(p.kv_lens, dtype=torch.int64)
     row_batch = torch.repeat_interleave(torch.arange(p.batch), q_lens)            # [R]
     first = torch.cumsum(q_lens, 0) - q_lens
     row_s = torch.arange(row_batch.numel()) - first[row_batch]                     # s in batch

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..common.errors import Checker
-from ..common.layouts import Layout
-from ..common.seqlens import batch_lengths, batch_row_starts, key_capacity
+from ..common.batched_params import BsndTndRows
 from ..common.tensor_meta import TensorMeta
 
 OP = "npu_sparse_flash_attention"
@@ -24,7 +23,7 @@ SOFTMAX_MIN = -2e38   # softmax_max of rows that see no key (spec section 16)
 
 
 @dataclass(frozen=True)
-class SparseFlashAttentionParams:
+class SparseFlashAttentionParams(BsndTndRows):
     query: TensorMeta
     key: TensorMeta
     value: TensorMeta
@@ -45,64 +44,10 @@ class SparseFlashAttentionParams:
     return_softmax_lse: bool
     sinks: TensorMeta | None
 
-    # ---- derived (valid after check) -------------------------------------------------------
-    @property
-    def q_layout(self) -> Layout:
-        return Layout(self.layout_query)
-
-    @property
-    def kv_layout(self) -> Layout:
-        return Layout(self.layout_kv)
-
-    @property
-    def batch(self) -> int:
-        if self.q_layout is Layout.TND:
-            return self.actual_seq_lengths_query.numel
-        return self.query.shape[0]
-
-    @property
-    def n1(self) -> int:
-        return self.query.shape[-2]
-
-    @property
-    def s1(self) -> int:
-        """Query rows per batch slot (BSND) or in total (TND)."""
-        return self.query.shape[1] if self.q_layout is Layout.BSND else self.query.shape[0]
-
-    @property
-    def num_rows(self) -> int:
-        """Query rows of the flattened (rows, N1, D) view."""
-        return self.query.numel // (self.n1 * self.query.shape[-1])
-
+    # ---- derived (valid after check; the rest in common.batched_params) ----------------
     @property
     def k(self) -> int:
         return self.sparse_indices.shape[-1]
-
-    @property
-    def block_size(self) -> int:
-        return self.key.shape[1]
-
-    @property
-    def s2(self) -> int:
-        """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
-        return key_capacity(self.kv_layout, self.key, self.block_table)
-
-    @property
-    def q_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
-
-    @property
-    def q_row_starts(self) -> tuple[int, ...]:
-        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
-
-    @property
-    def kv_lens(self) -> tuple[int, ...]:
-        return batch_lengths(self.kv_layout, self.actual_seq_lengths_kv, self.s2, self.batch)
-
-    @property
-    def kv_row_starts(self) -> tuple[int, ...]:
-        """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
-        return batch_row_starts(self.kv_layout, self.kv_lens, self.key.shape[1], self.batch)
 
 
 def lse_shape(query_shape, layout_query: str, return_softmax_lse: bool) -> tuple:

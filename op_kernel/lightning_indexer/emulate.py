@@ -33,7 +33,7 @@ from . import topk_merge
 def _key_rows(p: LightningIndexerParams, t: LightningIndexerTensors, k_start: torch.Tensor,
               batch: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Row of the flattened key for logical position ``pos`` [n, P] of ``batch`` [n]."""
-    if p.k_layout is Layout.PA_BSND:
+    if p.kv_layout is Layout.PA_BSND:
         page = t.block_table[batch.unsqueeze(-1), pos // p.block_size].to(torch.int64)
         return page * p.block_size + pos % p.block_size
     return k_start[batch].unsqueeze(-1) + pos
@@ -57,7 +57,7 @@ def run(p: LightningIndexerParams, tiling: LightningIndexerTiling, t: LightningI
     q = t.query.reshape(rows, n1, D)
     w = t.weights.reshape(rows, n1)
     key = t.key.reshape(-1, D)
-    k_start = torch.tensor(p.k_row_starts, dtype=torch.int64, device=dev)
+    k_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
     kind, itemsize = tiling.platform.kind, t.query.element_size()
 
     out_idx = torch.full((rows, k), -1, dtype=torch.int64, device=dev)

@@ -1,0 +1,80 @@
+"""Derived properties shared by the params classes of the ops with batched query and key sides.
+
+A params class (a frozen dataclass of TensorMetas and plain values) mixes these in and names
+its own fields through two class attributes: ``KV_LAYOUT_FIELD`` (``"layout_kv"`` or
+``"layout_key"``) and ``KV_LENGTHS_FIELD`` (``"actual_seq_lengths_kv"`` or
+``"actual_seq_lengths_key"``). Valid after the op's check.
+"""
+from __future__ import annotations
+
+from .layouts import Layout
+from .seqlens import batch_lengths, batch_row_starts, key_capacity
+
+
+class BatchedRows:
+    """Layouts, batch count, key capacity and per-batch lengths / row starts of both sides.
+
+    Needs fields ``query``, ``key``, ``block_table``, ``layout_query``,
+    ``actual_seq_lengths_query`` and the two named above, and a property ``s1``.
+    """
+    KV_LAYOUT_FIELD = "layout_kv"
+    KV_LENGTHS_FIELD = "actual_seq_lengths_kv"
+
+    @property
+    def q_layout(self) -> Layout:
+        return Layout(self.layout_query)
+
+    @property
+    def kv_layout(self) -> Layout:
+        return Layout(getattr(self, self.KV_LAYOUT_FIELD))
+
+    @property
+    def batch(self) -> int:
+        if self.q_layout is Layout.TND:
+            return self.actual_seq_lengths_query.numel
+        return self.query.shape[0]
+
+    @property
+    def block_size(self) -> int:
+        return self.key.shape[1]
+
+    @property
+    def s2(self) -> int:
+        """Key capacity per batch: S2 (BSND), T2 (TND), max_blocks * block_size (PA_BSND)."""
+        return key_capacity(self.kv_layout, self.key, self.block_table)
+
+    @property
+    def q_lens(self) -> tuple[int, ...]:
+        return batch_lengths(self.q_layout, self.actual_seq_lengths_query, self.s1, self.batch)
+
+    @property
+    def q_row_starts(self) -> tuple[int, ...]:
+        return batch_row_starts(self.q_layout, self.q_lens, self.s1, self.batch)
+
+    @property
+    def kv_lens(self) -> tuple[int, ...]:
+        return batch_lengths(self.kv_layout, getattr(self, self.KV_LENGTHS_FIELD), self.s2,
+                             self.batch)
+
+    @property
+    def kv_row_starts(self) -> tuple[int, ...]:
+        """First row of each batch in the flattened key (BSND, TND); unused for PA_BSND."""
+        return batch_row_starts(self.kv_layout, self.kv_lens, self.key.shape[1], self.batch)
+
+
+class BsndTndRows(BatchedRows):
+    """For queries laid out BSND or TND (N1 and D the last two dimensions)."""
+
+    @property
+    def n1(self) -> int:
+        return self.query.shape[-2]
+
+    @property
+    def s1(self) -> int:
+        """Query rows per batch slot (BSND) or in total (TND)."""
+        return self.query.shape[1] if self.q_layout is Layout.BSND else self.query.shape[0]
+
+    @property
+    def num_rows(self) -> int:
+        """Query rows of the flattened (rows, N1, D) view: B * S1 (BSND) or T1 (TND)."""
+        return self.query.numel // (self.n1 * self.query.shape[-1])
