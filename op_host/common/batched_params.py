@@ -3,12 +3,20 @@
 A params class (a frozen dataclass of TensorMetas and plain values) mixes these in and names
 its own fields through two class attributes: ``KV_LAYOUT_FIELD`` (``"layout_kv"`` or
 ``"layout_key"``) and ``KV_LENGTHS_FIELD`` (``"actual_seq_lengths_kv"`` or
-``"actual_seq_lengths_key"``). Valid after the op's check.
+``"actual_seq_lengths_key"``). Valid after the op's check; the two checks at the end are
+parts of the ops' checks.
 """
 from __future__ import annotations
 
 from .layouts import Layout
-from .seqlens import batch_lengths, batch_row_starts, key_capacity
+from .paging import check_used_pages
+from .seqlens import (
+    batch_lengths,
+    batch_row_starts,
+    check_counts,
+    check_prefix_sums,
+    key_capacity,
+)
 
 
 class BatchedRows:
@@ -78,3 +86,29 @@ class BsndTndRows(BatchedRows):
     def num_rows(self) -> int:
         """Query rows of the flattened (rows, N1, D) view: B * S1 (BSND) or T1 (TND)."""
         return self.query.numel // (self.n1 * self.query.shape[-1])
+
+
+def check_batch_lengths(check, p: BatchedRows, tnd_ends_at_total: bool = False) -> None:
+    """(P) Both sides' per-batch lengths lie inside the tensors: counts <= S1 / S2 (or the
+    paged capacity), TND prefix sums non-decreasing up to T (exactly T where
+    ``tnd_ends_at_total``)."""
+    sides = (("actual_seq_lengths_query", p.q_layout, p.query.shape[0], "T1", p.s1, "S1"),
+             (p.KV_LENGTHS_FIELD, p.kv_layout, p.key.shape[0], "T2", p.s2,
+              "max_blocks_per_seq*block_size" if p.kv_layout is Layout.PA_BSND else "S2"))
+    for arg, layout, total, total_name, cap, cap_name in sides:
+        lengths = getattr(p, arg)
+        if layout is Layout.TND:
+            check_prefix_sums(check, arg, lengths.values, total, total_name)
+            if tnd_ends_at_total:
+                check.require(lengths.values[-1] == total, arg,
+                              f"a last element == {total_name}={total}", lengths.values[-1])
+        elif lengths is not None:
+            check_counts(check, arg, lengths.values, cap, cap_name)
+
+
+def check_block_table_entries(check, p: BatchedRows, block_table,
+                              block_num_name: str = "block_num") -> None:
+    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
+    if p.kv_layout is Layout.PA_BSND:
+        check_used_pages(check, block_table, p.kv_lens, p.block_size, p.key.shape[0],
+                         p.KV_LENGTHS_FIELD, block_num_name)

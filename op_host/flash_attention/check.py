@@ -12,11 +12,10 @@ import math
 
 import torch
 
+from ..common import batched_params
 from ..common.errors import dtype_name
 from ..common.layouts import Layout
-from ..common.paging import check_used_pages
 from ..common.mask_spec import SparseMode
-from ..common.seqlens import check_counts, check_prefix_sums
 from .params import CHECK, FlashAttentionParams
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -104,7 +103,7 @@ def check(p: FlashAttentionParams) -> None:
     # 12. paged cache
     _check_paged(p, kv_layout, batch)
     # 13. lengths inside the tensors
-    _check_lengths(p, q_layout, kv_layout)
+    batched_params.check_batch_lengths(CHECK, p, tnd_ends_at_total=True)
     # 14. atten_mask / 15. pse_shift
     _check_mask_and_pse(p, q_layout)
     # 16. learnable_sink
@@ -130,25 +129,6 @@ def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None
     c.require(0 < bs <= MAX_BLOCK_SIZE and bs % BLOCK_SIZE_ALIGN == 0, "key",
               f"block_size (key.shape[1]) a multiple of {BLOCK_SIZE_ALIGN} in "
               f"(0, {MAX_BLOCK_SIZE}]", bs)
-
-
-def _check_lengths(p: FlashAttentionParams, q_layout: Layout, kv_layout: Layout) -> None:
-    """(P) Per-batch lengths inside the tensors; TND prefix sums end exactly at T."""
-    c = CHECK
-    aq, akv = p.actual_seq_lengths_query, p.actual_seq_lengths_kv
-    if q_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_query", aq.values, p.query.shape[0], "T1")
-        c.require(aq.values[-1] == p.query.shape[0], "actual_seq_lengths_query",
-                  f"a last element == T1={p.query.shape[0]}", aq.values[-1])
-    elif aq is not None:
-        check_counts(c, "actual_seq_lengths_query", aq.values, p.s1, "S1")
-    if kv_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_kv", akv.values, p.key.shape[0], "T2")
-        c.require(akv.values[-1] == p.key.shape[0], "actual_seq_lengths_kv",
-                  f"a last element == T2={p.key.shape[0]}", akv.values[-1])
-    elif akv is not None:
-        cap = "max_blocks_per_seq*block_size" if kv_layout is Layout.PA_BSND else "S2"
-        check_counts(c, "actual_seq_lengths_kv", akv.values, p.s2, cap)
 
 
 def _key_extent_rule(p: FlashAttentionParams) -> tuple[str, callable]:
@@ -191,7 +171,4 @@ def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
 
 def check_block_table_entries(p: FlashAttentionParams, block_table: torch.Tensor) -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    if p.kv_layout is not Layout.PA_BSND:
-        return
-    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
-                     "actual_seq_lengths_kv")
+    batched_params.check_block_table_entries(CHECK, p, block_table)

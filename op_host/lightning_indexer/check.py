@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from ..common import batched_params
 from ..common.errors import dtype_name
 from ..common.layouts import Layout
-from ..common.paging import check_used_pages
-from ..common.seqlens import check_counts, check_prefix_sums
-from .params import CHECK, D, INT64_MAX, LightningIndexerParams
+from .params import CHECK, INT64_MAX, D, LightningIndexerParams
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16)
 MAX_SPARSE_COUNT = 2048
@@ -132,22 +131,9 @@ def _check_project_rules(p: LightningIndexerParams) -> None:
     """(P) N1 within the documented limit; lengths inside the tensors."""
     c = CHECK
     c.require(p.n1 <= MAX_N1, "query", f"N1 (query.shape[-2]) <= {MAX_N1}", p.n1)
-    if p.q_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values,
-                          p.query.shape[0], "T1")
-    elif p.actual_seq_lengths_query is not None:
-        check_counts(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values, p.s1, "S1")
-    if p.kv_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_key", p.actual_seq_lengths_key.values,
-                          p.key.shape[0], "T2")
-    elif p.actual_seq_lengths_key is not None:
-        cap = "max_blocks_per_seq*block_size" if p.kv_layout is Layout.PA_BSND else "S2"
-        check_counts(c, "actual_seq_lengths_key", p.actual_seq_lengths_key.values, p.s2, cap)
+    batched_params.check_batch_lengths(c, p)
 
 
 def check_block_table_entries(p: LightningIndexerParams, block_table: torch.Tensor) -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    if p.kv_layout is not Layout.PA_BSND:
-        return
-    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
-                     "actual_seq_lengths_key", "block_count")
+    batched_params.check_block_table_entries(CHECK, p, block_table, "block_count")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from ..common import batched_params
 from ..common.errors import dtype_name
 from ..common.layouts import Layout
-from ..common.paging import check_used_pages
-from ..common.seqlens import check_counts, check_prefix_sums
-from .params import CHECK, D, DR, INT64_MAX, SparseFlashAttentionParams
+from .params import CHECK, DR, INT64_MAX, D, SparseFlashAttentionParams
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16)
 SPARSE_BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -160,17 +159,7 @@ def check(p: SparseFlashAttentionParams) -> None:
 def _check_project_rules(p: SparseFlashAttentionParams) -> None:
     """(P) Lengths inside the tensors, sinks well formed."""
     c = CHECK
-    if p.q_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values,
-                          p.query.shape[0], "T1")
-    elif p.actual_seq_lengths_query is not None:
-        check_counts(c, "actual_seq_lengths_query", p.actual_seq_lengths_query.values, p.s1, "S1")
-    if p.kv_layout is Layout.TND:
-        check_prefix_sums(c, "actual_seq_lengths_kv", p.actual_seq_lengths_kv.values,
-                          p.key.shape[0], "T2")
-    elif p.actual_seq_lengths_kv is not None:
-        cap = "max_blocks_per_seq*block_size" if p.kv_layout is Layout.PA_BSND else "S2"
-        check_counts(c, "actual_seq_lengths_kv", p.actual_seq_lengths_kv.values, p.s2, cap)
+    batched_params.check_batch_lengths(c, p)
     if p.sinks is not None:
         c.require(p.sinks.shape == (p.n1,), "sinks", f"shape ({p.n1},) (N1)", p.sinks.shape)
         c.require_type(p.sinks.dtype == torch.float32, "sinks", "dtype float32",
@@ -179,7 +168,4 @@ def _check_project_rules(p: SparseFlashAttentionParams) -> None:
 
 def check_block_table_entries(p: SparseFlashAttentionParams, block_table: torch.Tensor) -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    if p.kv_layout is not Layout.PA_BSND:
-        return
-    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
-                     "actual_seq_lengths_kv")
+    batched_params.check_block_table_entries(CHECK, p, block_table)
