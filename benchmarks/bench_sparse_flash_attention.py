@@ -6,9 +6,9 @@ decode shape B=4, N1=128, S1=1, S2=8192, K=2048 and a small prefill shape.
 ``--device cuda``: the shapes of ../shared/PERF.md (``--sweep headline`` by default, ``full``
 for the whole decode/prefill grid), and in the same run the two ceilings (8192^3 bf16 matmul,
 1 GiB device-to-device copy), our kernel (``triton``: the device work of a call replayed as a
-CUDA graph, with the variant the op picks, the Gluon kernel on Hopper where it serves;
-``triton-scratch`` / ``triton-registers``: the same for the two plain-Triton variants, see
-op_kernel/sparse_flash_attention/triton.py; ``triton-op``: the whole op call through
+CUDA graph, with the variant the op picks, the warp-specialised Gluon kernel on Hopper where
+it serves; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the same for the other
+variants, see op_kernel/sparse_flash_attention/triton.py, skipped on shapes they do not serve; ``triton-op``: the whole op call through
 torch.ops, host-side planning included), a plain PyTorch implementation (gather + matmul +
 softmax + matmul, in row chunks) and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
@@ -209,6 +209,8 @@ def run_cuda(a):
                                a.repeats),
             "triton-registers": (lambda: graphed(sfa_triton.prepare(p, plan, t, "registers")),
                                  a.repeats),
+            "triton-gluon": (lambda: graphed(sfa_triton.prepare(p, plan, t, "gluon")),
+                             a.repeats),
             "triton-op": (lambda: lambda: op(*args, **kwargs), a.repeats),
             "torch": (lambda: lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
             "emulate": (lambda: lambda: emulate.run(p, plan, t), 1),   # slow: one timed run
@@ -226,6 +228,9 @@ def run_cuda(a):
             except torch.OutOfMemoryError:
                 print(f"  {shape.label}: {name} out of memory, skipped", flush=True)
                 torch.cuda.empty_cache()
+                continue
+            except ValueError as e:               # a kernel variant that does not serve it
+                print(f"  {shape.label}: {name} skipped: {e}", flush=True)
                 continue
             rows.append(dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
                              tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6,
@@ -302,10 +307,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
     ap.add_argument("--sweep", default="headline", choices=("headline", "full"))
-    ap.add_argument("--peers", default="triton,triton-scratch,triton-registers,triton-op,"
-                                       "torch,emulate",
+    ap.add_argument("--peers", default="triton,triton-gluon,triton-scratch,triton-registers,"
+                                       "triton-op,torch,emulate",
                     help="cuda: comma-separated subset of the default (triton and "
-                         "triton-scratch/-registers are CUDA-graph replays of the device work; "
+                         "triton-gluon/-scratch/-registers are CUDA-graph replays of the device "
+                         "work; "
                          "triton-op is the whole op call, host planning included)")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")

@@ -20,10 +20,11 @@ after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T i
 barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has the
 measured trade-off.
 
-Variants (``VARIANTS``): ``gluon`` (gluon.py: the same plan and arguments with the two
-warpgroups' layouts written out; Hopper only, plans of 64 heads x 64 keys), ``scratch`` and
-``registers`` (this file's kernel with and without the scratch tile). ``default_variant`` picks
-the first that serves the call.
+Variants (``VARIANTS``): ``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers keys, two
+consumer warpgroups compute, paced by mbarriers) and ``gluon`` (gluon.py: two warpgroups in
+step, meeting at CTA barriers), both with the same plan and arguments, Hopper only, plans of 64
+heads x 64 keys; ``scratch`` and ``registers`` (this file's kernel with and without the scratch
+tile). ``default_variant`` picks the first that serves the call.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 
 from ..common import online_softmax as osm
 
-VARIANTS = ("gluon", "scratch", "registers")
+VARIANTS = ("gluon-ws", "gluon", "scratch", "registers")
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
 
@@ -219,7 +220,8 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
 
 
 def gluon_serves(tiling, t) -> bool:
-    """Whether gluon.py's kernel runs this call: a Hopper GPU, a Triton with Gluon, its plans."""
+    """Whether the Gluon kernels (gluon.py, gluon_ws.py) run this call: a Hopper GPU, a Triton
+    with Gluon, their plans."""
     if t.query.device.type != "cuda" or torch.cuda.get_device_capability(t.query.device)[0] != 9:
         return False
     try:
@@ -231,8 +233,8 @@ def gluon_serves(tiling, t) -> bool:
 
 def default_variant(tiling, t) -> str:
     """The first of ``VARIANTS`` that serves the call (module doc)."""
-    if gluon_serves(tiling, t):
-        return "gluon"
+    if gluon_serves(tiling, t):       # gluon-ws and gluon serve the same plans
+        return "gluon-ws"
     return "scratch" if tiling.num_warps > 4 else "registers"
 
 
@@ -249,7 +251,7 @@ def prepare(p, tiling, t, variant: str | None = None):
     hg = tiling.head_group
     sched = tiling.schedule
     variant = variant or default_variant(tiling, t)
-    if variant not in VARIANTS or (variant == "gluon" and not gluon_serves(tiling, t)):
+    if variant not in VARIANTS or (variant.startswith("gluon") and not gluon_serves(tiling, t)):
         raise ValueError(f"kernel variant {variant!r} does not serve this call")
     via_scratch = variant == "scratch"
     dp = device_plan(p, tiling, dev)
@@ -287,7 +289,11 @@ def prepare(p, tiling, t, variant: str | None = None):
             shapes = dict(HG=hg, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
                           ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1],
                           PAGED=paged, HAS_SINKS=t.sinks is not None)
-            if variant == "gluon":
+            if variant == "gluon-ws":
+                from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
+                _sfa_gluon_ws_kernel[(sched.num_cores,)](
+                    *tensors, *plan_args, *scalars, **shapes, num_warps=PRODUCER_WARPS.value)
+            elif variant == "gluon":
                 from .gluon import _sfa_gluon_kernel
                 _sfa_gluon_kernel[(sched.num_cores,)](
                     *tensors, *plan_args, *scalars, **shapes, num_warps=tiling.num_warps)

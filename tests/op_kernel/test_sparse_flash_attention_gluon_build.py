@@ -1,12 +1,13 @@
-"""The Gluon kernel builds for Hopper (sm_90) on any machine, and its build is the intended one.
+"""The Gluon kernels build for Hopper (sm_90) on any machine, and their builds are the intended ones.
 
 CI has no GPU, and Triton's interpreter does not run Gluon, so without this file a change that
-breaks the Gluon kernel would only show on a GPU. Triton compiles ahead of time for a named
+breaks a Gluon kernel would only show on a GPU. Triton compiles ahead of time for a named
 target with its bundled ptxas; the test (a subprocess, so Triton's interpreter setting of the
-other kernel tests does not apply) builds the kernel for sm_90 and checks what the module doc
-of op_kernel/sparse_flash_attention/gluon.py promises: warpgroup matrix instructions of the two
-shapes (scores 64x32 per warpgroup, output 64x256 per warpgroup), cp.async copies, and shared
-memory within Hopper's 227 KB per block. Runtime behaviour is covered on a Hopper GPU by
+other kernel tests does not apply) builds each kernel for sm_90 and checks what its module doc
+promises (``KERNELS``): the warpgroup matrix shapes (gluon.py: scores 64x32 and output 64x256
+per warpgroup; gluon_ws.py: a consumer's 64x64 block scores and 64x256 output half), for
+gluon_ws.py the register hand-over and the mbarrier pacing, cp.async copies, and shared memory
+within Hopper's 227 KB per block. Runtime behaviour is covered on a Hopper GPU by
 test_sparse_flash_attention_triton.py.
 """
 from __future__ import annotations
@@ -34,7 +35,10 @@ try:
     from triton.experimental.gluon._runtime import GluonASTSource
 except ImportError:
     sys.exit(3)
-from cann_attention.op_kernel.sparse_flash_attention.gluon import _sfa_gluon_kernel as fn
+import importlib
+module, kernel, warps = sys.argv[4], sys.argv[5], int(sys.argv[6])
+fn = getattr(importlib.import_module(
+    "cann_attention.op_kernel.sparse_flash_attention." + module), kernel)
 
 dtype, paged, sinks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 names = list(inspect.signature(fn.fn).parameters)
@@ -50,15 +54,33 @@ sig = {n: "constexpr" if n in const else ints[n] if n in ints else "*" + ptr.get
 attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
          if sig[n].startswith("*")}
 src = GluonASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()}, attrs)
-k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=8))
+k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps))
 print(json.dumps(dict(shared=k.metadata.shared, ptx=k.asm["ptx"])))
 """
 
 
+# (module, kernel, warps at launch, instructions its module doc promises)
+KERNELS = {
+    "gluon": ("gluon", "_sfa_gluon_kernel", 8,
+              ["wgmma.mma_async.sync.aligned.m64n32k16.f32",      # scores, 32 keys a warpgroup
+               "wgmma.mma_async.sync.aligned.m64n256k16.f32"]),   # output, 256 columns
+    "gluon-ws": ("gluon_ws", "_sfa_gluon_ws_kernel", 4,
+                 ["wgmma.mma_async.sync.aligned.m64n64k16.f32",   # a consumer's block scores
+                  "wgmma.mma_async.sync.aligned.m64n256k16.f32",  # its half of the output
+                  "setmaxnreg.inc.sync.aligned.u32",              # consumers get registers
+                  "setmaxnreg.dec.sync.aligned.u32",              # the producer gives them
+                  "cp.async.mbarrier.arrive.noinc",               # copies arrive on barriers
+                  "mbarrier.try_wait.parity"]),
+}
+
+
+@pytest.mark.parametrize("variant", list(KERNELS))
 @pytest.mark.parametrize("dtype,paged,sinks", [("bf16", 1, 1), ("fp16", 0, 0)])
-def test_gluon_kernel_builds_for_sm90(dtype, paged, sinks):
+def test_gluon_kernel_builds_for_sm90(variant, dtype, paged, sinks):
+    module, kernel, warps, wanted = KERNELS[variant]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    res = subprocess.run([sys.executable, "-c", BUILD, dtype, str(paged), str(sinks)],
+    res = subprocess.run([sys.executable, "-c", BUILD, dtype, str(paged), str(sinks), module,
+                          kernel, str(warps)],
                          capture_output=True, text=True, env=env, timeout=600)
     if res.returncode == NO_GLUON:
         pytest.skip("this Triton has no Gluon dialect")
@@ -66,7 +88,7 @@ def test_gluon_kernel_builds_for_sm90(dtype, paged, sinks):
     built = json.loads(res.stdout.strip().splitlines()[-1])
     ptx = built["ptx"]
     assert 0 < built["shared"] <= HOPPER_SMEM_PER_BLOCK, built["shared"]
-    assert "wgmma.mma_async.sync.aligned.m64n32k16.f32" in ptx, "no 64x32 score wgmma"
-    assert "wgmma.mma_async.sync.aligned.m64n256k16.f32" in ptx, "no 64x256 output wgmma"
+    for instruction in wanted:
+        assert instruction in ptx, f"{variant}: no {instruction}"
     assert "cp.async.cg.shared.global" in ptx or "cp.async.ca.shared.global" in ptx, \
         "key rows are not copied with cp.async"

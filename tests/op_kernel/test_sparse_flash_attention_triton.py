@@ -34,6 +34,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.bfloat16, torch.float16] if DEVICE == "cuda" else [torch.float16]
 LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BSND")]
 VARIANTS = ("scratch", "registers")
+GLUON_VARIANTS = ("gluon", "gluon-ws")
 HOPPER = DEVICE == "cuda" and torch.cuda.get_device_capability()[0] == 9
 
 
@@ -61,7 +62,7 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
     p, tensors = kernel_inputs(case, DEVICE)
     plan = tiling.plan(p, platform)
     monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
-    if variant == "gluon":
+    if variant.startswith("gluon"):
         assert sfa_triton.gluon_serves(plan, tensors), f"{case.id}: not a Gluon plan"
     got = sfa_triton.run(p, plan, tensors, variant=variant)
     monkeypatch.undo()
@@ -146,9 +147,10 @@ hopper = pytest.mark.skipif(not HOPPER, reason="the Gluon kernel needs a Hopper 
 @pytest.mark.parametrize("sparse_mode", [0, 3])
 @pytest.mark.parametrize("sbs", [1, 4, 64])
 @pytest.mark.parametrize("n1", [64, 128])
+@pytest.mark.parametrize("variant", GLUON_VARIANTS)
 def test_gluon_layouts_modes_block_sizes(monkeypatch, layout_query, layout_kv, sparse_mode,
-                                         sbs, n1):
-    check_kernel(monkeypatch, variant="gluon", B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
+                                         sbs, n1, variant):
+    check_kernel(monkeypatch, variant=variant, B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
                  layout_query=layout_query, layout_kv=layout_kv, sbs=sbs,
                  sparse_mode=sparse_mode, q_lens=[3, 1, 2], kv_lens=[300, 37, 129],
                  page=64, return_softmax_lse=layout_kv != "PA_BSND")
@@ -157,17 +159,18 @@ def test_gluon_layouts_modes_block_sizes(monkeypatch, layout_query, layout_kv, s
 @pytest.mark.gpu
 @hopper
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_gluon_edges(monkeypatch, dtype):
+@pytest.mark.parametrize("variant", GLUON_VARIANTS)
+def test_gluon_edges(monkeypatch, dtype, variant):
     """Zero-length batches, Lq > Lkv, malformed rows, sinks and split tasks, in one kernel."""
-    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=4, S1=6, S2=64, N1=64, K=8,
+    check_kernel(monkeypatch, variant=variant, dtype=dtype, B=4, S1=6, S2=64, N1=64, K=8,
                  layout_query="TND", layout_kv="PA_BSND", q_lens=[0, 3, 6, 2],
                  kv_lens=[5, 0, 4, 64], page=16, return_softmax_lse=False)
-    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=3, S1=5, S2=200, N1=64, K=80,
+    check_kernel(monkeypatch, variant=variant, dtype=dtype, B=3, S1=5, S2=200, N1=64, K=80,
                  sbs=2, malformed=True, return_softmax_lse=True)
-    check_kernel(monkeypatch, variant="gluon", dtype=dtype, B=2, S1=3, S2=150, N1=128, K=90,
+    check_kernel(monkeypatch, variant=variant, dtype=dtype, B=2, S1=3, S2=150, N1=128, K=90,
                  sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
     for platform in (H100, H200):
-        plan = check_kernel(monkeypatch, platform=platform, variant="gluon", dtype=dtype, B=2,
+        plan = check_kernel(monkeypatch, platform=platform, variant=variant, dtype=dtype, B=2,
                             S1=2, S2=700, N1=64, K=600, layout_query="TND",
                             layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650], page=64)
         assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
