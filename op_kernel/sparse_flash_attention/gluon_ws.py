@@ -47,7 +47,11 @@ from __future__ import annotations
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
-    fence_async_shared, mbarrier, warpgroup_mma, warpgroup_mma_wait)
+    fence_async_shared,
+    mbarrier,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
 
 from .gluon import _key_rows, _visible, async_copy, async_load
 
@@ -103,14 +107,13 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
     o_d = gl.arange(0, HALF, layout=gl.SliceLayout(0, rows))
     o_r = gl.arange(0, DR, layout=gl.SliceLayout(0, rows))
     first, last = _pieces(plan)
-    pair = 0
-    n_piece = 0
+    pair = 0                  # pairs done by this core: the phase of the per-pair barriers
     for i_piece in range(first, last):
-        step_begin, step_end, slot, row, batch, head0, tau, limit = _piece(plan, i_piece)
+        step_begin, step_end, _slot, row, batch, head0, tau, limit = _piece(plan, i_piece)
         kv_base = gl.load(kv_start + batch)
         q0 = row * n1 + head0
         # the query tile, once both consumers are past the previous piece's scores
-        mbarrier.wait(_bar(bars, Q_FREE), (n_piece & 1) ^ 1)
+        mbarrier.wait(_bar(bars, Q_FREE), ((i_piece - first) & 1).to(gl.int32) ^ 1)
         p_q = q_nope + (q0 + o_h)[:, None].to(gl.int64) * (2 * HALF) + o_d[None, :]
         async_load(ql_s, p_q)
         async_load(qh_s, p_q + HALF)
@@ -143,7 +146,6 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
             async_load(kl_s.index(1), p_k1, mask=m1[:, None])
             async_copy.mbarrier_arrive(_bar(bars, READY + 2), increment_count=False)
             pair += 1
-        n_piece += 1
 
 
 @gluon.jit
@@ -163,11 +165,10 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
     o_ho = gl.arange(0, HG, layout=rows_o)
     o_do = WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, o_layout))
     first, last = _pieces(plan)
-    pair = 0
-    n_piece = 0
+    pair = 0                  # pairs done by this core: the phase of the per-pair barriers
     for i_piece in range(first, last):
-        step_begin, step_end, slot, row, batch, head0, tau, limit = _piece(plan, i_piece)
-        mbarrier.wait(_bar(bars, Q_READY), n_piece & 1)
+        step_begin, step_end, slot, row, _batch, head0, tau, limit = _piece(plan, i_piece)
+        mbarrier.wait(_bar(bars, Q_READY), ((i_piece - first) & 1).to(gl.int32))
         fence_async_shared()
         b_m = gl.full([HG], float("-inf"), gl.float32, layout=rows_s)
         b_l = gl.zeros([HG], gl.float32, layout=rows_s)
@@ -254,11 +255,10 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
         # the piece's row sums: each consumer summed its own blocks' P
         stat_s[2 + WG].store(b_l)
         mbarrier.arrive(_bar(bars, L0 + WG))
-        mbarrier.wait(_bar(bars, L1 - WG), n_piece & 1)
+        mbarrier.wait(_bar(bars, L1 - WG), ((i_piece - first) & 1).to(gl.int32))
         b_l = b_l + stat_s[3 - WG].load(rows_s)
         _finish_half(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot,
                      row * n1 + head0, head0, o_ho, o_do, rows_o, WG, HAS_SINKS)
-        n_piece += 1
 
 
 @gluon.jit
