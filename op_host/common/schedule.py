@@ -38,6 +38,16 @@ class Schedule:
     def num_rounds(self) -> int:
         return int(self.piece_rank.max().item()) + 1 if self.num_pieces else 0
 
+    def rounds(self, device):
+        """The pieces round by round (round r: every core's r-th piece, so a round's pieces
+        run on different cores at once, as a device would): per round the pieces' task, first
+        step, one past the last step and workspace slot, on ``device``."""
+        order = torch.argsort(self.piece_rank, stable=True)
+        counts = torch.bincount(self.piece_rank, minlength=self.num_rounds).tolist()
+        for piece in torch.split(order, counts):
+            yield (self.piece_task[piece].to(device), self.piece_step_begin[piece].to(device),
+                   self.piece_step_end[piece].to(device), self.piece_slot[piece].to(device))
+
     def core_costs(self, task_overhead: int) -> torch.Tensor:
         """Cost assigned to each core: its steps plus one overhead per piece."""
         steps = self.piece_step_end - self.piece_step_begin + task_overhead

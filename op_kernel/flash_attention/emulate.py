@@ -117,18 +117,13 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
         smax[ri, hi] = mm
         ssum[ri, hi] = ll
 
-    order = torch.argsort(sched.piece_rank, stable=True)
-    counts = torch.bincount(sched.piece_rank, minlength=sched.num_rounds).tolist()
-    for piece in torch.split(order, counts):
-        tid = sched.piece_task[piece].to(dev)
-        begin = sched.piece_step_begin[piece].to(dev)
-        end = sched.piece_step_end[piece].to(dev)
+    for tid, begin, end, slot in sched.rounds(dev):
         b, heads, i, row_ok = tile_rows(tid)
         i_c = torch.minimum(i, (q_lens[b] - 1).unsqueeze(-1))
         qpos = i + delta[b].unsqueeze(-1)
         q_tile = q_all[(q_start[b].unsqueeze(-1) + i_c)[:, None, :], heads[:, :, None]]
         q_tile = q_tile.float().flatten(1, 2)                   # [n, G*bs1, D], head-major rows
-        n = len(piece)
+        n = len(tid)
         m, l, acc = osm.init_state((n, g * bs1), d, dev)
         for step_k in range(int((end - begin).max())):
             step = begin + step_k
@@ -157,7 +152,7 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
                     qpos[partial, None, :, None], kpos[partial, None, None, :])
             scores = scores.masked_fill(~vis, float("-inf"))
             m, l, acc = osm.update(m, l, acc, scores.view(n, g * bs1, bs2), v_tile, p_dtype)
-        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
+        whole = osm.route_pieces(slot, m, l, acc, ws)
         write(tid[whole], m[whole], l[whole], acc[whole])
 
     if sched.num_slots:

@@ -84,16 +84,11 @@ def run(p: IncreFlashAttentionParams, tiling: IncreFlashAttentionTiling,
             chunk = (chunk + off) * sc
         return chunk
 
-    order = torch.argsort(sched.piece_rank, stable=True)
-    counts = torch.bincount(sched.piece_rank, minlength=sched.num_rounds).tolist()
-    for piece in torch.split(order, counts):
-        tid = sched.piece_task[piece].to(dev)
-        begin = sched.piece_step_begin[piece].to(dev)
-        end = sched.piece_step_end[piece].to(dev)
+    for tid, begin, end, slot in sched.rounds(dev):
         b, n, start, length = task_b[tid], task_n[tid], task_start[tid], task_len[tid]
         q_tile = q[b, n].float()                                             # [n, G, D]
         h = n.unsqueeze(-1) * g + heads                                       # [n, G]
-        m, l, acc = osm.init_state((len(piece), g), d, dev)
+        m, l, acc = osm.init_state((len(tid), g), d, dev)
         for step_k in range(int((end - begin).max())):
             step = begin + step_k
             rel = step.unsqueeze(-1) * bs2 + offs                             # [n, bs2]
@@ -113,7 +108,7 @@ def run(p: IncreFlashAttentionParams, tiling: IncreFlashAttentionTiling,
                 scores = scores.masked_fill(masked.unsqueeze(1), MASKED_LOGIT)
             scores = scores.masked_fill(~ok.unsqueeze(1), float("-inf"))
             m, l, acc = osm.update(m, l, acc, scores, v_tile, t.query.dtype)
-        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
+        whole = osm.route_pieces(slot, m, l, acc, ws)
         o, _, _ = osm.finalize(m[whole], l[whole], acc[whole])
         out[b[whole], n[whole]] = o
 

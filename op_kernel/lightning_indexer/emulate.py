@@ -68,16 +68,11 @@ def run(p: LightningIndexerParams, tiling: LightningIndexerTiling, t: LightningI
                                        (tiling.task_row, tiling.task_batch, tiling.task_nvis))
     offs = torch.arange(bs2, device=dev)
 
-    order = torch.argsort(sched.piece_rank, stable=True)
-    counts = torch.bincount(sched.piece_rank, minlength=sched.num_rounds).tolist()
-    for piece in torch.split(order, counts):
-        tid = sched.piece_task[piece].to(dev)
-        begin = sched.piece_step_begin[piece].to(dev)
-        end = sched.piece_step_end[piece].to(dev)
+    for tid, begin, end, slot in sched.rounds(dev):
         row, b = task_row[tid], task_batch[tid]
         hi = torch.minimum(end * bs2, task_nvis[tid])           # exclusive key bound
         q_tile, w_tile = q[row].double(), w[row].float()
-        lists = topk_merge.empty((len(piece),), k, dev)
+        lists = topk_merge.empty((len(tid),), k, dev)
         for step_k in range(int((end - begin).max())):
             pos = (begin + step_k).unsqueeze(-1) * bs2 + offs                   # [n, bs2]
             ok = pos < hi.unsqueeze(-1)
@@ -91,7 +86,6 @@ def run(p: LightningIndexerParams, tiling: LightningIndexerTiling, t: LightningI
             idx = torch.where(ok, pos, torch.full_like(pos, -1))
             val = torch.where(ok, score, torch.full_like(score, float("-inf")))
             lists = topk_merge.merge(lists, (topk_merge.sort_keys(score, pos, ok), idx, val), k)
-        slot = sched.piece_slot[piece].to(dev)
         whole = slot < 0
         out_idx[row[whole]] = lists[1][whole]
         out_val[row[whole]] = lists[2][whole]

@@ -78,17 +78,12 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
         smax[r, h] = mm
         ssum[r, h] = ll
 
-    order = torch.argsort(sched.piece_rank, stable=True)
-    counts = torch.bincount(sched.piece_rank, minlength=sched.num_rounds).tolist()
-    for piece in torch.split(order, counts):
-        tid = sched.piece_task[piece].to(dev)
-        begin = sched.piece_step_begin[piece].to(dev)
-        end = sched.piece_step_end[piece].to(dev)
+    for tid, begin, end, slot in sched.rounds(dev):
         row, b, tau = task["row"][tid], task["batch"][tid], task["tau"][tid]
         limit = torch.minimum(task["window"][tid], first_neg[row])
         q_heads = (row.unsqueeze(-1), task["head"][tid].unsqueeze(-1) + heads)
         q_nope, q_rope = q_nope_all[q_heads].float(), q_rope_all[q_heads].float()  # [n, hg, *]
-        m, l, acc = osm.init_state((len(piece), hg), D, dev)
+        m, l, acc = osm.init_state((len(tid), hg), D, dev)
         for step_k in range(int((end - begin).max())):
             step = begin + step_k
             e = step.unsqueeze(-1) * eps + offs_e                            # [n, eps]
@@ -110,7 +105,7 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
                                    k_nope.transpose(1, 2)) * p.scale_value
             scores = scores.masked_fill_(~ok.unsqueeze(1), float("-inf"))    # [n, hg, P]
             m, l, acc = osm.update(m, l, acc, scores, k_nope, t.query.dtype)  # V = key
-        whole = osm.route_pieces(sched.piece_slot[piece].to(dev), m, l, acc, ws)
+        whole = osm.route_pieces(slot, m, l, acc, ws)
         write(tid[whole], m[whole], l[whole], acc[whole])
 
     if sched.num_slots:

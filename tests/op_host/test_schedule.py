@@ -30,6 +30,20 @@ def test_every_step_once_and_balanced(steps, cores):
         assert ranks == list(range(len(ranks)))
 
 
+@pytest.mark.parametrize("steps,cores", [([8] * 500, 132), ([100, 1, 1, 1, 50], 7), ([6, 1], 4)])
+def test_rounds_hold_every_piece_once_one_per_core(steps, cores):
+    s = partition(torch.tensor(steps), cores, task_overhead=0)
+    seen = []
+    for r, (task, begin, end, slot) in enumerate(s.rounds("cpu")):
+        pieces = torch.nonzero(s.piece_rank == r).flatten()      # this round's pieces, by core
+        assert len(set(s.piece_core[pieces].tolist())) == len(pieces)
+        got = sorted(zip(task.tolist(), begin.tolist(), end.tolist(), slot.tolist()))
+        tables = (s.piece_task, s.piece_step_begin, s.piece_step_end, s.piece_slot)
+        assert got == sorted(zip(*(x[pieces].tolist() for x in tables)))
+        seen += got
+    assert len(seen) == s.num_pieces == len(set(seen))
+
+
 def test_split_tasks_get_workspace_slots():
     s = partition(torch.tensor([6, 1]), 4, task_overhead=0)
     assert s.task_num_pieces.tolist()[0] > 1
