@@ -106,6 +106,26 @@ def check_batch_lengths(check, p: BatchedRows, tnd_ends_at_total: bool = False) 
             check_counts(check, arg, lengths.values, cap, cap_name)
 
 
+def check_block_table_shape(check, block_table, kv_layout: Layout, batch: int | None,
+                            layout_arg: str = "layout_kv") -> None:
+    """(P) A block_table exactly when the keys are PA_BSND (``layout_arg`` names the key
+    layout argument in messages), of rank 2 (B, max_blocks_per_seq) with a nonzero second
+    dim and, when the batch is known, B rows."""
+    bt = block_table
+    if kv_layout is not Layout.PA_BSND:
+        check.require(bt is None, "block_table", f"None when {layout_arg} is {kv_layout.value}",
+                      f"a tensor of shape {bt.shape}" if bt is not None else None)
+        return
+    check.require(bt is not None, "block_table", f"a tensor when {layout_arg} is PA_BSND",
+                  "None")
+    check.require(bt.rank == 2, "block_table", "rank 2 (B, max_blocks_per_seq)",
+                  f"shape {bt.shape}")
+    check.require(bt.shape[1] > 0, "block_table", "shape[1] > 0", f"shape {bt.shape}")
+    if batch is not None:
+        check.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
+                      f"shape {bt.shape}")
+
+
 def check_block_table_entries(check, p: BatchedRows, block_table,
                               block_num_name: str = "block_num") -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""

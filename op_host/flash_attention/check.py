@@ -116,15 +116,10 @@ def check(p: FlashAttentionParams) -> None:
 
 def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None:
     c, bt = CHECK, p.block_table
+    batched_params.check_block_table_shape(c, bt, kv_layout, batch)
     if kv_layout is not Layout.PA_BSND:
-        c.require(bt is None, "block_table", f"None when layout_kv is {kv_layout.value}",
-                  f"a tensor of shape {bt.shape}" if bt is not None else None)
         return
-    c.require(bt is not None, "block_table", "a tensor when layout_kv is PA_BSND", "None")
     c.require_type(bt.dtype == torch.int32, "block_table", "dtype int32", dtype_name(bt.dtype))
-    c.require(bt.rank == 2 and bt.shape[1] > 0, "block_table",
-              "rank 2 (B, max_blocks_per_seq) with max_blocks_per_seq > 0", f"shape {bt.shape}")
-    c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}", f"shape {bt.shape}")
     bs = p.block_size
     c.require(0 < bs <= MAX_BLOCK_SIZE and bs % BLOCK_SIZE_ALIGN == 0, "key",
               f"block_size (key.shape[1]) a multiple of {BLOCK_SIZE_ALIGN} in "

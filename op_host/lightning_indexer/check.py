@@ -80,14 +80,8 @@ def check(p: LightningIndexerParams) -> None:
     aq, ak, bt = p.actual_seq_lengths_query, p.actual_seq_lengths_key, p.block_table
     batch = q.shape[0] if q_layout is Layout.BSND else (aq.numel if aq is not None else None)
     # paged cache
+    batched_params.check_block_table_shape(c, bt, k_layout, batch, "layout_key")
     if k_layout is Layout.PA_BSND:
-        c.require(bt is not None, "block_table", "a tensor when layout_key is PA_BSND", "None")
-        c.require(bt.rank == 2, "block_table", "rank 2 (B, max_blocks_per_seq)",
-                  f"shape {bt.shape}")
-        c.require(bt.shape[1] > 0, "block_table", "shape[1] > 0", f"shape {bt.shape}")
-        if batch is not None:
-            c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
-                      f"shape {bt.shape}")
         c.require(ak is not None, "actual_seq_lengths_key",
                   "a tensor when layout_key is PA_BSND", "None")
         block_size = k.shape[1]
@@ -96,9 +90,6 @@ def check(p: LightningIndexerParams) -> None:
         c.require(block_size % 16 == 0, "key", "block_size (key.shape[1]) a multiple of 16",
                   block_size)
         c.require(k.shape[0] > 0, "key", "block_count (key.shape[0]) > 0", k.shape[0])
-    else:
-        c.require(bt is None, "block_table", f"None when layout_key is {k_layout.value}",
-                  f"a tensor of shape {bt.shape}" if bt is not None else None)
     # required lengths
     if k_layout is Layout.TND:
         c.require(ak is not None, "actual_seq_lengths_key",

@@ -72,17 +72,12 @@ def check(p: SparseFlashAttentionParams) -> None:
     elif p.actual_seq_lengths_query is not None:
         batch = p.actual_seq_lengths_query.numel
     # 10. / 11. paged cache and block_table
-    bt = p.block_table
     if kv_layout is Layout.PA_BSND:
         c.require(k.rank == 4, "key", "rank 4 (block_num, block_size, 1, 512) for PA_BSND",
                   f"shape {k.shape}")
-        c.require(bt is not None, "block_table", "a tensor when layout_kv is PA_BSND", "None")
-        c.require(bt.rank == 2, "block_table", "rank 2 (B, max_blocks_per_seq)",
-                  f"shape {bt.shape}")
-        c.require(bt.shape[1] > 0, "block_table", "shape[1] > 0", f"shape {bt.shape}")
-        if batch is not None:
-            c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
-                      f"shape {bt.shape}")
+    bt = p.block_table
+    batched_params.check_block_table_shape(c, bt, kv_layout, batch)
+    if kv_layout is Layout.PA_BSND:
         block_size = k.shape[1]
         c.require(0 < block_size <= MAX_PAGE_SIZE, "key",
                   f"block_size (key.shape[1]) in (0, {MAX_PAGE_SIZE}]", block_size)
@@ -91,9 +86,6 @@ def check(p: SparseFlashAttentionParams) -> None:
         c.require(block_size % p.sparse_block_size == 0, "sparse_block_size",
                   f"a divisor of block_size={block_size}", p.sparse_block_size)
         c.require(k.shape[0] > 0, "key", "block_num (key.shape[0]) > 0", k.shape[0])
-    else:
-        c.require(bt is None, "block_table", f"None when layout_kv is {kv_layout.value}",
-                  f"a tensor of shape {bt.shape}" if bt is not None else None)
     # 12. heads and batch
     kv_rank = 3 if kv_layout is Layout.TND else 4
     c.require(k.rank == kv_rank, "key", f"rank {kv_rank} for layout {kv_layout.value}",
