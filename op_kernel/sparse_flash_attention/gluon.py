@@ -18,8 +18,8 @@ inside of a step differs. It exists because Triton cannot be told how two warpgr
 Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton >= 3.6
 (``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
 
-The position rule (``_positions``) and the finishing epilogue repeat those of triton.py in
-Gluon's terms: a Gluon function cannot call a Triton-language one (Gluon tensors carry
+The position rule (``_positions``) and the finishing epilogue (``_finish``, shared with
+gluon_ws.py) repeat those of triton.py in Gluon's terms: a Gluon function cannot call a Triton-language one (Gluon tensors carry
 layouts), so the two kernels share the rule, not the code; the GPU tests compare both with
 the emulator.
 """
@@ -148,26 +148,38 @@ def _sfa_gluon_kernel(
             b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
         async_copy.wait_group(0)
 
-        b_m = gl.convert_layout(b_m, gl.SliceLayout(1, o_layout))
-        b_l = gl.convert_layout(b_l, gl.SliceLayout(1, o_layout))
-        if slot >= 0:                                   # piece of a split task: to the workspace
+        _finish(gl.convert_layout(b_m, gl.SliceLayout(1, o_layout)),
+                gl.convert_layout(b_l, gl.SliceLayout(1, o_layout)), b_acc, sinks, out, smax,
+                ssum, ws_m, ws_l, ws_acc, slot, q0, head0, o_ho, o_do, HG, DV, True, HAS_SINKS)
+
+
+@gluon.jit
+def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q0, head0,
+            o_ho, o_do, HG: gl.constexpr, DV: gl.constexpr, STATS: gl.constexpr,
+            HAS_SINKS: gl.constexpr):
+    """Write a finished state of heads head0 + o_ho (rows q0 + o_ho), output columns o_do of
+    DV, and, if STATS, the row statistics: to workspace slot ``slot`` for a piece of a split
+    task, else normalised with triton._finish's rule (sinks join the sum only; a row that saw
+    no key gives zeros and SOFTMAX_MIN / 0). b_m, b_l must be in the row layout of b_acc."""
+    if slot >= 0:
+        if STATS:
             gl.store(ws_m + slot * HG + o_ho, b_m)
             gl.store(ws_l + slot * HG + o_ho, b_l)
-            gl.store(ws_acc + (slot * HG + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :],
-                     b_acc)
-        else:
-            b_empty = b_l <= 0
-            if HAS_SINKS:
-                b_sink = gl.load(sinks + head0 + o_ho)
-                b_ms = gl.maximum(b_m, b_sink)
-                b_sc = gl.exp(b_m - b_ms)
-                b_l = b_l * b_sc + gl.exp(b_sink - b_ms)
-                b_acc = b_acc * b_sc[:, None]
-                b_m = b_ms
-            b_out = b_acc / gl.where(b_empty, 1.0, b_l)[:, None]
-            b_out = gl.where(b_empty[:, None], 0.0, b_out)
-            gl.store(out + (q0 + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :],
-                     b_out.to(dtype))
+        gl.store(ws_acc + (slot * HG + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :], b_acc)
+    else:
+        b_empty = b_l <= 0
+        if HAS_SINKS:
+            b_sink = gl.load(sinks + head0 + o_ho)
+            b_ms = gl.maximum(b_m, b_sink)
+            b_sc = gl.exp(b_m - b_ms)
+            b_l = b_l * b_sc + gl.exp(b_sink - b_ms)
+            b_acc = b_acc * b_sc[:, None]
+            b_m = b_ms
+        b_out = b_acc / gl.where(b_empty, 1.0, b_l)[:, None]
+        b_out = gl.where(b_empty[:, None], 0.0, b_out)
+        gl.store(out + (q0 + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :],
+                 b_out.to(out.dtype.element_ty))
+        if STATS:
             gl.store(smax + q0 + o_ho, gl.where(b_empty, -2e38, b_m))
             gl.store(ssum + q0 + o_ho, gl.where(b_empty, 0.0, b_l))
 

@@ -53,7 +53,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import _key_rows, _visible, async_copy, async_load
+from .gluon import _finish, _key_rows, _visible, async_copy, async_load
 
 HG = gl.constexpr(64)
 BLOCK = gl.constexpr(64)
@@ -257,39 +257,10 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
         mbarrier.arrive(_bar(bars, L0 + WG))
         mbarrier.wait(_bar(bars, L1 - WG), ((i_piece - first) & 1).to(gl.int32))
         b_l = b_l + stat_s[3 - WG].load(rows_s)
-        _finish_half(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot,
-                     row * n1 + head0, head0, o_ho, o_do, rows_o, WG, HAS_SINKS)
-
-
-@gluon.jit
-def _finish_half(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q0, head0,
-                 o_ho, o_do, rows_o: gl.constexpr, WG: gl.constexpr, HAS_SINKS: gl.constexpr):
-    """Write one consumer's output columns o_do (and, from consumer 0, the statistics): to the
-    workspace slot for a piece of a split task, else finished like gluon.py's epilogue."""
-    b_m = gl.convert_layout(b_m, rows_o)
-    b_l = gl.convert_layout(b_l, rows_o)
-    if slot >= 0:
-        if WG == 0:
-            gl.store(ws_m + slot * HG + o_ho, b_m)
-            gl.store(ws_l + slot * HG + o_ho, b_l)
-        gl.store(ws_acc + (slot * HG + o_ho)[:, None].to(gl.int64) * (2 * HALF) + o_do[None, :],
-                 b_acc)
-    else:
-        b_empty = b_l <= 0
-        if HAS_SINKS:
-            b_sink = gl.load(sinks + head0 + o_ho)
-            b_ms = gl.maximum(b_m, b_sink)
-            b_sc = gl.exp(b_m - b_ms)
-            b_l = b_l * b_sc + gl.exp(b_sink - b_ms)
-            b_acc = b_acc * b_sc[:, None]
-            b_m = b_ms
-        b_out = b_acc / gl.where(b_empty, 1.0, b_l)[:, None]
-        b_out = gl.where(b_empty[:, None], 0.0, b_out)
-        gl.store(out + (q0 + o_ho)[:, None].to(gl.int64) * (2 * HALF) + o_do[None, :],
-                 b_out.to(out.dtype.element_ty))
-        if WG == 0:
-            gl.store(smax + q0 + o_ho, gl.where(b_empty, -2e38, b_m))
-            gl.store(ssum + q0 + o_ho, gl.where(b_empty, 0.0, b_l))
+        # this consumer's output columns; consumer 0 also writes the statistics
+        _finish(gl.convert_layout(b_m, rows_o), gl.convert_layout(b_l, rows_o), b_acc, sinks,
+                out, smax, ssum, ws_m, ws_l, ws_acc, slot, row * n1 + head0, head0, o_ho, o_do,
+                HG, 2 * HALF, WG == 0, HAS_SINKS)
 
 
 @gluon.jit
