@@ -193,6 +193,18 @@ def test_default_variant_among_gluon_kernels(monkeypatch, n1, layout_kv, want):
     assert sfa_triton.default_variant(plan, tensors) == "scratch"
 
 
+def test_unknown_or_unserved_variant_is_refused():
+    """prepare() refuses a variant name it does not know, and a Gluon variant off Hopper."""
+    case = make_case(B=1, S1=2, S2=128, N1=64, K=64, seed=random.randrange(2**31))
+    p, tensors = kernel_inputs(case, "cpu")
+    plan = tiling.plan(p, H100)
+    with pytest.raises(ValueError, match="kernel variant 'fast' does not serve this call"):
+        sfa_triton.prepare(p, plan, tensors, variant="fast")
+    for variant in GLUON_VARIANTS:          # CPU tensors: no Hopper GPU
+        with pytest.raises(ValueError, match=f"kernel variant '{variant}' does not serve"):
+            sfa_triton.prepare(p, plan, tensors, variant=variant)
+
+
 @pytest.mark.gpu
 def test_op_dispatches_cuda_tensors_to_triton():
     """Auto dispatch sends CUDA tensors to the kernel, with the same result as asking for it."""
