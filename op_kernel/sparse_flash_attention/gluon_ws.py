@@ -9,7 +9,10 @@ programs, paced by mbarriers:
   and gathers key blocks with ``cp.async`` through the page-table walk, each block in two
   halves: ``lo`` = nope columns 0..255, ``hi`` = nope columns 256..511 plus the rope part. A
   half is refilled as soon as its last reader releases it, and each copy arrives on the
-  half's *ready* barrier when it lands (``cp.async.mbarrier.arrive.noinc``);
+  half's *ready* barrier when it lands (``cp.async.mbarrier.arrive.noinc``). With a block's
+  first half it also publishes which of the block's 64 keys are visible (``vis_s``: the scan
+  limit, -1 termination and the boundary tau, the rule of ``gluon._positions``), so the
+  consumers read no index;
 - two *consumers* (worker partitions, most registers) take the blocks of a piece in pairs:
   consumer 0 the even block (stage 0), consumer 1 the odd one (stage 1). Each computes its own
   block's scores S = Q.K^T [64 heads, 64 keys] and probabilities, and owns one half of the
@@ -20,9 +23,10 @@ programs, paced by mbarriers:
 
 Per pair, in order (each barrier below is an mbarrier; ``free`` arrivals let the producer
 refill a half):
-  C0: S0 = Q.K0^T (lo half first) | m0 = max(m, rowmax S0), P0, publish m0 | O += P0.V0lo,
-      free(0, lo) | wait m1; rescale P0, O, l to it; P0 -> shared (over K0's rope part,
-      consumed by then) | wait P1 | O += P1.V1lo, free(1, lo)
+  C0: S0 = Q.K0^T (lo half first) | m0 = max(m, rowmax S0), P0, publish m0 | start
+      O += P0.V0lo; meanwhile wait m1, rescale P0 and l to it, P0 -> shared (over K0's rope
+      part, consumed by then) | P0.V0lo done: free(0, lo); rescale O | wait P1 |
+      O += P1.V1lo, free(1, lo)
   C1: S1 = Q.K1^T (hi half first) | wait m0; m1 = max(m0, rowmax S1), P1, publish m1; P1 ->
       shared | O += P1.V1hi, free(1, hi) | wait P0 | O += P0.V0hi, free(0, hi)
 A piece's steps are taken two at a time; an odd piece pads with a step past its end, which
@@ -32,13 +36,15 @@ overlaps their epilogue. The row sums l of the two consumers are added at the en
 the finishing rule is gluon.py's.
 
 The split of work between the warpgroups is the one of FlashMLA's public sm90 sparse prefill
-kernel (its design, not its code). Measured on H100 (BENCHMARKS.md): 1.29x gluon.py on the
-prefill headline and 1.28x on the decode headline; on gather-bound plans (one 64-head group
-per query row, short pieces) gluon.py is up to 13% faster, since 4 producer warps issue the
-copies where gluon.py has 8.
+kernel (its design, not its code). Measured on H100 (BENCHMARKS.md, 2026-11-21 night): 2.0x
+gluon.py on the prefill headline and 1.7x on the decode headline; gluon.py is a few
+microseconds faster only on single-batch decode (B = 1, <= 7%). Three changes to the first
+version of this file made most of it: no register spills in the consumers (``_in_loop``,
+1.3x), the visible keys from the producer instead of index loads in the consumers (1.06x),
+and consumer 0 exchanging P0 while P0.V0lo runs, with 224 consumer registers (~1.04x).
 
-Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics, 225 KiB of
-Hopper's 227.
+Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and visible
+keys, 225 KiB of Hopper's 227.
 
 Served plans: those of gluon.py (``gluon.supports``).
 """
@@ -53,7 +59,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import _finish, _key_rows, _visible, async_copy, async_load
+from .gluon import _finish, _key_rows, async_copy, async_load
 
 HG = gl.constexpr(64)
 BLOCK = gl.constexpr(64)
@@ -61,7 +67,7 @@ HALF = gl.constexpr(256)      # output columns per consumer, nope columns per ke
 PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launched with 4 warps
 # registers per consumer thread; the producer gets what is left of the 64K file: 40 at 232,
 # 72 at 216. The page-table walk needs the larger producer (measured on H100, BENCHMARKS.md)
-CONSUMER_REGS = gl.constexpr(232)
+CONSUMER_REGS = gl.constexpr(224)
 CONSUMER_REGS_PAGED = gl.constexpr(216)
 
 # barrier slots
@@ -75,6 +81,16 @@ NUM_BARS = gl.constexpr(16)
 @gluon.jit
 def _bar(bars, i: gl.constexpr):
     return bars.index(i)
+
+
+@gluon.jit
+def _in_loop(i, pair):
+    """i (0 or 1), computed from the loop counter ``pair`` (>> 30 is 0 for any count a core
+    reaches). A buffer indexed by it gets its wgmma descriptors made inside the loop; indexed by
+    a constant they are hoisted out of it, ~40 64-bit values live across the loop, and the
+    consumers spilled them to local memory (consumer 1: ~100 local loads and stores a pair;
+    removing them was 1.3x on the H100 prefill headline, BENCHMARKS.md)."""
+    return i + (pair >> 30)
 
 
 @gluon.jit
@@ -96,7 +112,7 @@ def _piece(plan, i_piece):
 
 @gluon.jit
 def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1, k_entries,
-              bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, bars,
+              bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, vis_s, bars,
               SBS: gl.constexpr, ENTRIES: gl.constexpr, DR: gl.constexpr,
               PAGED: gl.constexpr):
     # 8 lanes copy 128 contiguous bytes of a key row, a warp 4 rows per instruction; a thread
@@ -115,9 +131,9 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
         # the query tile, once both consumers are past the previous piece's scores
         mbarrier.wait(_bar(bars, Q_FREE), ((i_piece - first) & 1).to(gl.int32) ^ 1)
         p_q = q_nope + (q0 + o_h)[:, None].to(gl.int64) * (2 * HALF) + o_d[None, :]
-        async_load(ql_s, p_q)
-        async_load(qh_s, p_q + HALF)
-        async_load(qr_s, q_rope + (q0 + o_h)[:, None].to(gl.int64) * DR + o_r[None, :])
+        async_load(ql_s.index(0), p_q)
+        async_load(qh_s.index(0), p_q + HALF)
+        async_load(qr_s.index(0), q_rope + (q0 + o_h)[:, None].to(gl.int64) * DR + o_r[None, :])
         async_copy.mbarrier_arrive(_bar(bars, Q_READY), increment_count=False)
         for step in range(step_begin, step_end, 2):
             ph = (pair & 1) ^ 1
@@ -132,11 +148,15 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
             mbarrier.wait(_bar(bars, FREE + 0), ph)
             async_load(kl_s.index(0), p_k0, mask=m0[:, None])
             async_copy.mbarrier_arrive(_bar(bars, READY + 0), increment_count=False)
+            vis_s.index(0).store(m0.to(gl.int8))          # the block's visible keys
+            mbarrier.arrive(_bar(bars, READY + 0))
             mbarrier.wait(_bar(bars, FREE + 3), ph)
             async_load(kh_s.index(1), p_k1 + HALF, mask=m1[:, None])
             async_load(kr_s.index(1), key_rope + kv1[:, None] * DR + o_r[None, :],
                        mask=m1[:, None])
             async_copy.mbarrier_arrive(_bar(bars, READY + 3), increment_count=False)
+            vis_s.index(1).store(m1.to(gl.int8))
+            mbarrier.arrive(_bar(bars, READY + 3))
             mbarrier.wait(_bar(bars, FREE + 1), ph)
             async_load(kh_s.index(0), p_k0 + HALF, mask=m0[:, None])
             async_load(kr_s.index(0), key_rope + kv0[:, None] * DR + o_r[None, :],
@@ -149,10 +169,9 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
 
 
 @gluon.jit
-def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, k_entries,
-              ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, bars,
-              WG: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
-              HAS_SINKS: gl.constexpr):
+def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
+              ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars,
+              WG: gl.constexpr, HAS_SINKS: gl.constexpr):
     dtype: gl.constexpr = ql_s.dtype
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK, 16])
@@ -161,13 +180,12 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     rows_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     rows_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    o_p = gl.arange(0, BLOCK, layout=gl.SliceLayout(0, s_layout))
     o_ho = gl.arange(0, HG, layout=rows_o)
     o_do = WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, o_layout))
     first, last = _pieces(plan)
     pair = 0                  # pairs done by this core: the phase of the per-pair barriers
     for i_piece in range(first, last):
-        step_begin, step_end, slot, row, _batch, head0, tau, limit = _piece(plan, i_piece)
+        step_begin, step_end, slot, row, _batch, head0, _tau, _limit = _piece(plan, i_piece)
         mbarrier.wait(_bar(bars, Q_READY), ((i_piece - first) & 1).to(gl.int32))
         fence_async_shared()
         b_m = gl.full([HG], float("-inf"), gl.float32, layout=rows_s)
@@ -175,29 +193,34 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
         b_acc = gl.zeros([HG, HALF], gl.float32, layout=o_layout)
         for step in range(step_begin, step_end, 2):
             ph = pair & 1
-            my_step = step + WG
-            my_limit = gl.where(my_step < step_end, limit, 0)
+            # this pair's buffers; index 0 or 1 from _in_loop, so that their shared-memory
+            # descriptors are made in the loop, not hoisted and spilled (_in_loop)
+            s0 = _in_loop(0, pair)
+            s1 = _in_loop(1, pair)
+            q_lo = ql_s.index(s0)
+            q_hi = qh_s.index(s0)
+            q_ro = qr_s.index(s0)
             # scores of this consumer's block, the half it does not free first coming second
             b_s = gl.zeros([HG, BLOCK], gl.float32, layout=s_layout)
             if WG == 0:
                 mbarrier.wait(_bar(bars, READY + 0), ph)
                 fence_async_shared()
-                b_s = warpgroup_mma(ql_s, kl_s.index(0).permute((1, 0)), b_s, use_acc=False,
+                b_s = warpgroup_mma(q_lo, kl_s.index(s0).permute((1, 0)), b_s, use_acc=False,
                                     is_async=True)
                 mbarrier.wait(_bar(bars, READY + 1), ph)
                 fence_async_shared()
-                b_s = warpgroup_mma(qh_s, kh_s.index(0).permute((1, 0)), b_s, is_async=True)
-                b_s = warpgroup_mma(qr_s, kr_s.index(0).permute((1, 0)), b_s, is_async=True)
+                b_s = warpgroup_mma(q_hi, kh_s.index(s0).permute((1, 0)), b_s, is_async=True)
+                b_s = warpgroup_mma(q_ro, kr_s.index(s0).permute((1, 0)), b_s, is_async=True)
             else:
                 mbarrier.wait(_bar(bars, READY + 3), ph)
                 fence_async_shared()
-                b_s = warpgroup_mma(qh_s, kh_s.index(1).permute((1, 0)), b_s, use_acc=False,
+                b_s = warpgroup_mma(q_hi, kh_s.index(s1).permute((1, 0)), b_s, use_acc=False,
                                     is_async=True)
-                b_s = warpgroup_mma(qr_s, kr_s.index(1).permute((1, 0)), b_s, is_async=True)
+                b_s = warpgroup_mma(q_ro, kr_s.index(s1).permute((1, 0)), b_s, is_async=True)
                 mbarrier.wait(_bar(bars, READY + 2), ph)
                 fence_async_shared()
-                b_s = warpgroup_mma(ql_s, kl_s.index(1).permute((1, 0)), b_s, is_async=True)
-            m_pos = _visible(idx, my_step, o_p, row, tau, my_limit, k_entries, SBS, ENTRIES)
+                b_s = warpgroup_mma(q_lo, kl_s.index(s1).permute((1, 0)), b_s, is_async=True)
+            m_pos = vis_s.index(_in_loop(WG, pair)).load(gl.SliceLayout(0, s_layout)) != 0
             b_s = warpgroup_mma_wait(0, deps=(b_s,))
             b_s = gl.where(m_pos[None, :], b_s * scale, float("-inf"))
             b_cur = gl.max(b_s, 1)
@@ -218,22 +241,23 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
             b_acc = b_acc * gl.convert_layout(b_alpha, rows_o)[:, None]
             if WG == 0:
                 b_pa = gl.convert_layout(b_p.to(dtype), p_layout)
-                b_acc = warpgroup_mma(b_pa, kl_s.index(0), b_acc, is_async=True)
-                b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
-                mbarrier.arrive(_bar(bars, FREE + 0))
-                # the pair's max from consumer 1: rescale P0 (for consumer 1), O and l to it
+                b_acc = warpgroup_mma(b_pa, kl_s.index(s0), b_acc, is_async=True)
+                # while P0.V0lo runs: the pair's max from consumer 1; P0 rescaled to it goes
+                # to consumer 1 (over K0's rope part, read by now)
                 mbarrier.wait(_bar(bars, MAX1), ph)
                 b_pm = stat_s[1].load(rows_s)
                 b_f = gl.exp(b_m - gl.where(b_pm == float("-inf"), 0.0, b_pm))
                 b_m = b_pm
                 b_l = b_l * b_f
-                kr_s.index(0).store((b_p * b_f[:, None]).to(dtype))   # K0's rope part: read
+                kr_s.index(s0).store((b_p * b_f[:, None]).to(dtype))
                 fence_async_shared()
                 mbarrier.arrive(_bar(bars, P0))
+                b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
+                mbarrier.arrive(_bar(bars, FREE + 0))
                 b_acc = b_acc * gl.convert_layout(b_f, rows_o)[:, None]
                 mbarrier.wait(_bar(bars, P1), ph)
                 fence_async_shared()
-                b_acc = warpgroup_mma(p1_s, kl_s.index(1), b_acc, is_async=True)
+                b_acc = warpgroup_mma(p1_s, kl_s.index(s1), b_acc, is_async=True)
                 b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
                 mbarrier.arrive(_bar(bars, FREE + 2))
             else:
@@ -241,13 +265,13 @@ def _consumer(idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, 
                 p1_s.store(b_pb)
                 fence_async_shared()
                 mbarrier.arrive(_bar(bars, P1))
-                b_acc = warpgroup_mma(gl.convert_layout(b_pb, p_layout), kh_s.index(1), b_acc,
+                b_acc = warpgroup_mma(gl.convert_layout(b_pb, p_layout), kh_s.index(s1), b_acc,
                                       is_async=True)
                 b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
                 mbarrier.arrive(_bar(bars, FREE + 3))
                 mbarrier.wait(_bar(bars, P0), ph)
                 fence_async_shared()
-                b_acc = warpgroup_mma(kr_s.index(0), kh_s.index(0), b_acc, is_async=True)
+                b_acc = warpgroup_mma(kr_s.index(s0), kh_s.index(s0), b_acc, is_async=True)
                 b_acc = warpgroup_mma_wait(0, deps=(b_acc,))
                 mbarrier.arrive(_bar(bars, FREE + 1))
             pair += 1
@@ -277,9 +301,9 @@ def _sfa_gluon_ws_kernel(
     smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16,
                                               rank=2)
     flat: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
-    ql_s = gl.allocate_shared_memory(dtype, [HG, HALF], smem)
-    qh_s = gl.allocate_shared_memory(dtype, [HG, HALF], smem)
-    qr_s = gl.allocate_shared_memory(dtype, [HG, DR], smem)
+    ql_s = gl.allocate_shared_memory(dtype, [1, HG, HALF], smem)     # [1, ...]: _in_loop
+    qh_s = gl.allocate_shared_memory(dtype, [1, HG, HALF], smem)
+    qr_s = gl.allocate_shared_memory(dtype, [1, HG, DR], smem)
     kl_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, HALF], smem)
     kh_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, HALF], smem)
     kr_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, DR], smem)
@@ -288,13 +312,14 @@ def _sfa_gluon_ws_kernel(
               gl.allocate_shared_memory(gl.float32, [HG], flat),
               gl.allocate_shared_memory(gl.float32, [HG], flat),
               gl.allocate_shared_memory(gl.float32, [HG], flat))
+    vis_s = gl.allocate_shared_memory(gl.int8, [2, BLOCK_S2], flat)     # visible keys
     bars = gl.allocate_shared_memory(gl.int64, [NUM_BARS, 1], mbarrier.MBarrierLayout())
     copy_threads: gl.constexpr = 32 * PRODUCER_WARPS
     consumer_regs: gl.constexpr = CONSUMER_REGS_PAGED if PAGED else CONSUMER_REGS
     mbarrier.init(bars.index(Q_READY), count=copy_threads)
     mbarrier.init(bars.index(Q_FREE), count=2)
-    for i in gl.static_range(4):
-        mbarrier.init(bars.index(READY + i), count=copy_threads)
+    for i in gl.static_range(4):    # + 1: a stage's first half also brings its visible keys
+        mbarrier.init(bars.index(READY + i), count=copy_threads + (i == 0 or i == 3))
         mbarrier.init(bars.index(FREE + i), count=1)
     for i in gl.static_range(MAX0, NUM_BARS):
         mbarrier.init(bars.index(i), count=1)
@@ -303,11 +328,9 @@ def _sfa_gluon_ws_kernel(
     gl.warp_specialize(
         [(_producer, (q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1,
                       k_entries, bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s,
-                      bars, SBS, ENTRIES, DR, PAGED)),
-         (_consumer, (idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
-                      k_entries, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, bars, 0,
-                      SBS, ENTRIES, HAS_SINKS)),
-         (_consumer, (idx, sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
-                      k_entries, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, bars, 1,
-                      SBS, ENTRIES, HAS_SINKS))],
+                      vis_s, bars, SBS, ENTRIES, DR, PAGED)),
+         (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
+                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 0, HAS_SINKS)),
+         (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
+                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 1, HAS_SINKS))],
         [4, 4], [consumer_regs, consumer_regs])

@@ -24,8 +24,8 @@ Variants (``VARIANTS``): ``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers
 consumer warpgroups compute, paced by mbarriers) and ``gluon`` (gluon.py: two warpgroups in
 step, meeting at CTA barriers), both with the same plan and arguments, Hopper only, plans of 64
 heads x 64 keys; ``scratch`` and ``registers`` (this file's kernel with and without the scratch
-tile). ``default_variant`` picks a Gluon kernel where they serve (gluon-ws but for paged
-64-head calls), else the scratch variant with 8 warps and the registers one with 4.
+tile). ``default_variant`` picks gluon-ws where the Gluon kernels serve, else the scratch
+variant with 8 warps and the registers one with 4.
 """
 from __future__ import annotations
 
@@ -234,12 +234,8 @@ def gluon_serves(tiling, t) -> bool:
 
 def default_variant(tiling, t) -> str:
     """The first of ``VARIANTS`` that serves the call (module doc)."""
-    if gluon_serves(tiling, t):       # gluon-ws and gluon serve the same plans
-        # gluon-ws, except where each gathered key block serves one 64-head group through the
-        # page table (PA_BSND, N1 = 64): there the gather is the whole cost, and gluon.py
-        # issues it from 8 warps where gluon-ws has 4 (H100 sweep of 2026-11-21, BENCHMARKS.md)
-        one_group = t.query.shape[-2] == tiling.head_group
-        return "gluon" if one_group and t.block_table is not None else "gluon-ws"
+    if gluon_serves(tiling, t):       # gluon-ws and gluon serve the same plans; gluon-ws is
+        return "gluon-ws"             # the faster on every shape of the H100 sweep (BENCHMARKS.md)
     return "scratch" if tiling.num_warps > 4 else "registers"
 
 
