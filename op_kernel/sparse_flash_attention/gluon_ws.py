@@ -65,8 +65,9 @@ HG = gl.constexpr(64)
 BLOCK = gl.constexpr(64)
 HALF = gl.constexpr(256)      # output columns per consumer, nope columns per key half
 PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launched with 4 warps
-# registers per consumer thread; the producer gets what is left of the 64K file: 40 at 232,
-# 72 at 216. The page-table walk needs the larger producer (measured on H100, BENCHMARKS.md)
+# registers per consumer thread; the producer gets what is left of the 64K file: 56 at 224,
+# 72 at 216. The page-table walk needs the larger producer (measured on H100, BENCHMARKS.md);
+# at 224 neither consumer spills (ptxas, sm_90)
 CONSUMER_REGS = gl.constexpr(224)
 CONSUMER_REGS_PAGED = gl.constexpr(216)
 
