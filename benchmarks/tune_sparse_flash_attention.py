@@ -60,7 +60,7 @@ def main():
             tiling.MAX_BLOCK_S2[gpu] = bs2
             tiling.STAGES[gpu] = (stages, 1)
             plan = tiling.plan(p, platform_for(t.query.device))
-            if variant.startswith("gluon") and not sfa_triton.gluon_serves(plan, t):
+            if variant.startswith("gluon") and not sfa_triton.gluon_serves(plan, t, variant):
                 continue
             ms = cuda_time(lambda: sfa_triton.run(p, plan, t, variant), 20)
             print(f"{name:<10} {variant:<9} block_s2={plan.block_s2:<3} "

@@ -160,16 +160,21 @@ def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q
     """Write a finished state of heads head0 + o_ho (rows q0 + o_ho), output columns o_do of
     DV, and, if STATS, the row statistics: to workspace slot ``slot`` for a piece of a split
     task, else normalised with triton._finish's rule (sinks join the sum only; a row that saw
-    no key gives zeros and SOFTMAX_MIN / 0). b_m, b_l must be in the row layout of b_acc."""
+    no key gives zeros and SOFTMAX_MIN / 0). b_m, b_l must be in the row layout of b_acc.
+    Only rows o_ho < HG (the plan's head group) are heads of the task; a tile's other rows
+    are written nowhere."""
+    m_h = o_ho < HG
+    m_hd = m_h[:, None] & (o_do < DV)[None, :]
     if slot >= 0:
         if STATS:
-            gl.store(ws_m + slot * HG + o_ho, b_m)
-            gl.store(ws_l + slot * HG + o_ho, b_l)
-        gl.store(ws_acc + (slot * HG + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :], b_acc)
+            gl.store(ws_m + slot * HG + o_ho, b_m, mask=m_h)
+            gl.store(ws_l + slot * HG + o_ho, b_l, mask=m_h)
+        gl.store(ws_acc + (slot * HG + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :], b_acc,
+                 mask=m_hd)
     else:
         b_empty = b_l <= 0
         if HAS_SINKS:
-            b_sink = gl.load(sinks + head0 + o_ho)
+            b_sink = gl.load(sinks + head0 + o_ho, mask=m_h, other=0.0)
             b_ms = gl.maximum(b_m, b_sink)
             b_sc = gl.exp(b_m - b_ms)
             b_l = b_l * b_sc + gl.exp(b_sink - b_ms)
@@ -178,10 +183,10 @@ def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q
         b_out = b_acc / gl.where(b_empty, 1.0, b_l)[:, None]
         b_out = gl.where(b_empty[:, None], 0.0, b_out)
         gl.store(out + (q0 + o_ho)[:, None].to(gl.int64) * DV + o_do[None, :],
-                 b_out.to(out.dtype.element_ty))
+                 b_out.to(out.dtype.element_ty), mask=m_hd)
         if STATS:
-            gl.store(smax + q0 + o_ho, gl.where(b_empty, -2e38, b_m))
-            gl.store(ssum + q0 + o_ho, gl.where(b_empty, 0.0, b_l))
+            gl.store(smax + q0 + o_ho, gl.where(b_empty, -2e38, b_m), mask=m_h)
+            gl.store(ssum + q0 + o_ho, gl.where(b_empty, 0.0, b_l), mask=m_h)
 
 
 @gluon.jit

@@ -46,7 +46,12 @@ and consumer 0 exchanging P0 while P0.V0lo runs, with 224 consumer registers (~1
 Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and visible
 keys, 225 KiB of Hopper's 227.
 
-Served plans: those of gluon.py (``gluon.supports``).
+Served plans (``supports``): 64-key steps (sparse_block_size <= 64), D 512, rope 64, and a
+head group of at most 64 heads. A smaller head group (N1 < 64, which the plan gives as one
+group of N1 heads) takes the first rows of the 64-row tile; the others hold zeros, their
+results are written nowhere, and their share of the matrix work is spent for nothing. With few
+heads the gather dominates, so that still beats the Triton kernel: 1.4-3.9x on every N1 <= 32
+shape measured on an H100 (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -59,9 +64,9 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import _finish, _key_rows, async_copy, async_load
+from .gluon import MIN_TRITON, _finish, _key_rows, _triton_version, async_copy, async_load
 
-HG = gl.constexpr(64)
+TILE_M = gl.constexpr(64)    # rows of a tile (the wgmma M); the plan's head group HG <= TILE_M
 BLOCK = gl.constexpr(64)
 HALF = gl.constexpr(256)      # output columns per consumer, nope columns per key half
 PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launched with 4 warps
@@ -70,6 +75,13 @@ PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launch
 # at 224 neither consumer spills (ptxas, sm_90)
 CONSUMER_REGS = gl.constexpr(224)
 CONSUMER_REGS_PAGED = gl.constexpr(216)
+
+
+def supports(tiling, dv: int, dr: int) -> bool:
+    """Plans this kernel serves (module doc), with a Triton whose Gluon it is written for."""
+    return (_triton_version() >= MIN_TRITON and tiling.head_group <= TILE_M.value
+            and tiling.block_s2 == BLOCK.value and dv == 2 * HALF.value and dr == 64)
+
 
 # barrier slots
 Q_READY, Q_FREE = gl.constexpr(0), gl.constexpr(1)
@@ -114,13 +126,13 @@ def _piece(plan, i_piece):
 @gluon.jit
 def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1, k_entries,
               bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, vis_s, bars,
-              SBS: gl.constexpr, ENTRIES: gl.constexpr, DR: gl.constexpr,
+              HG: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr, DR: gl.constexpr,
               PAGED: gl.constexpr):
     # 8 lanes copy 128 contiguous bytes of a key row, a warp 4 rows per instruction; a thread
     # holds 4 rows, walks the page table for them once per block, and every copy of the block
     # uses them (measured on H100: 2 lanes a row is 1.3x slower, 32 lanes a row 3x: spills)
     rows: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
-    o_h = gl.arange(0, HG, layout=gl.SliceLayout(1, rows))
+    o_h = gl.arange(0, TILE_M, layout=gl.SliceLayout(1, rows))
     o_d = gl.arange(0, HALF, layout=gl.SliceLayout(0, rows))
     o_r = gl.arange(0, DR, layout=gl.SliceLayout(0, rows))
     first, last = _pieces(plan)
@@ -131,10 +143,13 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
         q0 = row * n1 + head0
         # the query tile, once both consumers are past the previous piece's scores
         mbarrier.wait(_bar(bars, Q_FREE), ((i_piece - first) & 1).to(gl.int32) ^ 1)
+        # rows past the head group (HG < TILE_M) are zeros, and nothing of them is written
+        m_q = (o_h < HG)[:, None]
         p_q = q_nope + (q0 + o_h)[:, None].to(gl.int64) * (2 * HALF) + o_d[None, :]
-        async_load(ql_s.index(0), p_q)
-        async_load(qh_s.index(0), p_q + HALF)
-        async_load(qr_s.index(0), q_rope + (q0 + o_h)[:, None].to(gl.int64) * DR + o_r[None, :])
+        async_load(ql_s.index(0), p_q, mask=m_q)
+        async_load(qh_s.index(0), p_q + HALF, mask=m_q)
+        async_load(qr_s.index(0), q_rope + (q0 + o_h)[:, None].to(gl.int64) * DR + o_r[None, :],
+                   mask=m_q)
         async_copy.mbarrier_arrive(_bar(bars, Q_READY), increment_count=False)
         for step in range(step_begin, step_end, 2):
             ph = (pair & 1) ^ 1
@@ -172,7 +187,7 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
 @gluon.jit
 def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
               ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars,
-              WG: gl.constexpr, HAS_SINKS: gl.constexpr):
+              WG: gl.constexpr, HG: gl.constexpr, HAS_SINKS: gl.constexpr):
     dtype: gl.constexpr = ql_s.dtype
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BLOCK, 16])
@@ -181,7 +196,7 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     rows_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     rows_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    o_ho = gl.arange(0, HG, layout=rows_o)
+    o_ho = gl.arange(0, TILE_M, layout=rows_o)
     o_do = WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, o_layout))
     first, last = _pieces(plan)
     pair = 0                  # pairs done by this core: the phase of the per-pair barriers
@@ -189,9 +204,9 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
         step_begin, step_end, slot, row, _batch, head0, _tau, _limit = _piece(plan, i_piece)
         mbarrier.wait(_bar(bars, Q_READY), ((i_piece - first) & 1).to(gl.int32))
         fence_async_shared()
-        b_m = gl.full([HG], float("-inf"), gl.float32, layout=rows_s)
-        b_l = gl.zeros([HG], gl.float32, layout=rows_s)
-        b_acc = gl.zeros([HG, HALF], gl.float32, layout=o_layout)
+        b_m = gl.full([TILE_M], float("-inf"), gl.float32, layout=rows_s)
+        b_l = gl.zeros([TILE_M], gl.float32, layout=rows_s)
+        b_acc = gl.zeros([TILE_M, HALF], gl.float32, layout=o_layout)
         for step in range(step_begin, step_end, 2):
             ph = pair & 1
             # this pair's buffers; index 0 or 1 from _in_loop, so that their shared-memory
@@ -202,7 +217,7 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
             q_hi = qh_s.index(s0)
             q_ro = qr_s.index(s0)
             # scores of this consumer's block, the half it does not free first coming second
-            b_s = gl.zeros([HG, BLOCK], gl.float32, layout=s_layout)
+            b_s = gl.zeros([TILE_M, BLOCK], gl.float32, layout=s_layout)
             if WG == 0:
                 mbarrier.wait(_bar(bars, READY + 0), ph)
                 fence_async_shared()
@@ -302,17 +317,17 @@ def _sfa_gluon_ws_kernel(
     smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16,
                                               rank=2)
     flat: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
-    ql_s = gl.allocate_shared_memory(dtype, [1, HG, HALF], smem)     # [1, ...]: _in_loop
-    qh_s = gl.allocate_shared_memory(dtype, [1, HG, HALF], smem)
-    qr_s = gl.allocate_shared_memory(dtype, [1, HG, DR], smem)
+    ql_s = gl.allocate_shared_memory(dtype, [1, TILE_M, HALF], smem)     # [1, ...]: _in_loop
+    qh_s = gl.allocate_shared_memory(dtype, [1, TILE_M, HALF], smem)
+    qr_s = gl.allocate_shared_memory(dtype, [1, TILE_M, DR], smem)
     kl_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, HALF], smem)
     kh_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, HALF], smem)
     kr_s = gl.allocate_shared_memory(dtype, [2, BLOCK_S2, DR], smem)
-    p1_s = gl.allocate_shared_memory(dtype, [HG, BLOCK_S2], smem)
-    stat_s = (gl.allocate_shared_memory(gl.float32, [HG], flat),      # m0, m1, l0, l1
-              gl.allocate_shared_memory(gl.float32, [HG], flat),
-              gl.allocate_shared_memory(gl.float32, [HG], flat),
-              gl.allocate_shared_memory(gl.float32, [HG], flat))
+    p1_s = gl.allocate_shared_memory(dtype, [TILE_M, BLOCK_S2], smem)
+    stat_s = (gl.allocate_shared_memory(gl.float32, [TILE_M], flat),      # m0, m1, l0, l1
+              gl.allocate_shared_memory(gl.float32, [TILE_M], flat),
+              gl.allocate_shared_memory(gl.float32, [TILE_M], flat),
+              gl.allocate_shared_memory(gl.float32, [TILE_M], flat))
     vis_s = gl.allocate_shared_memory(gl.int8, [2, BLOCK_S2], flat)     # visible keys
     bars = gl.allocate_shared_memory(gl.int64, [NUM_BARS, 1], mbarrier.MBarrierLayout())
     copy_threads: gl.constexpr = 32 * PRODUCER_WARPS
@@ -329,9 +344,9 @@ def _sfa_gluon_ws_kernel(
     gl.warp_specialize(
         [(_producer, (q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1,
                       k_entries, bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s,
-                      vis_s, bars, SBS, ENTRIES, DR, PAGED)),
+                      vis_s, bars, HG, SBS, ENTRIES, DR, PAGED)),
          (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
-                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 0, HAS_SINKS)),
+                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 0, HG, HAS_SINKS)),
          (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
-                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 1, HAS_SINKS))],
+                      qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 1, HG, HAS_SINKS))],
         [4, 4], [consumer_regs, consumer_regs])

@@ -21,11 +21,12 @@ barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md 
 measured trade-off.
 
 Variants (``VARIANTS``): ``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers keys, two
-consumer warpgroups compute, paced by mbarriers) and ``gluon`` (gluon.py: two warpgroups in
-step, meeting at CTA barriers), both with the same plan and arguments, Hopper only, plans of 64
-heads x 64 keys; ``scratch`` and ``registers`` (this file's kernel with and without the scratch
-tile). ``default_variant`` picks gluon-ws where the Gluon kernels serve, else the scratch
-variant with 8 warps and the registers one with 4.
+consumer warpgroups compute, paced by mbarriers; plans of 64-key steps, any head group up to
+64) and ``gluon`` (gluon.py: two warpgroups in step, meeting at CTA barriers; plans of 64 heads
+x 64 keys), both with the same plan and arguments, Hopper only; ``scratch`` and
+``registers`` (this file's kernel with and without the scratch tile). ``default_variant``
+picks gluon-ws where it serves, else the scratch variant with 8 warps and the registers one
+with 4.
 """
 from __future__ import annotations
 
@@ -220,22 +221,25 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
-def gluon_serves(tiling, t) -> bool:
-    """Whether the Gluon kernels (gluon.py, gluon_ws.py) run this call: a Hopper GPU, a Triton
-    with Gluon, their plans."""
+def gluon_serves(tiling, t, variant: str = "gluon-ws") -> bool:
+    """Whether a Gluon kernel (``gluon-ws``: gluon_ws.py, ``gluon``: gluon.py) runs this call:
+    a Hopper GPU, a Triton with Gluon, a plan the kernel serves."""
     if t.query.device.type != "cuda" or torch.cuda.get_device_capability(t.query.device)[0] != 9:
         return False
     try:
-        from . import gluon
+        from . import gluon, gluon_ws
     except ImportError:           # a Triton without the Gluon dialect
         return False
-    return gluon.supports(tiling, t.key.shape[-1], t.key_rope.shape[-1])
+    module = gluon_ws if variant == "gluon-ws" else gluon
+    return module.supports(tiling, t.key.shape[-1], t.key_rope.shape[-1])
 
 
 def default_variant(tiling, t) -> str:
     """The first of ``VARIANTS`` that serves the call (module doc)."""
-    if gluon_serves(tiling, t):       # gluon-ws and gluon serve the same plans; gluon-ws is
-        return "gluon-ws"             # the faster on every shape of the H100 sweep (BENCHMARKS.md)
+    # gluon-ws serves every plan gluon.py serves and those with fewer heads; on the H100 sweep
+    # it is the fastest variant but at B = 1 decode, where gluon.py is <= 4 us ahead
+    if gluon_serves(tiling, t, "gluon-ws"):
+        return "gluon-ws"
     return "scratch" if tiling.num_warps > 4 else "registers"
 
 
@@ -252,7 +256,8 @@ def prepare(p, tiling, t, variant: str | None = None):
     hg = tiling.head_group
     sched = tiling.schedule
     variant = variant or default_variant(tiling, t)
-    if variant not in VARIANTS or (variant.startswith("gluon") and not gluon_serves(tiling, t)):
+    if variant not in VARIANTS or (variant.startswith("gluon")
+                                   and not gluon_serves(tiling, t, variant)):
         raise ValueError(f"kernel variant {variant!r} does not serve this call")
     via_scratch = variant == "scratch"
     dp = device_plan(p, tiling, dev)

@@ -56,7 +56,7 @@ def main():
         ref = case.call(reference.sparse_flash_attention)[0]
         low = case.call(reference.sparse_flash_attention, compute_dtype=torch.bfloat16)[0]
         variants = [v for v in sfa_triton.VARIANTS
-                    if not v.startswith("gluon") or sfa_triton.gluon_serves(plan, t)]
+                    if not v.startswith("gluon") or sfa_triton.gluon_serves(plan, t, v)]
         for variant in variants:
             got = sfa_triton.run(p, plan, t, variant=variant)[0]
             torch.cuda.synchronize()

@@ -6,8 +6,8 @@ only: the interpreter's bf16 tl.dot is wrong in Triton 3.9 (measured: errors of 
 16x16 product). Every run draws fresh inputs (the seed is in the failure message) and poisons
 the kernel's output buffers with NaN, so an element the kernel does not write fails the test.
 Both Triton variants (scores through the scratch tile, scores in registers) are checked
-everywhere; the Gluon kernel (Hopper only, plans of 64 heads x 64 keys) runs its own matrix of
-N1 = 64 / 128 cases on a Hopper GPU.
+everywhere; the Gluon kernels (Hopper only, 64-key steps) run their own matrix of N1 = 64 /
+128 cases on a Hopper GPU, and gluon-ws, which also serves fewer heads, a matrix of N1 < 64.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
     plan = tiling.plan(p, platform)
     monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
     if variant.startswith("gluon"):
-        assert sfa_triton.gluon_serves(plan, tensors), f"{case.id}: not a Gluon plan"
+        assert sfa_triton.gluon_serves(plan, tensors, variant), f"{case.id}: not a {variant} plan"
     got = sfa_triton.run(p, plan, tensors, variant=variant)
     monkeypatch.undo()
     want = emulate.run(p, plan, tensors)
@@ -176,8 +176,55 @@ def test_gluon_edges(monkeypatch, dtype, variant):
         assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
 
 
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("layout_query,layout_kv", [("BSND", "BSND"), ("TND", "PA_BSND")],
+                         ids=lambda x: x)
+@pytest.mark.parametrize("sbs", [1, 4])
+@pytest.mark.parametrize("n1", [1, 2, 8, 16, 32])
+def test_gluon_ws_few_heads(monkeypatch, layout_query, layout_kv, sbs, n1):
+    """N1 < 64: the head group takes the first rows of gluon-ws's 64-row tile; the other rows
+    must not be written anywhere (outputs, statistics, split-task workspace)."""
+    check_kernel(monkeypatch, variant="gluon-ws", B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
+                 layout_query=layout_query, layout_kv=layout_kv, sbs=sbs, sparse_mode=3,
+                 q_lens=[3, 1, 2], kv_lens=[300, 37, 129], page=64,
+                 return_softmax_lse=layout_kv != "PA_BSND")     # lse: not with PA_BSND (spec)
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gluon_ws_few_heads_edges(monkeypatch, dtype):
+    """Sinks, malformed rows and split tasks with 16 heads in gluon-ws."""
+    check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=3, S2=150, N1=16, K=90,
+                 sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
+    check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=3, S1=5, S2=200, N1=8, K=80,
+                 sbs=2, malformed=True, return_softmax_lse=True)
+    plan = check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=2, S2=700, N1=16,
+                        K=600, layout_query="TND", layout_kv="PA_BSND", q_lens=[2, 1],
+                        kv_lens=[700, 650], page=64, return_softmax_lse=False)
+    assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+
+
+@pytest.mark.parametrize("n1", [1, 16, 32, 64, 128])
+@pytest.mark.parametrize("sbs", [1, 64, 128])
+def test_gluon_kernels_serve_their_plans(n1, sbs):
+    """gluon.py serves plans of 64 heads x 64 keys (8 warps); gluon-ws serves 64-key steps
+    with any head group up to 64; neither serves sparse_block_size 128 (128-key steps)."""
+    gluon = pytest.importorskip("cann_attention.op_kernel.sparse_flash_attention.gluon",
+                                reason="this Triton has no Gluon dialect")
+    from cann_attention.op_kernel.sparse_flash_attention import gluon_ws
+    case = make_case(B=1, S1=2, S2=256, N1=n1, K=2, sbs=sbs, seed=random.randrange(2**31))
+    p, _ = kernel_inputs(case, "cpu")
+    plan = tiling.plan(p, H100)
+    steps_of_64 = plan.block_s2 == 64
+    assert gluon_ws.supports(plan, 512, 64) == steps_of_64
+    assert gluon.supports(plan, 512, 64) == (steps_of_64 and plan.head_group == 64)
+    assert not gluon_ws.supports(plan, 256, 64) and not gluon_ws.supports(plan, 512, 32)
+
+
 @pytest.mark.parametrize("n1,layout_kv", [(128, "PA_BSND"), (64, "PA_BSND"), (64, "BSND"),
-                                          (128, "BSND")])
+                                          (128, "BSND"), (16, "BSND"), (8, "PA_BSND")])
 def test_default_variant_among_gluon_kernels(monkeypatch, n1, layout_kv):
     """Where the Gluon kernels serve, the default is gluon-ws, else the scratch variant (the
     rule of triton.default_variant, from the H100 sweep in BENCHMARKS.md)."""
@@ -188,7 +235,8 @@ def test_default_variant_among_gluon_kernels(monkeypatch, n1, layout_kv):
     monkeypatch.setattr(sfa_triton, "gluon_serves", lambda *a: True)
     assert sfa_triton.default_variant(plan, tensors) == "gluon-ws"
     monkeypatch.setattr(sfa_triton, "gluon_serves", lambda *a: False)
-    assert sfa_triton.default_variant(plan, tensors) == "scratch"
+    assert sfa_triton.default_variant(plan, tensors) == (
+        "scratch" if plan.num_warps > 4 else "registers")
 
 
 def test_unknown_or_unserved_variant_is_refused():
