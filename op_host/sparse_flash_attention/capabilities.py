@@ -17,9 +17,9 @@ CAPABILITIES = (
         device_types=("cuda",),
         dtypes=FP16_BF16,
         status="all layouts, sparse_block_size 1..128, sparse_mode 0/3, lse, sinks, "
-               "N1 1..128; one persistent program per SM runs the plan's schedule (Gluon "
-               "kernels on Hopper for 64-head x 64-key tiles, warp-specialised but for paged "
-               "64-head calls; the Triton kernel otherwise), "
+               "N1 1..128; one persistent program per SM runs the plan's schedule (the "
+               "warp-specialised Gluon kernel on Hopper for 64-key steps, any N1; the Triton "
+               "kernel otherwise), "
                "split tasks merged by a log-sum-exp kernel",
         available=triton_importable,
     ),
