@@ -19,9 +19,9 @@ Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton
 (``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
 
 The position rule (``_positions``) and the finishing epilogue (``_finish``, shared with
-gluon_ws.py) repeat those of triton.py in Gluon's terms: a Gluon function cannot call a Triton-language one (Gluon tensors carry
-layouts), so the two kernels share the rule, not the code; the GPU tests compare both with
-the emulator.
+gluon_ws.py) repeat those of triton.py in Gluon's terms: a Gluon function cannot call a
+Triton-language one (Gluon tensors carry layouts), so the two kernels share the rule, not the
+code; the GPU tests compare both with the emulator.
 """
 from __future__ import annotations
 
@@ -109,10 +109,10 @@ def _sfa_gluon_kernel(
             qn_s, q_nope + (q0 + o_hw)[:, None].to(gl.int64) * DV + o_dw[None, :])
         async_load(
             qr_s, q_rope + (q0 + o_hn)[:, None].to(gl.int64) * DR + o_rn[None, :])
-        _gather(idx, key, key_rope, block_table, kn_s.index((step_begin % 2).to(gl.int32)),
-                kr_s.index((step_begin % 2).to(gl.int32)), step_begin, row, batch, tau, limit, kv_base,
-                k_entries, bt_stride, page_size, o_pw, o_dw, o_rn,
-                BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, wide, narrow)
+        buf0 = (step_begin % 2).to(gl.int32)
+        _gather(idx, key, key_rope, block_table, kn_s.index(buf0), kr_s.index(buf0),
+                step_begin, row, batch, tau, limit, kv_base, k_entries, bt_stride, page_size,
+                o_pw, o_dw, o_rn, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, wide, narrow)
 
         b_m = gl.full([HG], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
         b_l = gl.zeros([HG], gl.float32, layout=gl.SliceLayout(1, s_layout))

@@ -11,14 +11,14 @@ piece of a split task writes (m, l, acc) to its workspace slot, and ``_merge_ker
 the slots with the emulator's log-sum-exp rule. Masked lanes load zeros and never address
 memory.
 
-Scores through a scratch tile (variant ``scratch``, the default with 8 warps off Hopper). Triton gives a
-matmul whose result feeds another matmul all warps along M. The score tile has M = head_group =
-64 rows, one warpgroup's worth, so with 8 warps both warpgroups would compute the same Q.K^T
-(seen in the SASS: twice the HGMMA instructions). Writing the fp32 scores (nope and rope parts
-apart, so neither product feeds the other) to a per-core scratch tile and reading them back
-after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T instead. The
-barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has the
-measured trade-off.
+Scores through a scratch tile (variant ``scratch``, the default with 8 warps off Hopper). Triton
+gives a matmul whose result feeds another matmul all warps along M. The score tile has M =
+head_group = 64 rows, one warpgroup's worth, so with 8 warps both warpgroups would compute the
+same Q.K^T (seen in the SASS: twice the HGMMA instructions). Writing the fp32 scores (nope and
+rope parts apart, so neither product feeds the other) to a per-core scratch tile and reading
+them back after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T
+instead. The barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has
+the measured trade-off.
 
 Variants (``VARIANTS``): ``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers keys, two
 consumer warpgroups compute, paced by mbarriers; plans of 64-key steps, any head group up to
@@ -221,7 +221,7 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
-def gluon_serves(tiling, t, variant: str = "gluon-ws") -> bool:
+def gluon_serves(tiling, t, variant: str) -> bool:
     """Whether a Gluon kernel (``gluon-ws``: gluon_ws.py, ``gluon``: gluon.py) runs this call:
     a Hopper GPU, a Triton with Gluon, a plan the kernel serves."""
     if t.query.device.type != "cuda" or torch.cuda.get_device_capability(t.query.device)[0] != 9:

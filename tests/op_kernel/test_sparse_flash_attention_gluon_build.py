@@ -1,4 +1,4 @@
-"""The Gluon kernels build for Hopper (sm_90) on any machine, and their builds are the intended ones.
+"""The Gluon kernels build for Hopper (sm_90) on any machine, as the builds they are meant to be.
 
 CI has no GPU, and Triton's interpreter does not run Gluon, so without this file a change that
 breaks a Gluon kernel would only show on a GPU. Triton compiles ahead of time for a named
@@ -8,8 +8,8 @@ promises (``KERNELS``): the warpgroup matrix shapes (gluon.py: scores 64x32 and 
 per warpgroup; gluon_ws.py: a consumer's 64x64 block scores and 64x256 output half), for
 gluon_ws.py the register hand-over and the mbarrier pacing, cp.async copies, shared memory
 within Hopper's 227 KB per block, and for gluon_ws.py that the SASS (from the cuobjdump that
-Triton ships) has no more than a few register spills. Runtime behaviour is covered on a Hopper GPU by
-test_sparse_flash_attention_triton.py.
+Triton ships) has no more than a few register spills. Runtime behaviour is covered on a Hopper
+GPU by test_sparse_flash_attention_triton.py.
 """
 from __future__ import annotations
 
@@ -29,14 +29,13 @@ NO_GLUON = 3     # exit status of the build script when this Triton has no Gluon
 HOPPER_SMEM_PER_BLOCK = 227 * 1024
 
 BUILD = r"""
-import inspect, json, sys
+import importlib, inspect, json, os, re, subprocess, sys
 import triton
 from triton.backends.compiler import GPUTarget
 try:
     from triton.experimental.gluon._runtime import GluonASTSource
 except ImportError:
     sys.exit(3)
-import importlib
 module, kernel, warps = sys.argv[4], sys.argv[5], int(sys.argv[6])
 fn = getattr(importlib.import_module(
     "cann_attention.op_kernel.sparse_flash_attention." + module), kernel)
@@ -56,7 +55,6 @@ attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
          if sig[n].startswith("*")}
 src = GluonASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()}, attrs)
 k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps))
-import os, re, subprocess
 cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin",
                          "cuobjdump")
 spills = None                   # local-memory stores in the SASS, where Triton ships cuobjdump
@@ -91,8 +89,9 @@ KERNELS = {
 
 # (variant, dtype, paged, sinks, head group): 64-head plans for both, a 16-head plan (rows
 # 16..63 of the tile unused) for gluon-ws, the only one that serves it
-BUILDS = [(variant, *build) for variant in KERNELS
-          for build in (("bf16", 1, 1, 64), ("fp16", 0, 0, 64))] + [("gluon-ws", "bf16", 0, 1, 16)]
+BUILDS = ([(variant, *build) for variant in KERNELS
+           for build in (("bf16", 1, 1, 64), ("fp16", 0, 0, 64))]
+          + [("gluon-ws", "bf16", 0, 1, 16)])
 
 
 @pytest.mark.parametrize("variant,dtype,paged,sinks,hg", BUILDS)

@@ -2,8 +2,9 @@
 
 Runs this file as a program under ``compute-sanitizer --tool memcheck`` (with PyTorch's caching
 allocator off, so every tensor is its own allocation and a stray read past it is caught). The
-program runs the kernel, every variant that serves the case (Gluon on Hopper), on cases whose indices point past tau, past the cache,
-after a -1, and through a shuffled page table, and checks the result against the reference.
+program runs the kernel, every variant that serves the case (Gluon on Hopper), on cases whose
+indices point past tau, past the cache, after a -1, and through a shuffled page table, and
+checks the result against the reference.
 """
 from __future__ import annotations
 
