@@ -161,13 +161,18 @@ def cuda_time(fn, repeats, flush=None, warmup=2):
 
 def graphed(launch):
     """A function replaying ``launch`` (device work only) as a CUDA graph: the kernel's
-    device time without the per-call host planning and launch overhead."""
+    device time without the per-call host planning and launch overhead. The function keeps
+    ``launch`` (and so the tables and buffers the graph reads) alive."""
     launch()                                   # compile and warm up outside the capture
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         launch()
-    return g.replay
+
+    def replay():
+        g.replay()
+    replay.launch = launch      # holds the tables and buffers the graph reads
+    return replay
 
 
 def ceilings(repeats):
