@@ -18,8 +18,8 @@ inside of a step differs. It exists because Triton cannot be told how two warpgr
 Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton >= 3.6
 (``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
 
-The position rule (``_positions``) and the finishing epilogue (``_finish``, shared with
-gluon_ws.py) repeat those of triton.py in Gluon's terms: a Gluon function cannot call a
+The position rule (``_entries``, ``_positions``, ``_key_rows``) and the finishing epilogue
+(``_finish``), both shared with gluon_ws.py, repeat those of triton.py in Gluon's terms: a Gluon function cannot call a
 Triton-language one (Gluon tensors carry layouts), so the two kernels share the rule, not the
 code; the GPU tests compare both with the emulator.
 """
@@ -64,7 +64,8 @@ def _sfa_gluon_kernel(
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
-    DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr, HAS_SINKS: gl.constexpr,
+    DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr, PAGE_SHIFT: gl.constexpr,
+    HAS_SINKS: gl.constexpr,
 ):
     dtype: gl.constexpr = q_nope.dtype.element_ty
     # register layouts
@@ -112,7 +113,8 @@ def _sfa_gluon_kernel(
         buf0 = (step_begin % 2).to(gl.int32)
         _gather(idx, key, key_rope, block_table, kn_s.index(buf0), kr_s.index(buf0),
                 step_begin, row, batch, tau, limit, kv_base, k_entries, bt_stride, page_size,
-                o_pw, o_dw, o_rn, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, wide, narrow)
+                o_pw, o_dw, o_rn, BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, PAGE_SHIFT, wide,
+                narrow)
 
         b_m = gl.full([HG], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
         b_l = gl.zeros([HG], gl.float32, layout=gl.SliceLayout(1, s_layout))
@@ -131,7 +133,7 @@ def _sfa_gluon_kernel(
             _gather(idx, key, key_rope, block_table, kn_s.index(1 - buf), kr_s.index(1 - buf),
                     step + 1, row, batch, tau, gl.where(step + 1 < step_end, limit, 0), kv_base,
                     k_entries, bt_stride, page_size, o_pw, o_dw, o_rn,
-                    BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, wide, narrow)
+                    BLOCK_S2, SBS, ENTRIES, DV, DR, PAGED, PAGE_SHIFT, wide, narrow)
             o_p = gl.arange(0, BLOCK_S2, layout=gl.SliceLayout(0, s_layout))
             m_pos = _visible(idx, step, o_p, row, tau, limit, k_entries, SBS, ENTRIES)
             b_s = warpgroup_mma_wait(0, deps=(b_s,))
@@ -190,20 +192,27 @@ def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q
 
 
 @gluon.jit
-def _positions(idx, step, o_p, row, tau, limit, k_entries, SBS: gl.constexpr,
-               ENTRIES: gl.constexpr):
-    """Key positions of a step and which of them are visible (same rule as triton.py)."""
+def _entries(idx, step, o_p, row, limit, k_entries, SBS: gl.constexpr, ENTRIES: gl.constexpr):
+    """The sparse_indices entries of a step's positions, as stored (0 past the scan limit).
+    Split from ``_positions`` so that a kernel can load them a step ahead."""
     o_e = step * ENTRIES + o_p // SBS
-    m_e = o_e < limit
-    b_blk = gl.load(idx + row * k_entries + o_e, mask=m_e, other=0).to(gl.int64)
-    o_pos = b_blk * SBS + o_p % SBS
-    return o_pos, m_e & (o_pos < tau)
+    return gl.load(idx + row * k_entries + o_e, mask=o_e < limit, other=0)
+
+
+@gluon.jit
+def _positions(b_ent, step, o_p, tau, limit, SBS: gl.constexpr, ENTRIES: gl.constexpr):
+    """Key positions of a step from its entries, and which of them are visible (the rule of
+    triton.py: inside the scan limit, before the boundary tau)."""
+    o_e = step * ENTRIES + o_p // SBS
+    o_pos = b_ent.to(gl.int64) * SBS + o_p % SBS
+    return o_pos, (o_e < limit) & (o_pos < tau)
 
 
 @gluon.jit
 def _visible(idx, step, o_p, row, tau, limit, k_entries, SBS: gl.constexpr,
              ENTRIES: gl.constexpr):
-    o_pos, m_pos = _positions(idx, step, o_p, row, tau, limit, k_entries, SBS, ENTRIES)
+    b_ent = _entries(idx, step, o_p, row, limit, k_entries, SBS, ENTRIES)
+    o_pos, m_pos = _positions(b_ent, step, o_p, tau, limit, SBS, ENTRIES)
     return m_pos
 
 
@@ -211,33 +220,43 @@ def _visible(idx, step, o_p, row, tau, limit, k_entries, SBS: gl.constexpr,
 def _gather(idx, key, key_rope, block_table, kn_dst, kr_dst, step, row, batch, tau, limit,
             kv_base, k_entries, bt_stride, page_size, o_pw, o_dw, o_rn,
             BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
-            DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr,
+            DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr, PAGE_SHIFT: gl.constexpr,
             wide: gl.constexpr, narrow: gl.constexpr):
     """Issue the cp.async copies of step ``step``'s key rows (masked rows are zero-filled)."""
-    o_kv, m_pos = _key_rows(idx, block_table, step, o_pw, row, batch, tau, limit, kv_base,
-                            k_entries, bt_stride, page_size, SBS, ENTRIES, PAGED)
+    b_ent = _entries(idx, step, o_pw, row, limit, k_entries, SBS, ENTRIES)
+    o_kv, m_pos = _key_rows(b_ent, block_table, step, o_pw, batch, tau, limit, kv_base,
+                            bt_stride, page_size, SBS, ENTRIES, PAGED, PAGE_SHIFT)
     async_load(
         kn_dst, key + o_kv[:, None] * DV + o_dw[None, :], mask=m_pos[:, None])
     # the rope part's rows again in its own layout (recomputing beats a layout conversion,
     # which costs shared-memory round trips and barriers)
     o_pn = gl.arange(0, BLOCK_S2, layout=gl.SliceLayout(1, narrow))
-    o_kv, m_pos = _key_rows(idx, block_table, step, o_pn, row, batch, tau, limit, kv_base,
-                            k_entries, bt_stride, page_size, SBS, ENTRIES, PAGED)
+    b_ent = _entries(idx, step, o_pn, row, limit, k_entries, SBS, ENTRIES)
+    o_kv, m_pos = _key_rows(b_ent, block_table, step, o_pn, batch, tau, limit, kv_base,
+                            bt_stride, page_size, SBS, ENTRIES, PAGED, PAGE_SHIFT)
     async_load(
         kr_dst, key_rope + o_kv[:, None] * DR + o_rn[None, :], mask=m_pos[:, None])
     async_copy.commit_group()
 
 
 @gluon.jit
-def _key_rows(idx, block_table, step, o_p, row, batch, tau, limit, kv_base, k_entries,
-              bt_stride, page_size, SBS: gl.constexpr, ENTRIES: gl.constexpr,
-              PAGED: gl.constexpr):
-    """Cache rows of a step's positions (page-table walk for PA_BSND; 0 where masked)."""
-    o_pos, m_pos = _positions(idx, step, o_p, row, tau, limit, k_entries, SBS, ENTRIES)
+def _key_rows(b_ent, block_table, step, o_p, batch, tau, limit, kv_base, bt_stride, page_size,
+              SBS: gl.constexpr, ENTRIES: gl.constexpr, PAGED: gl.constexpr,
+              PAGE_SHIFT: gl.constexpr):
+    """Cache rows of a step's positions from their entries (page-table walk for PA_BSND; 0
+    where masked). PAGE_SHIFT = log2(page_size) for a power-of-two page, else -1: a runtime
+    64-bit division costs the gathering threads ~25 instructions and a branch per row."""
+    o_pos, m_pos = _positions(b_ent, step, o_p, tau, limit, SBS, ENTRIES)
     if PAGED:
-        b_page = gl.load(block_table + batch * bt_stride + o_pos // page_size, mask=m_pos,
+        if PAGE_SHIFT >= 0:
+            o_page = o_pos >> PAGE_SHIFT
+            o_in = o_pos & ((1 << PAGE_SHIFT) - 1)
+        else:
+            o_page = o_pos // page_size
+            o_in = o_pos % page_size
+        b_page = gl.load(block_table + batch * bt_stride + o_page, mask=m_pos,
                          other=0).to(gl.int64)
-        o_kv = b_page * page_size + o_pos % page_size
+        o_kv = b_page * page_size + o_in
     else:
         o_kv = kv_base + o_pos
     return gl.where(m_pos, o_kv, 0), m_pos

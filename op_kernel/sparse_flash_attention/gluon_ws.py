@@ -65,17 +65,17 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import MIN_TRITON, _finish, _key_rows, _triton_version, async_copy, async_load
+from .gluon import (MIN_TRITON, _entries, _finish, _key_rows, _triton_version, async_copy,
+                    async_load)
 
 TILE_M = gl.constexpr(64)    # rows of a tile (the wgmma M); the plan's head group HG <= TILE_M
 BLOCK = gl.constexpr(64)
 HALF = gl.constexpr(256)      # output columns per consumer, nope columns per key half
 PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launched with 4 warps
-# registers per consumer thread; the producer gets what is left of the 64K file: 56 at 224,
-# 72 at 216. The page-table walk needs the larger producer (measured on H100, BENCHMARKS.md);
-# at 224 neither consumer spills (ptxas, sm_90)
-CONSUMER_REGS = gl.constexpr(224)
-CONSUMER_REGS_PAGED = gl.constexpr(216)
+# registers per consumer thread; the producer gets what is left of the 64K file: 72. The
+# page-table walk and the index entries loaded a pair ahead need them (at 224 the producer has
+# 56 and spills); at 216 neither consumer spills (ptxas, sm_90)
+CONSUMER_REGS = gl.constexpr(216)
 
 
 def supports(tiling, dv: int, dr: int) -> bool:
@@ -128,7 +128,7 @@ def _piece(plan, i_piece):
 def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1, k_entries,
               bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s, vis_s, bars,
               HG: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr, DR: gl.constexpr,
-              PAGED: gl.constexpr):
+              PAGED: gl.constexpr, PAGE_SHIFT: gl.constexpr):
     # 8 lanes copy 128 contiguous bytes of a key row, a warp 4 rows per instruction; a thread
     # holds 4 rows, walks the page table for them once per block, and every copy of the block
     # uses them (measured on H100: 2 lanes a row is 1.3x slower, 32 lanes a row 3x: spills)
@@ -152,13 +152,22 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
         async_load(qr_s.index(0), q_rope + (q0 + o_h)[:, None].to(gl.int64) * DR + o_r[None, :],
                    mask=m_q)
         async_copy.mbarrier_arrive(_bar(bars, Q_READY), increment_count=False)
+        # a pair's index entries are loaded a pair ahead: the page-table walk of a pair then
+        # waits for one load, not two in a row (1.03-1.05x on the H100 decode shapes)
+        b_e0 = _entries(idx, step_begin, o_h, row, limit, k_entries, SBS, ENTRIES)
+        b_e1 = _entries(idx, step_begin + 1, o_h, row,
+                        gl.where(step_begin + 1 < step_end, limit, 0), k_entries, SBS, ENTRIES)
         for step in range(step_begin, step_end, 2):
             ph = (pair & 1) ^ 1
-            kv0, m0 = _key_rows(idx, block_table, step, o_h, row, batch, tau, limit, kv_base,
-                                k_entries, bt_stride, page_size, SBS, ENTRIES, PAGED)
-            kv1, m1 = _key_rows(idx, block_table, step + 1, o_h, row, batch, tau,
-                                gl.where(step + 1 < step_end, limit, 0), kv_base, k_entries,
-                                bt_stride, page_size, SBS, ENTRIES, PAGED)
+            kv0, m0 = _key_rows(b_e0, block_table, step, o_h, batch, tau, limit, kv_base,
+                                bt_stride, page_size, SBS, ENTRIES, PAGED, PAGE_SHIFT)
+            kv1, m1 = _key_rows(b_e1, block_table, step + 1, o_h, batch, tau,
+                                gl.where(step + 1 < step_end, limit, 0), kv_base, bt_stride,
+                                page_size, SBS, ENTRIES, PAGED, PAGE_SHIFT)
+            b_e0 = _entries(idx, step + 2, o_h, row, gl.where(step + 2 < step_end, limit, 0),
+                            k_entries, SBS, ENTRIES)
+            b_e1 = _entries(idx, step + 3, o_h, row, gl.where(step + 3 < step_end, limit, 0),
+                            k_entries, SBS, ENTRIES)
             p_k0 = key + kv0[:, None] * (2 * HALF) + o_d[None, :]
             p_k1 = key + kv1[:, None] * (2 * HALF) + o_d[None, :]
             # stage 0 lo, stage 1 hi, stage 0 hi, stage 1 lo: the order the consumers free them
@@ -312,7 +321,8 @@ def _sfa_gluon_ws_kernel(
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
-    DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr, HAS_SINKS: gl.constexpr,
+    DV: gl.constexpr, DR: gl.constexpr, PAGED: gl.constexpr, PAGE_SHIFT: gl.constexpr,
+    HAS_SINKS: gl.constexpr,
 ):
     dtype: gl.constexpr = q_nope.dtype.element_ty
     smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16,
@@ -332,7 +342,6 @@ def _sfa_gluon_ws_kernel(
     vis_s = gl.allocate_shared_memory(gl.int8, [2, BLOCK_S2], flat)     # visible keys
     bars = gl.allocate_shared_memory(gl.int64, [NUM_BARS, 1], mbarrier.MBarrierLayout())
     copy_threads: gl.constexpr = 32 * PRODUCER_WARPS
-    consumer_regs: gl.constexpr = CONSUMER_REGS_PAGED if PAGED else CONSUMER_REGS
     mbarrier.init(bars.index(Q_READY), count=copy_threads)
     mbarrier.init(bars.index(Q_FREE), count=2)
     for i in gl.static_range(4):    # + 1: a stage's first half also brings its visible keys
@@ -345,9 +354,9 @@ def _sfa_gluon_ws_kernel(
     gl.warp_specialize(
         [(_producer, (q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1,
                       k_entries, bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s,
-                      vis_s, bars, HG, SBS, ENTRIES, DR, PAGED)),
+                      vis_s, bars, HG, SBS, ENTRIES, DR, PAGED, PAGE_SHIFT)),
          (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
                       qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 0, HG, HAS_SINKS)),
          (_consumer, (sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1, ql_s, qh_s,
                       qr_s, kl_s, kh_s, kr_s, p1_s, stat_s, vis_s, bars, 1, HG, HAS_SINKS))],
-        [4, 4], [consumer_regs, consumer_regs])
+        [4, 4], [CONSUMER_REGS, CONSUMER_REGS])

@@ -221,6 +221,13 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
+def page_shift(p) -> int:
+    """The Gluon kernels' PAGE_SHIFT: log2 of a power-of-two PA_BSND page (their page-table
+    walk shifts and masks), else -1 (it divides; also for contiguous caches, where unused)."""
+    page = p.block_size if p.kv_layout is Layout.PA_BSND else 0
+    return page.bit_length() - 1 if page and page & (page - 1) == 0 else -1
+
+
 def gluon_serves(tiling, t, variant: str) -> bool:
     """Whether a Gluon kernel (``gluon-ws``: gluon_ws.py, ``gluon``: gluon.py) runs this call:
     a Hopper GPU, a Triton with Gluon, a plan the kernel serves."""
@@ -298,11 +305,13 @@ def prepare(p, tiling, t, variant: str | None = None):
             if variant == "gluon-ws":
                 from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
                 _sfa_gluon_ws_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, num_warps=PRODUCER_WARPS.value)
+                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=page_shift(p),
+                    num_warps=PRODUCER_WARPS.value)
             elif variant == "gluon":
                 from .gluon import _sfa_gluon_kernel
                 _sfa_gluon_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, num_warps=tiling.num_warps)
+                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=page_shift(p),
+                    num_warps=tiling.num_warps)
             else:
                 _sfa_kernel[(sched.num_cores,)](
                     *tensors, *plan_args, scratch, *scalars, **shapes, HG_PAD=hg_pad,

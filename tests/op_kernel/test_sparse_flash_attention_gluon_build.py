@@ -41,9 +41,10 @@ fn = getattr(importlib.import_module(
     "cann_attention.op_kernel.sparse_flash_attention." + module), kernel)
 
 dtype, paged, sinks, hg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[8])
+page_shift = int(sys.argv[9])
 names = list(inspect.signature(fn.fn).parameters)
 const = dict(HG=hg, BLOCK_S2=64, SBS=1, ENTRIES=64, DV=512, DR=64, PAGED=paged,
-             HAS_SINKS=sinks)
+             PAGE_SHIFT=page_shift, HAS_SINKS=sinks)
 ptr = {"q_nope": dtype, "q_rope": dtype, "key": dtype, "key_rope": dtype, "out": dtype,
        "idx": "i32", "block_table": "i32", "kv_start": "i64", "sinks": "fp32",
        "smax": "fp32", "ssum": "fp32", "ws_m": "fp32", "ws_l": "fp32", "ws_acc": "fp32"}
@@ -87,19 +88,22 @@ KERNELS = {
 }
 
 
-# (variant, dtype, paged, sinks, head group): 64-head plans for both, a 16-head plan (rows
-# 16..63 of the tile unused) for gluon-ws, the only one that serves it
+# (variant, dtype, paged, sinks, head group, page shift): 64-head plans for both (pages of 64
+# keys: the page-table walk shifts), a 16-head plan (rows 16..63 of the tile unused) for
+# gluon-ws, the only one that serves it, and pages of a size that is no power of two (-1: the
+# walk divides)
 BUILDS = ([(variant, *build) for variant in KERNELS
-           for build in (("bf16", 1, 1, 64), ("fp16", 0, 0, 64))]
-          + [("gluon-ws", "bf16", 0, 1, 16)])
+           for build in (("bf16", 1, 1, 64, 6), ("fp16", 0, 0, 64, -1))]
+          + [("gluon-ws", "bf16", 0, 1, 16, -1), ("gluon-ws", "bf16", 1, 0, 64, -1)])
 
 
-@pytest.mark.parametrize("variant,dtype,paged,sinks,hg", BUILDS)
-def test_gluon_kernel_builds_for_sm90(variant, dtype, paged, sinks, hg, tmp_path):
+@pytest.mark.parametrize("variant,dtype,paged,sinks,hg,page_shift", BUILDS)
+def test_gluon_kernel_builds_for_sm90(variant, dtype, paged, sinks, hg, page_shift, tmp_path):
     module, kernel, warps, wanted, max_spills = KERNELS[variant]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     res = subprocess.run([sys.executable, "-c", BUILD, dtype, str(paged), str(sinks), module,
-                          kernel, str(warps), str(tmp_path / "kernel.cubin"), str(hg)],
+                          kernel, str(warps), str(tmp_path / "kernel.cubin"), str(hg),
+                          str(page_shift)],
                          capture_output=True, text=True, env=env, timeout=600)
     if res.returncode == NO_GLUON:
         pytest.skip("this Triton has no Gluon dialect")

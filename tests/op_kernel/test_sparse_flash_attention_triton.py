@@ -206,6 +206,29 @@ def test_gluon_ws_few_heads_edges(monkeypatch, dtype):
     assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
 
 
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("page", [16, 48, 128, 208])
+@pytest.mark.parametrize("variant", GLUON_VARIANTS)
+def test_gluon_page_sizes(monkeypatch, page, variant):
+    """The Gluon page-table walk shifts for power-of-two pages (16, 128) and divides for the
+    others (48, 208: PAGE_SHIFT -1); positions cross page boundaries in every batch."""
+    check_kernel(monkeypatch, variant=variant, B=3, S1=3, S2=420, N1=64, K=101,
+                 layout_query="TND", layout_kv="PA_BSND", sbs=16, sparse_mode=3,
+                 q_lens=[3, 1, 2], kv_lens=[420, 37, 229], page=page, return_softmax_lse=False)
+
+
+@pytest.mark.parametrize("page,layout_kv,shift", [(64, "PA_BSND", 6), (16, "PA_BSND", 4),
+                                                  (128, "PA_BSND", 7), (48, "PA_BSND", -1),
+                                                  (208, "PA_BSND", -1), (64, "BSND", -1)])
+def test_gluon_page_shift(page, layout_kv, shift):
+    """PAGE_SHIFT of the Gluon kernels: log2 of a power-of-two page, else -1 (divide)."""
+    case = make_case(B=2, S1=1, S2=256, N1=16, K=8, layout_kv=layout_kv, page=page,
+                     seed=random.randrange(2**31))
+    p, _ = kernel_inputs(case, "cpu")
+    assert sfa_triton.page_shift(p) == shift
+
+
 @pytest.mark.parametrize("n1", [1, 16, 32, 64, 128])
 @pytest.mark.parametrize("sbs", [1, 64, 128])
 def test_gluon_kernels_serve_their_plans(n1, sbs):
