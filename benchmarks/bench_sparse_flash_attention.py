@@ -5,12 +5,14 @@ decode shape B=4, N1=128, S1=1, S2=8192, K=2048 and a small prefill shape.
 
 ``--device cuda``: the shapes of ../shared/PERF.md (``--sweep headline`` by default, ``full``
 for the whole decode/prefill grid), and in the same run the two ceilings (8192^3 bf16 matmul,
-1 GiB device-to-device copy), our kernel (``triton``: the device work of a call replayed as a
-CUDA graph, with the variant the op picks, the warp-specialised Gluon kernel on Hopper where
-it serves; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the same for the other
-variants, see op_kernel/sparse_flash_attention/triton.py, skipped on shapes they do not serve; ``triton-op``: the whole op call through
-torch.ops, host-side planning included), a plain PyTorch implementation (gather + matmul +
-softmax + matmul, in row chunks) and our emulator on the GPU.
+1 GiB device-to-device copy) and, for reference, the rate of a plain gather of the decode
+headline's selected rows (``gather_ceiling``); our kernel (``triton``: the device work of a
+call replayed as a CUDA graph, with the variant the op picks, the warp-specialised Gluon kernel
+on Hopper where it serves; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the
+same for the other variants, see op_kernel/sparse_flash_attention/triton.py, skipped on shapes
+they do not serve; ``triton-op``: the whole op call through torch.ops, host-side planning
+included), a plain PyTorch implementation (gather + matmul + softmax + matmul, in row chunks)
+and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
 random visible positions per query row (fewer where fewer are visible; -1 after them).
 
@@ -33,6 +35,12 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:                # the CPU benchmark does not need it
+    triton = None
 
 import cann_attention  # noqa: F401  (registers torch.ops.custom)
 from cann_attention.op_host.sparse_flash_attention import check, params, tiling
@@ -187,14 +195,47 @@ def ceilings(repeats):
     return mm, 2 * x.numel() * 4 / ms / 1e6
 
 
+if triton is not None:
+    @triton.jit
+    def _sum_rows(key, key_rope, rows, out, D: tl.constexpr, DR: tl.constexpr):
+        """Read 64 cache rows (D + DR elements each) and store their sum: a gather, no more."""
+        r = tl.load(rows + tl.program_id(0) * 64 + tl.arange(0, 64)).to(tl.int64)
+        acc = tl.zeros([64, 128], tl.float32)
+        for c in tl.static_range(0, D, 128):
+            acc += tl.load(key + r[:, None] * D + c + tl.arange(0, 128)[None, :]).to(tl.float32)
+        b_r = tl.load(key_rope + r[:, None] * DR + tl.arange(0, DR)[None, :]).to(tl.float32)
+        tl.store(out + tl.program_id(0), tl.sum(acc) + tl.sum(b_r))
+
+
+def gather_ceiling(repeats, flush) -> float:
+    """GB/s of a plain Triton kernel reading the decode headline's selected key rows (1152 B
+    each, at random places of a 4.8 GB paged cache, through its page table, L2 flushed): the
+    memory side of decode with rows picked by an indexer rather than read in order."""
+    args, kwargs, _, _ = build(Shape("decode", 128, 2, 32768, 128, paged=True), "cuda")
+    key, key_rope, idx = args[1], kwargs["key_rope"], args[3]
+    B, S1, _, K = idx.shape
+    page, bt = key.shape[1], kwargs["block_table"].long()
+    pos = idx.reshape(B * S1, K).long()
+    batch = torch.arange(B, device="cuda").repeat_interleave(S1)[:, None]
+    rows = (bt[batch, pos.clamp(min=0) // page] * page + pos.clamp(min=0) % page)[pos >= 0]
+    rows = rows[:rows.numel() // 64 * 64].to(torch.int32)
+    out = torch.empty(rows.numel() // 64, device="cuda")
+    ms = cuda_time(lambda: _sum_rows[(out.numel(),)](key, key_rope, rows, out, D=D, DR=DR,
+                                                     num_warps=8), repeats, flush)
+    return rows.numel() * (D + DR) * key.element_size() / ms / 1e6
+
+
 def run_cuda(a):
     from cann_attention.op_kernel.sparse_flash_attention import emulate
     from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton
     gpu = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
     mm, copy = ceilings(a.repeats)
-    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu})", flush=True)
     flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
+    gather = gather_ceiling(a.repeats, flush)
+    torch.cuda.empty_cache()
+    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s, gather of the decode "
+          f"headline's rows {gather:.0f} GB/s ({gpu})", flush=True)
     shapes = cuda_shapes(a.sweep)
     peers = a.peers.split(",")
     rows = []
@@ -250,8 +291,8 @@ def run_cuda(a):
         print(f"[{i + 1}/{len(shapes)}] {shape.label}: op vs plain torch rel. err {err:.1e} "
               f"({el:.0f} s, "
               f"~{el / (i + 1) * (len(shapes) - i - 1):.0f} s left)", file=sys.stderr, flush=True)
-    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, peak_tflops=peak,
-                torch=torch.__version__, triton=_triton_version())
+    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, gather_gbps=gather,
+                peak_tflops=peak, torch=torch.__version__, triton=_triton_version())
     return meta, rows
 
 
