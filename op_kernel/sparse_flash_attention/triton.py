@@ -243,8 +243,9 @@ def gluon_serves(tiling, t, variant: str) -> bool:
 
 def default_variant(tiling, t) -> str:
     """The first of ``VARIANTS`` that serves the call (module doc)."""
-    # gluon-ws serves every plan gluon.py serves and those with fewer heads; on the H100 sweep
-    # it is the fastest variant but at B = 1 decode, where gluon.py is <= 4 us ahead
+    # gluon-ws serves every plan gluon.py serves and those with fewer heads; on the H100 and
+    # H200 sweeps it is the fastest variant but at small-batch decode, where gluon.py is
+    # <= 4.2 us ahead
     if gluon_serves(tiling, t, "gluon-ws"):
         return "gluon-ws"
     return "scratch" if tiling.num_warps > 4 else "registers"
