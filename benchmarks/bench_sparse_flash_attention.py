@@ -120,6 +120,17 @@ def build(shape: Shape, device, seed=0):
     return (q, key, key, idx, 1.0 / (D + DR) ** 0.5, 1), kwargs, flops, nbytes
 
 
+def cache_rows(pos, batch, key, kwargs):
+    """Rows of the flattened key cache holding positions ``pos`` (>= 0) of batches ``batch``,
+    through the page table like the op (a contiguous cache is one page a batch)."""
+    page = key.shape[1]
+    if "block_table" in kwargs:
+        bt = kwargs["block_table"].long()
+    else:
+        bt = torch.arange(key.shape[0], device=key.device)[:, None]
+    return bt[batch, pos // page] * page + pos % page
+
+
 def plain_torch(args, kwargs, chunk_rows=512):
     """gather + matmul + softmax + matmul over all query rows (in chunks to bound memory);
     the naive peer, reading keys through the page table like the op."""
@@ -128,18 +139,12 @@ def plain_torch(args, kwargs, chunk_rows=512):
     B, S1, N1, _ = q.shape
     q, qr, idx = q.reshape(B * S1, N1, D), qr.reshape(B * S1, N1, DR), idx.reshape(B * S1, -1)
     batch = torch.arange(B, device=q.device).repeat_interleave(S1)
-    if "block_table" in kwargs:
-        page = key.shape[1]
-        bt = kwargs["block_table"].long()
-    else:
-        page, bt = key.shape[1], torch.arange(B, device=q.device)[:, None]   # one "page" a batch
     kflat, krflat = key.reshape(-1, D), kr.reshape(-1, DR)
     out = torch.empty_like(q)
     for r0 in range(0, B * S1, chunk_rows):
         r1 = min(B * S1, r0 + chunk_rows)
         ii = idx[r0:r1].long()                                        # [r, K]
-        pos = ii.clamp(min=0)
-        rows = bt[batch[r0:r1, None], pos // page] * page + pos % page
+        rows = cache_rows(ii.clamp(min=0), batch[r0:r1, None], key, kwargs)
         kn, krr = kflat[rows], krflat[rows]                           # [r, K, D], [r, K, DR]
         s = (torch.bmm(q[r0:r1], kn.transpose(1, 2))
              + torch.bmm(qr[r0:r1], krr.transpose(1, 2))).float() * scale
@@ -214,10 +219,9 @@ def gather_ceiling(repeats, flush) -> float:
     args, kwargs, _, _ = build(Shape("decode", 128, 2, 32768, 128, paged=True), "cuda")
     key, key_rope, idx = args[1], kwargs["key_rope"], args[3]
     B, S1, _, K = idx.shape
-    page, bt = key.shape[1], kwargs["block_table"].long()
     pos = idx.reshape(B * S1, K).long()
     batch = torch.arange(B, device="cuda").repeat_interleave(S1)[:, None]
-    rows = (bt[batch, pos.clamp(min=0) // page] * page + pos.clamp(min=0) % page)[pos >= 0]
+    rows = cache_rows(pos.clamp(min=0), batch, key, kwargs)[pos >= 0]
     rows = rows[:rows.numel() // 64 * 64].to(torch.int32)
     out = torch.empty(rows.numel() // 64, device="cuda")
     ms = cuda_time(lambda: _sum_rows[(out.numel(),)](key, key_rope, rows, out, D=D, DR=DR,
@@ -357,8 +361,7 @@ def main():
                                        "triton-op,torch,emulate",
                     help="cuda: comma-separated subset of the default (triton and "
                          "triton-gluon/-scratch/-registers are CUDA-graph replays of the device "
-                         "work; "
-                         "triton-op is the whole op call, host planning included)")
+                         "work; triton-op is the whole op call, host planning included)")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()

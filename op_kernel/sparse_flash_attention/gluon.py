@@ -19,9 +19,9 @@ Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton
 (``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
 
 The position rule (``_entries``, ``_positions``, ``_key_rows``) and the finishing epilogue
-(``_finish``), both shared with gluon_ws.py, repeat those of triton.py in Gluon's terms: a Gluon function cannot call a
-Triton-language one (Gluon tensors carry layouts), so the two kernels share the rule, not the
-code; the GPU tests compare both with the emulator.
+(``_finish``), both shared with gluon_ws.py, repeat those of triton.py in Gluon's terms: a
+Gluon function cannot call a Triton-language one (Gluon tensors carry layouts), so the kernels
+share the rule, not the code; the GPU tests compare each with the emulator.
 """
 from __future__ import annotations
 

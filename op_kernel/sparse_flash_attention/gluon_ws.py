@@ -156,7 +156,7 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
                    mask=m_q)
         async_copy.mbarrier_arrive(_bar(bars, Q_READY), increment_count=False)
         # a pair's index entries are loaded a pair ahead: the page-table walk of a pair then
-        # waits for one load, not two in a row (1.03-1.05x on the H100 decode shapes)
+        # waits for one load, not two in a row (up to 1.05x on the H100 decode shapes)
         b_e0 = _entries(idx, step_begin, o_h, row, limit, k_entries, SBS, ENTRIES)
         b_e1 = _entries(idx, step_begin + 1, o_h, row,
                         gl.where(step_begin + 1 < step_end, limit, 0), k_entries, SBS, ENTRIES)

@@ -278,6 +278,7 @@ def prepare(p, tiling, t, variant: str | None = None):
     ws_l = torch.empty((slots, hg), dtype=torch.float32, device=dev)
     ws_acc = torch.empty((slots, hg, D), dtype=torch.float32, device=dev)
     paged = p.kv_layout is Layout.PA_BSND
+    shift = page_shift(p)                                         # the Gluon kernels' walk
     block_table = t.block_table.contiguous() if paged else idx   # any int tensor when unused
     kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(dev)
     sinks = t.sinks if t.sinks is not None else ssum
@@ -306,12 +307,12 @@ def prepare(p, tiling, t, variant: str | None = None):
             if variant == "gluon-ws":
                 from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
                 _sfa_gluon_ws_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=page_shift(p),
+                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=shift,
                     num_warps=PRODUCER_WARPS.value)
             elif variant == "gluon":
                 from .gluon import _sfa_gluon_kernel
                 _sfa_gluon_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=page_shift(p),
+                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=shift,
                     num_warps=tiling.num_warps)
             else:
                 _sfa_kernel[(sched.num_cores,)](
