@@ -8,6 +8,12 @@ by a log-sum-exp combine. This is the split-KV ("flash decoding") schedule: it f
 when there are few tasks (decode) and balances uneven tasks (causal prefill) without a second
 mechanism. FlashMLA plans its scheduler metadata the same way.
 
+A split is not free where the merge is a separate pass over partial outputs in memory (the GPU
+kernels): given ``split_cost`` (in steps), ``partition`` also cuts the line at the task boundaries
+nearest to the balanced cuts, and keeps tasks whole when that schedule's longest core is no
+longer than the balanced one's plus ``split_cost``. Many equal tasks on fewer cores (decode)
+then run whole, with no workspace and no merge; few or uneven tasks are still split.
+
 The schedule is built with vectorised integer ops, so planning a long prefill costs little.
 """
 from __future__ import annotations
@@ -20,7 +26,8 @@ import torch
 @dataclass(frozen=True)
 class Schedule:
     num_cores: int
-    cost_per_core: int              # the cut length; no core gets more (up to one overhead)
+    cost_per_core: int              # the cut length; no core gets more (up to one overhead);
+                                    # whole tasks: the longest core
     piece_task: torch.Tensor        # int64 [P]  task of each piece
     piece_step_begin: torch.Tensor  # int64 [P]  first step of the piece within its task
     piece_step_end: torch.Tensor    # int64 [P]  one past the last step
@@ -54,8 +61,10 @@ class Schedule:
         return torch.zeros(self.num_cores, dtype=torch.int64).index_add_(0, self.piece_core, steps)
 
 
-def partition(task_steps: torch.Tensor, num_cores: int, task_overhead: int = 1) -> Schedule:
-    """Cut tasks of ``task_steps`` steps each (all >= 1) into a balanced schedule."""
+def partition(task_steps: torch.Tensor, num_cores: int, task_overhead: int = 1,
+              split_cost: int | None = None) -> Schedule:
+    """Cut tasks of ``task_steps`` steps each (all >= 1) into a balanced schedule; with
+    ``split_cost`` (steps), keep tasks whole where that costs at most ``split_cost`` (module doc)."""
     task_steps = task_steps.to(torch.int64)
     if num_cores < 1:
         raise ValueError(f"num_cores must be >= 1, got {num_cores}")
@@ -92,5 +101,34 @@ def partition(task_steps: torch.Tensor, num_cores: int, task_overhead: int = 1) 
     is_split = task_num_pieces[piece_task] > 1
     piece_slot = torch.where(is_split, torch.cumsum(is_split.to(torch.int64), 0) - 1,
                              torch.full_like(piece_task, -1))
-    return Schedule(num_cores, per_core, piece_task, piece_step_begin, piece_step_end,
-                    piece_core, piece_rank, piece_slot, task_num_pieces, int(is_split.sum()))
+    balanced = Schedule(num_cores, per_core, piece_task, piece_step_begin, piece_step_end,
+                        piece_core, piece_rank, piece_slot, task_num_pieces, int(is_split.sum()))
+    if split_cost is not None and balanced.num_slots:
+        whole = _whole_tasks(task_steps, cost, num_cores)
+        longest = int(balanced.core_costs(task_overhead).max())
+        if int(whole.core_costs(task_overhead).max()) <= longest + split_cost:
+            return whole
+    return balanced
+
+
+def _whole_tasks(task_steps: torch.Tensor, cost: torch.Tensor, num_cores: int) -> Schedule:
+    """One piece per task: core c runs the tasks between the task boundaries nearest to the
+    balanced cuts c * total / num_cores and (c + 1) * total / num_cores (on the cost line)."""
+    num_tasks = task_steps.numel()
+    ends = torch.cumsum(cost, 0)                                   # boundary after task t
+    total = int(ends[-1])
+    cuts = torch.arange(1, num_cores, dtype=torch.int64) * total // num_cores
+    after = torch.searchsorted(ends, cuts)              # first boundary at or past each cut
+    before = after - 1                                  # the boundary before it (-1: none)
+    end_after = ends[after.clamp(max=num_tasks - 1)]
+    end_before = torch.where(before >= 0, ends[before.clamp(min=0)], torch.zeros_like(cuts))
+    nearer_before = (cuts - end_before) < (end_after - cuts)
+    first_task = torch.where(nearer_before, before + 1, after + 1)     # first task of core c+1
+    piece_core = torch.searchsorted(first_task, torch.arange(num_tasks), right=True)
+    first_of_core = torch.full((num_cores,), num_tasks, dtype=torch.int64)
+    first_of_core.scatter_reduce_(0, piece_core, torch.arange(num_tasks), "amin")
+    tasks = torch.arange(num_tasks)
+    longest = int(torch.zeros(num_cores, dtype=torch.int64).index_add_(0, piece_core, cost).max())
+    return Schedule(num_cores, longest, tasks, torch.zeros_like(tasks),
+                    task_steps.clone(), piece_core, tasks - first_of_core[piece_core],
+                    torch.full_like(tasks, -1), torch.ones_like(tasks), 0)

@@ -7,7 +7,10 @@ tile [head_group, 576] once and streams the gathered keys through it in *steps* 
 A task scans only the kernel's window W(s) = min(K, ceil(tau(s) / sparse_block_size)) entries
 (spec section 6.3), so it has ceil(W / entries_per_step) steps; rows with tau <= 0 have none and
 are never scheduled (their output is zero). The tasks are cut into balanced per-core runs by
-``common.schedule.partition``: a task split across cores is merged by a log-sum-exp combine.
+``common.schedule.partition``: a task split across cores is merged by a log-sum-exp combine. On a
+GPU, where that merge is a second pass over fp32 partial outputs, tasks stay whole when cutting
+only between tasks lengthens the longest core by at most ``SPLIT_COST_STEPS_64_HEADS`` steps
+(scaled to the head group): many equal decode tasks then run with no workspace and no merge.
 
 Tile choice. The largest head group (a power of two dividing N1) is chosen first, since every
 extra head reuses the same gathered keys; then the largest step that fits. What must fit, per
@@ -41,6 +44,12 @@ from .params import CHECK, D, DR, OP, SparseFlashAttentionParams
 DK = D + DR                       # 576: contraction length of the score matmul
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class (spec rule 19)
 TASK_OVERHEAD_STEPS = 1           # cost of loading a query tile and writing its output
+# GPU: a split task's pieces write fp32 partial outputs [head_group, 512] and a second kernel
+# merges them; on the H100 decode shapes that cost as much as ~6 steps of a core for a 64-head
+# group (BENCHMARKS.md, 2026-11-21, sixth session), so the schedule keeps tasks whole when that
+# lengthens the longest core by less (common/schedule.py). Scaled by the group's share of 64
+# heads: the partial outputs shrink with it.
+SPLIT_COST_STEPS_64_HEADS = 6
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 64, PlatformKind.CPU: 512}
 MIN_BLOCK_S2 = {PlatformKind.ASCEND: 1, PlatformKind.GPU: 16, PlatformKind.CPU: 1}
 STAGES = {PlatformKind.ASCEND: (1,), PlatformKind.GPU: (2, 1), PlatformKind.CPU: (1,)}
@@ -149,7 +158,9 @@ def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAt
     def per_task(x):
         return x[keep].repeat(groups)
     task_head = torch.repeat_interleave(torch.arange(groups) * head_group, int(keep.sum()))
-    schedule = partition(per_task(steps), platform.num_cores, TASK_OVERHEAD_STEPS)
+    split_cost = (SPLIT_COST_STEPS_64_HEADS * head_group // 64
+                  if platform.kind is PlatformKind.GPU else None)
+    schedule = partition(per_task(steps), platform.num_cores, TASK_OVERHEAD_STEPS, split_cost)
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)
     return SparseFlashAttentionTiling(

@@ -63,3 +63,33 @@ def test_refusals():
 def test_empty():
     s = partition(torch.zeros(0, dtype=torch.int64), 8)
     assert s.num_pieces == 0 and s.num_rounds == 0 and s.num_slots == 0
+
+
+@pytest.mark.parametrize("tasks,cores", [(512, 132), (256, 132), (128, 132), (264, 132), (260, 132)])
+def test_equal_tasks_stay_whole_when_a_split_costs_more(tasks, cores):
+    """Many equal tasks (decode): cutting only between tasks lengthens the longest core by less
+    than a split costs, so every task is one piece and no workspace slot is used."""
+    steps = [32] * tasks
+    s = partition(torch.tensor(steps), cores, task_overhead=1, split_cost=6)
+    balanced = partition(torch.tensor(steps), cores, task_overhead=1)
+    assert balanced.num_slots > 0 or tasks % cores == 0
+    assert s.num_slots == 0 and s.num_pieces == tasks
+    assert covered_steps(s) == {t: list(range(32)) for t in range(tasks)}
+    assert torch.all(s.piece_core[1:] >= s.piece_core[:-1]) and int(s.piece_core.max()) < cores
+    longest = int(s.core_costs(1).max())
+    assert longest <= int(balanced.core_costs(1).max()) + 6
+    assert longest == s.cost_per_core
+    # counts per core differ by at most one task, and the rounds still hold one piece a core
+    counts = torch.bincount(s.piece_core, minlength=cores)
+    assert int(counts.max()) - int(counts[counts > 0].min()) <= 1
+    assert sum(len(task) for task, *_ in s.rounds("cpu")) == tasks
+
+
+@pytest.mark.parametrize("steps,cores,split_cost", [([32] * 32, 132, 6),      # fewer tasks than cores
+                                                    ([100, 1, 1, 1, 50], 7, 6),   # uneven
+                                                    ([32] * 256, 132, 0)])        # a free split
+def test_tasks_are_split_when_keeping_them_whole_costs_more(steps, cores, split_cost):
+    s = partition(torch.tensor(steps), cores, task_overhead=1, split_cost=split_cost)
+    balanced = partition(torch.tensor(steps), cores, task_overhead=1)
+    assert s.num_slots == balanced.num_slots > 0
+    assert torch.equal(s.piece_core, balanced.piece_core)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cann_attention.op_host.common.errors import CannAttentionError
+from cann_attention.op_host.common.schedule import partition
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, PlatformInfo, PlatformKind)
 from cann_attention.op_host.sparse_flash_attention import check, params, tiling
@@ -139,3 +140,19 @@ def test_emulator_asserts_tiles_fit():
                                                  case.kwargs["key_rope"], None, None)
     with pytest.raises(AssertionError, match="tile needs .* of CACHE"):
         emulate.run(p, bad, tensors)
+
+
+def test_many_equal_decode_tasks_run_whole_on_a_gpu():
+    """64 tokens x 2 head groups of 32 steps on 132 SMs: whole tasks (no merge pass) cost the
+    longest core by less than the split cost; other platforms keep the balanced cut (their merge
+    is no extra pass over memory)."""
+    p = checked_params(B=64, S1=1, S2=2048, N1=128, K=2048)
+    gpu = tiling.plan(p, H100)
+    assert gpu.num_tasks == 128 and gpu.schedule.num_slots == 0 and gpu.workspace_bytes == 0
+    assert gpu.schedule.num_pieces == gpu.num_tasks
+    for platform in (CPU, ASCEND_A3):
+        t = tiling.plan(p, platform)
+        steps = -(-t.task_window // t.entries_per_step)
+        balanced = partition(steps, platform.num_cores, tiling.TASK_OVERHEAD_STEPS)
+        assert torch.equal(t.schedule.piece_core, balanced.piece_core)
+        assert t.schedule.num_slots == balanced.num_slots
