@@ -154,11 +154,18 @@ def plain_torch(args, kwargs, chunk_rows=512):
     return out.reshape(B, S1, N1, D)
 
 
-def cuda_time(fn, repeats, flush=None, warmup=2):
-    """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs."""
-    for _ in range(warmup):
+def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
+    """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs: at
+    least ``warmup`` of them, and more until ``warmup_ms`` have passed (a kernel timed right
+    after other work read 3-10% slow in its first tens of runs on the H100s, BENCHMARKS.md)."""
+    start = time.perf_counter()
+    for i in range(10 ** 6):
+        if i >= warmup and (time.perf_counter() - start) * 1e3 >= warmup_ms:
+            break
+        if flush is not None:
+            flush.zero_()
         fn()
-    torch.cuda.synchronize()
+        torch.cuda.synchronize()
     times = []
     for _ in range(repeats):
         if flush is not None:
