@@ -18,7 +18,10 @@ random visible positions per query row (fewer where fewer are visible; -1 after 
 
 Counting follows PERF.md: FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
 query rows); bytes = unique KV tokens read * 1152 + Q + O (bf16). Times are medians of CUDA
-events after warm-up (>= 20 runs; slow peers fewer, marked); decode runs flush L2 first.
+events after >= 50 ms of warm-up (>= 20 runs; slow peers fewer, marked); decode runs flush L2
+first. The device idles ~0.5 ms before each start event (``cuda_time``), so a peer's host work
+is timed only where it exceeds that: ``triton-op`` and small plain-PyTorch calls are then
+partly host-bound figures, the rest device time.
 The roofline of a shape is max(FLOPs / matmul ceiling, bytes / copy ceiling).
 
     python benchmarks/bench_sparse_flash_attention.py --device cuda [--sweep full] [--json f]
