@@ -36,16 +36,19 @@ overlaps their epilogue. The row sums l of the two consumers are added at the en
 the finishing rule is gluon.py's.
 
 The split of work between the warpgroups is the one of FlashMLA's public sm90 sparse prefill
-kernel (its design, not its code). Measured on H100 (BENCHMARKS.md, 2026-11-21): 1.9-2.1x
-gluon.py on the prefill headline and 1.6-1.7x on the decode headline; gluon.py is a few
+kernel (its design, not its code). Measured on H100 (BENCHMARKS.md, 2026-11-21): 1.8-2.1x
+gluon.py on the prefill headline and 1.6-1.8x on the decode headline; gluon.py is a few
 microseconds (<= 4.2 us) faster only on small-batch decode (B = 1, and B = 16 with S1 = 1 and
 64 heads). Four changes to the first version of this file made most of it: no register spills
 in the consumers (``_in_loop``, 1.3x), the visible keys from the producer instead of index
 loads in the consumers (1.06x), consumer 0 exchanging P0 while P0.V0lo runs (~1.04x), and a
 shorter page-table walk in the producer (entries loaded a pair ahead, pages of a power of two
-walked by a shift: 1.03-1.06x on decode). The producer is on the critical path: every
-instruction added to it so far (an L2 prefetch of the next keys, rows computed a pair ahead)
-made the kernel slower, by up to 1.6x.
+walked by a shift: 1.03-1.06x on decode). With 64 heads or fewer, decode is the producer's
+gather (the producer alone takes 96-97% of the kernel's time, at ~2.25 TB/s on an H100, where
+a standalone cp.async gather of the same rows reaches 2.5-2.8 TB/s); every instruction added
+to the producer so far (L2 prefetches of the next keys, rows computed a pair ahead) made the
+kernel slower, by up to 1.6x, and a variant with a whole step in flight (32-key blocks, two
+sets of buffers) was no faster on decode and 1.15-1.2x slower on prefill (BENCHMARKS.md).
 
 Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and visible
 keys, 225 KiB of Hopper's 227.
