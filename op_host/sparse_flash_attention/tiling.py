@@ -32,6 +32,7 @@ A plan that fits nowhere is refused with an error naming the platform and the sm
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +54,9 @@ SPLIT_COST_STEPS_64_HEADS = 6
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 64, PlatformKind.CPU: 512}
 MIN_BLOCK_S2 = {PlatformKind.ASCEND: 1, PlatformKind.GPU: 16, PlatformKind.CPU: 1}
 STAGES = {PlatformKind.ASCEND: (1,), PlatformKind.GPU: (2, 1), PlatformKind.CPU: (1,)}
+# plans kept for reuse: a model calls the op once a layer with the same shapes and lengths, so
+# every layer of a step after the first finds its plan here (module doc of ``plan``)
+PLAN_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,12 @@ def choose_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo) -> tuple
                              f"{dict(platform.buffers)}")
 
 
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
 def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAttentionTiling:
-    """The tiling of a checked call on ``platform`` (pure function of its arguments)."""
+    """The tiling of a checked call on ``platform``: a pure function of its arguments (shapes,
+    dtypes, scalars and the length values read on the host), so it is memoised; equal arguments
+    give the same tiling object, which back ends may key their own caches on. Its tensors are
+    shared by those calls: back ends read them and never write them."""
     if platform.kind is PlatformKind.ASCEND:
         CHECK.require(platform.name in ASCEND_SOCS, "platform",
                       f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)

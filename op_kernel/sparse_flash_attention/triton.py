@@ -30,6 +30,8 @@ with 4.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import triton
 import triton.language as tl
@@ -42,6 +44,8 @@ from ..common import online_softmax as osm
 VARIANTS = ("gluon-ws", "gluon", "scratch", "registers")
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
+DEVICE_PLAN_CACHE_SIZE = 32   # device copies of recent plans (``cached_device_plan``)
+_DEVICE_PLANS: OrderedDict = OrderedDict()
 
 
 @triton.jit
@@ -221,6 +225,24 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
+def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
+    """``device_plan`` plus ``kv_start`` (first key row of each batch), kept for the last
+    ``DEVICE_PLAN_CACHE_SIZE`` plans: ``tiling.plan`` returns the same tiling object for equal
+    calls (it is memoised), so the layers of a model after the first skip the tables' build
+    and host-to-device copy. The tables are only read by the kernels."""
+    key = (id(tiling), str(device))
+    hit = _DEVICE_PLANS.get(key)
+    if hit is not None and hit[0] is tiling:
+        _DEVICE_PLANS.move_to_end(key)
+        return hit[1]
+    dp = device_plan(p, tiling, device)
+    dp["kv_start"] = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(device)
+    _DEVICE_PLANS[key] = (tiling, dp)       # holds the tiling, so its id is not reused
+    while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:
+        _DEVICE_PLANS.popitem(last=False)
+    return dp
+
+
 def page_shift(p) -> int:
     """The Gluon kernels' PAGE_SHIFT: log2 of a power-of-two PA_BSND page (their page-table
     walk shifts and masks), else -1 (it divides; also for contiguous caches, where unused)."""
@@ -268,7 +290,7 @@ def prepare(p, tiling, t, variant: str | None = None):
                                    and not gluon_serves(tiling, t, variant)):
         raise ValueError(f"kernel variant {variant!r} does not serve this call")
     via_scratch = variant == "scratch"
-    dp = device_plan(p, tiling, dev)
+    dp = cached_device_plan(p, tiling, dev)
     idx = t.sparse_indices.reshape(rows, k).contiguous()
     out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
     smax = torch.empty(rows, n1, dtype=torch.float32, device=dev)
@@ -280,13 +302,12 @@ def prepare(p, tiling, t, variant: str | None = None):
     paged = p.kv_layout is Layout.PA_BSND
     shift = page_shift(p)                                         # the Gluon kernels' walk
     block_table = t.block_table.contiguous() if paged else idx   # any int tensor when unused
-    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(dev)
     sinks = t.sinks if t.sinks is not None else ssum
     hg_pad, block_s2 = max(16, hg), tiling.block_s2
     scratch = torch.empty(sched.num_cores * 4 * hg_pad * block_s2 if via_scratch else 1,
                           dtype=torch.float32, device=dev)
     tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx, t.key.contiguous(),
-               t.key_rope.contiguous(), block_table, kv_start, sinks)
+               t.key_rope.contiguous(), block_table, dp["kv_start"], sinks)
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
 
     def launch():

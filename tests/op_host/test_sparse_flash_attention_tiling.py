@@ -156,3 +156,19 @@ def test_many_equal_decode_tasks_run_whole_on_a_gpu():
         balanced = partition(steps, platform.num_cores, tiling.TASK_OVERHEAD_STEPS)
         assert torch.equal(t.schedule.piece_core, balanced.piece_core)
         assert t.schedule.num_slots == balanced.num_slots
+
+
+def test_plan_is_memoised_on_its_arguments():
+    """Equal calls (the layers of a model in one step) get the same tiling object; other length
+    values or another platform get their own; the cache is bounded."""
+    a = tiling.plan(checked_params(B=2, S1=2, S2=300, N1=16, K=64, seed=3), H100)
+    b = tiling.plan(checked_params(B=2, S1=2, S2=300, N1=16, K=64, seed=3), H100)
+    assert b is a
+    assert tiling.plan(checked_params(B=2, S1=2, S2=300, N1=16, K=64, seed=3), CPU) is not a
+    ragged = checked_params(B=2, S1=2, S2=300, N1=16, K=64, layout_query="TND", layout_kv="TND", q_lens=[2, 1],
+                            kv_lens=[300, 200], seed=3)
+    other = checked_params(B=2, S1=2, S2=300, N1=16, K=64, layout_query="TND", layout_kv="TND", q_lens=[2, 1],
+                           kv_lens=[300, 250], seed=3)
+    assert tiling.plan(ragged, H100) is not tiling.plan(other, H100)
+    assert not torch.equal(tiling.plan(ragged, H100).task_tau, tiling.plan(other, H100).task_tau)
+    assert tiling.plan.cache_info().maxsize == tiling.PLAN_CACHE_SIZE

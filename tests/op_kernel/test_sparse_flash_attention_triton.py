@@ -24,7 +24,7 @@ triton = pytest.importorskip(
 
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, H200  # noqa: E402
-from cann_attention.op_host.sparse_flash_attention import params, tiling  # noqa: E402
+from cann_attention.op_host.sparse_flash_attention import check, params, tiling  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import emulate, reference  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton  # noqa: E402
 from testing.oracle import assert_close, assert_stats_close  # noqa: E402
@@ -308,3 +308,24 @@ def test_bad_input_is_refused_before_launch():
             torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
+
+
+def test_device_plan_is_reused_for_the_same_plan():
+    """A memoised plan (equal calls) finds its device tables again: no rebuild, no copy; a
+    different plan gets its own, and the cache is bounded."""
+    def plan_of(kv_lens):
+        case = make_case(B=2, S1=2, S2=300, N1=16, K=64, layout_query="TND", layout_kv="TND",
+                         q_lens=[2, 1], kv_lens=kv_lens, seed=5)
+        p = params.parse(*case.args, **case.kwargs)
+        check.check(p)
+        return p, tiling.plan(p, H100)
+    p, t = plan_of([300, 200])
+    first = sfa_triton.cached_device_plan(p, t, "cpu")
+    again = sfa_triton.cached_device_plan(*plan_of([300, 200]), "cpu")
+    assert again is first and again["kv_start"].tolist() == [0, 300]
+    other = sfa_triton.cached_device_plan(*plan_of([300, 250]), "cpu")
+    assert other is not first
+    assert not torch.equal(other["task_tau"], first["task_tau"])
+    for n in range(sfa_triton.DEVICE_PLAN_CACHE_SIZE + 1):    # fill it with other plans
+        sfa_triton.cached_device_plan(*plan_of([300, 100 + n]), "cpu")
+    assert len(sfa_triton._DEVICE_PLANS) == sfa_triton.DEVICE_PLAN_CACHE_SIZE
