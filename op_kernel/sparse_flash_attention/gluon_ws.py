@@ -38,7 +38,7 @@ the finishing rule is gluon.py's.
 The split of work between the warpgroups is the one of FlashMLA's public sm90 sparse prefill
 kernel (its design, not its code). Measured on H100 (BENCHMARKS.md, 2026-11-21): 1.8-2.1x
 gluon.py on the prefill headline and 1.6-1.8x on the decode headline; gluon.py is a few
-microseconds (<= 4.2 us) faster only on small-batch decode (B = 1, and B = 16 with S1 = 1 and
+microseconds (<= 4.3 us) faster only on small-batch decode (B = 1, and B = 16 with S1 = 1 and
 64 heads). Four changes to the first version of this file made most of it: no register spills
 in the consumers (``_in_loop``, 1.3x), the visible keys from the producer instead of index
 loads in the consumers (1.06x), consumer 0 exchanging P0 while P0.V0lo runs (~1.04x), and a

@@ -30,6 +30,7 @@ with 4.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import torch
@@ -46,6 +47,7 @@ osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
 DEVICE_PLAN_CACHE_SIZE = 32   # device copies of recent plans (``cached_device_plan``)
 _DEVICE_PLANS: OrderedDict = OrderedDict()
+_DEVICE_PLANS_LOCK = threading.Lock()     # calls may come from several threads
 
 
 @triton.jit
@@ -231,15 +233,17 @@ def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     calls (it is memoised), so the layers of a model after the first skip the tables' build
     and host-to-device copy. The tables are only read by the kernels."""
     key = (id(tiling), str(device))
-    hit = _DEVICE_PLANS.get(key)
-    if hit is not None and hit[0] is tiling:
-        _DEVICE_PLANS.move_to_end(key)
-        return hit[1]
+    with _DEVICE_PLANS_LOCK:
+        hit = _DEVICE_PLANS.get(key)
+        if hit is not None and hit[0] is tiling:
+            _DEVICE_PLANS.move_to_end(key)
+            return hit[1]
     dp = device_plan(p, tiling, device)
     dp["kv_start"] = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(device)
-    _DEVICE_PLANS[key] = (tiling, dp)       # holds the tiling, so its id is not reused
-    while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:
-        _DEVICE_PLANS.popitem(last=False)
+    with _DEVICE_PLANS_LOCK:
+        _DEVICE_PLANS[key] = (tiling, dp)       # holds the tiling, so its id is not reused
+        while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:
+            _DEVICE_PLANS.popitem(last=False)
     return dp
 
 
@@ -267,7 +271,7 @@ def default_variant(tiling, t) -> str:
     """The first of ``VARIANTS`` that serves the call (module doc)."""
     # gluon-ws serves every plan gluon.py serves and those with fewer heads; on the H100 and
     # H200 sweeps it is the fastest variant but at small-batch decode, where gluon.py is
-    # <= 4.2 us ahead
+    # <= 4.3 us ahead
     if gluon_serves(tiling, t, "gluon-ws"):
         return "gluon-ws"
     return "scratch" if tiling.num_warps > 4 else "registers"
