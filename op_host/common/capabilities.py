@@ -6,6 +6,7 @@ the code cannot disagree.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,8 +38,10 @@ def not_built(what: str) -> Callable[[], str]:
     return lambda: f"not available: {what}"
 
 
+@functools.cache
 def triton_importable() -> str | None:
-    """None when Triton can be imported (GPU, or CPU with TRITON_INTERPRET=1), else why not."""
+    """None when Triton can be imported (GPU, or CPU with TRITON_INTERPRET=1), else why not
+    (looked up once: the search of the import path costs every call tens of microseconds)."""
     import importlib.util
     return None if importlib.util.find_spec("triton") else "not available: triton is not installed"
 
