@@ -17,20 +17,21 @@ def starts_from_counts(counts: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def check_counts(check, arg: str, counts: tuple[int, ...], upper: int, upper_name: str) -> None:
-    """Counts must lie in [0, upper]."""
-    for b, value in enumerate(counts):
-        check.require(0 <= value <= upper, arg, f"every length in [0, {upper_name}={upper}]",
-                      f"{value} at batch {b}")
+    """Counts must lie in [0, upper] (the message names the first that does not)."""
+    if all(0 <= value <= upper for value in counts):
+        return
+    b, value = next((b, v) for b, v in enumerate(counts) if not 0 <= v <= upper)
+    check.fail(arg, f"every length in [0, {upper_name}={upper}]", f"{value} at batch {b}")
 
 
 def check_prefix_sums(check, arg: str, prefix: tuple[int, ...], total: int, total_name: str) -> None:
     """Prefix sums must be non-negative, non-decreasing and end at most at ``total``."""
-    previous = 0
-    for b, value in enumerate(prefix):
-        check.require(value >= previous, arg,
-                      "non-decreasing, non-negative inclusive prefix sums",
-                      f"{value} after {previous} at batch {b}")
-        previous = value
+    previous = (0,) + tuple(prefix[:-1])
+    if not all(value >= before for value, before in zip(prefix, previous)):
+        b, value, before = next((b, v, w) for b, (v, w) in enumerate(zip(prefix, previous))
+                                if v < w)
+        check.fail(arg, "non-decreasing, non-negative inclusive prefix sums",
+                   f"{value} after {before} at batch {b}")
     if prefix:
         check.require(prefix[-1] <= total, arg, f"a last prefix sum <= {total_name}={total}",
                       prefix[-1])

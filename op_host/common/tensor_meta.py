@@ -36,7 +36,7 @@ class TensorMeta:
                            type(tensor).__name__)
         values = None
         if read_values and tensor.dtype in (torch.int32, torch.int64) and tensor.dim() == 1:
-            values = tuple(int(v) for v in tensor.tolist())
+            values = tuple(tensor.tolist())        # Python ints (an integer tensor)
         return TensorMeta(tuple(tensor.shape), tensor.dtype, values)
 
     @staticmethod
