@@ -7,6 +7,8 @@ import torch
 
 import cann_attention
 from cann_attention.op_host.common.platform import ASCEND_910B, ASCEND_A3, CPU, H100, H200
+from cann_attention.op_host.common.schedule import partition
+from cann_attention.op_host.sparse_flash_attention import check, params, tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
 from testing.oracle import assert_close, assert_stats_close
 from testing.sparse_flash_attention_cases import make_case
@@ -97,3 +99,17 @@ def test_duplicates_are_kept():
     out_once, _, ssum_once = case.call(OP)
     assert not torch.allclose(out.float(), out_once.float())   # key 3 counted twice
     compare(case)
+
+
+def test_gpu_plan_with_whole_tasks():
+    """Many equal tasks on an H100 plan run whole (no workspace, no merge): the emulator, which
+    executes that plan round by round, still matches the reference."""
+    case = make_case(B=140, S1=1, S2=128, N1=16, K=128, return_softmax_lse=True, seed=11)
+    p = params.parse(*case.args, **case.kwargs)
+    check.check(p)
+    plan = tiling.plan(p, H100)
+    assert plan.schedule.num_slots == 0 and plan.num_tasks == 140
+    steps = -(-plan.task_window // plan.entries_per_step)
+    balanced = partition(steps, H100.num_cores, tiling.TASK_OVERHEAD_STEPS)
+    assert balanced.num_slots > 0, "the balanced cut would split tasks: whole ones are chosen"
+    compare(case, platform=H100)
