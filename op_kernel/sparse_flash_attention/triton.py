@@ -204,7 +204,8 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
 
     ``core_first``: the pieces of core c are core_first[c] .. core_first[c + 1] - 1;
     ``split_*``: per task the schedule split, its workspace slots (consecutive: a task's pieces
-    are), its query row and first head; ``idle_rows``: query rows without a task.
+    are), its query row and first head; ``idle_rows``: query rows without a task;
+    ``kv_start``: the first key row of each batch in the flattened cache (BSND, TND).
     """
     sched = tiling.schedule
     counts = torch.bincount(sched.piece_core, minlength=sched.num_cores)
@@ -222,16 +223,17 @@ def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
                  split_first=torch.cumsum(split_count, 0) - split_count,
                  split_count=split_count, split_row=tiling.task_row[split_tasks],
                  split_head=tiling.task_head[split_tasks],
-                 idle_rows=torch.nonzero(~visited).flatten())
+                 idle_rows=torch.nonzero(~visited).flatten(),
+                 kv_start=torch.tensor(p.kv_row_starts, dtype=torch.int64))
     flat = torch.cat([v.to(torch.int64).flatten() for v in parts.values()]).to(device)
     return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
 
 
 def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
-    """``device_plan`` plus ``kv_start`` (first key row of each batch), kept for the last
-    ``DEVICE_PLAN_CACHE_SIZE`` plans: ``tiling.plan`` returns the same tiling object for equal
-    calls (it is memoised), so the layers of a model after the first skip the tables' build
-    and host-to-device copy. The tables are only read by the kernels."""
+    """``device_plan``, kept for the last ``DEVICE_PLAN_CACHE_SIZE`` plans: ``tiling.plan``
+    returns the same tiling object for equal calls (it is memoised), so the layers of a model
+    after the first skip the tables' build and host-to-device copy. The tables are only read
+    by the kernels."""
     key = (id(tiling), str(device))
     with _DEVICE_PLANS_LOCK:
         hit = _DEVICE_PLANS.get(key)
@@ -239,7 +241,6 @@ def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
             _DEVICE_PLANS.move_to_end(key)
             return hit[1]
     dp = device_plan(p, tiling, device)
-    dp["kv_start"] = torch.tensor(p.kv_row_starts, dtype=torch.int64).to(device)
     with _DEVICE_PLANS_LOCK:
         _DEVICE_PLANS[key] = (tiling, dp)       # holds the tiling, so its id is not reused
         while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:

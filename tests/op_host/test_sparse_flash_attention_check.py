@@ -228,8 +228,12 @@ def test_projectP_lengths_inside_tensors():
     expect(bsnd(), CannAttentionError, "actual_seq_lengths_query: expected every length in "
            "\\[0, S1=2\\], got -1 at batch 0",
            actual_seq_lengths_query=torch.tensor([-1, 2], dtype=torch.int32))
-    expect(tnd(), CannAttentionError, "actual_seq_lengths_query: expected non-decreasing",
+    expect(tnd(), CannAttentionError, "actual_seq_lengths_query: expected non-decreasing, "
+           "non-negative inclusive prefix sums, got 2 after 3 at batch 1",
            actual_seq_lengths_query=torch.tensor([3, 2], dtype=torch.int32))
+    expect(tnd(), CannAttentionError, "actual_seq_lengths_query: expected non-decreasing, "
+           "non-negative inclusive prefix sums, got -1 after 0 at batch 0",
+           actual_seq_lengths_query=torch.tensor([-1, 2], dtype=torch.int32))
     expect(tnd(), CannAttentionError, "actual_seq_lengths_kv: expected a last prefix sum "
            "<= T2=64", actual_seq_lengths_kv=torch.tensor([32, 65], dtype=torch.int32))
     expect(paged(), CannAttentionError, "max_blocks_per_seq\\*block_size=48",
