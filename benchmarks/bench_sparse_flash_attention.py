@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -383,11 +384,17 @@ def main():
     meta, rows = run_cuda(a) if a.device == "cuda" else run_cpu(a)
     if a.device == "cuda":
         print_cuda(meta, rows)
-    meta.update(commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                      capture_output=True, text=True).stdout.strip(),
-                date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
+    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
     if a.json:
         write_json(a.json, meta, rows)
+
+
+def measured_commit() -> str:
+    """The commit measured: ``$BENCH_COMMIT`` when set (a copy of the tree on another machine
+    may carry a stale or no git history: the sixth session's JSONs name an older commit than
+    the one measured), else ``git rev-parse``."""
+    return os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 def write_json(path, meta, rows):
