@@ -50,10 +50,11 @@ to the producer so far (L2 prefetches of the next keys, rows computed a pair ahe
 kernel slower, by up to 1.6x, and a variant with a whole step in flight (32-key blocks, two
 sets of buffers) was no faster on decode and 1.15-1.2x slower on prefill (BENCHMARKS.md).
 At 128 heads the two head-group tasks of a row gather its keys twice, the second time from
-L2, which then runs at 90% of its peak throughput (Nsight Compute, BENCHMARKS.md, seventh
-session). In prefill, consumer 0 waits for the key half that consumer 1 frees last in the
-previous pair (17.5% of its samples); refilling stage 0 first instead moved the wait to
-consumer 1 and was 1-5% slower.
+L2, which then runs at 90% of its peak throughput; a diagnostic run without the second gather
+was no faster on decode (1.07x on prefill). What both wait for is the key half that consumer 1
+frees last in a pair: consumer 0 needs it to finish its next scores (17.5% of its samples in
+prefill, 16% in decode; Nsight Compute, BENCHMARKS.md, seventh session). Refilling stage 0
+first instead moved the wait to consumer 1 and was 1-5% slower.
 
 Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and visible
 keys, 225 KiB of Hopper's 227.
