@@ -15,6 +15,10 @@ included), a plain PyTorch implementation (gather + matmul + softmax + matmul, i
 and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
 random visible positions per query row (fewer where fewer are visible; -1 after them).
+``--sweep anchor`` runs the published anchor's own workload beside our prefill headline:
+FlashMLA's sparse-prefill benchmark (s_q=4096, h=128, top-k 2048, s_kv 8k..128k) with its index
+rule (``flashmla_indices``: no mask, so sparse_mode 0; 31 of 32 entries on average drawn, with
+repetition, from the last 20000 positions), so our TFLOPS compare with its 640 on equal terms.
 
 Counting follows PERF.md: FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
 query rows); bytes = unique KV tokens read * 1152 + Q + O (bf16). Times are medians of CUDA
@@ -40,12 +44,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:                # the CPU benchmark does not need it
-    triton = None
-
 import cann_attention  # noqa: F401  (registers torch.ops.custom)
 from cann_attention.op_host.sparse_flash_attention import check, params, tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
@@ -65,11 +63,13 @@ class Shape:
     K: int = 2048
     paged: bool = False
     page: int = 64
+    indices: str = "causal"   # "causal": sparse_mode 3, top-K of the visible; "flashmla"
 
     @property
     def label(self) -> str:
         kv = f"PA{self.page}" if self.paged else "BSND"
-        return f"{self.name} B{self.B} S1={self.S1} S2={self.S2} N1={self.N1} {kv}"
+        rule = "" if self.indices == "causal" else f" idx={self.indices}"
+        return f"{self.name} B{self.B} S1={self.S1} S2={self.S2} N1={self.N1} {kv}{rule}"
 
 
 CPU_SHAPES = (
@@ -81,6 +81,9 @@ CPU_SHAPES = (
 def cuda_shapes(sweep: str) -> list[Shape]:
     dec = lambda B, S1, S2, N1: Shape("decode", B, S1, S2, N1, paged=True)  # noqa: E731
     pre = lambda S2, N1: Shape("prefill", 1, 4096, S2, N1)                  # noqa: E731
+    if sweep == "anchor":
+        return ([Shape("prefill", 1, 4096, s2, 128, indices="flashmla")
+                 for s2 in (8192, 32768, 65536, 131072)] + [pre(32768, 128)])
     if sweep == "headline":
         return [pre(32768, 128), pre(32768, 64), pre(32768, 16), pre(32768, 8),
                 pre(8192, 128), pre(131072, 128),
@@ -98,14 +101,18 @@ def build(shape: Shape, device, seed=0):
     r = lambda *s: torch.randn(*s, generator=g, device=device).to(dt)  # noqa: E731
     B, S1, S2, N1, K = shape.B, shape.S1, shape.S2, shape.N1, shape.K
     q, qr = r(B, S1, N1, D), r(B, S1, N1, DR)
-    idx = torch.full((B, S1, 1, K), -1, dtype=torch.int32, device=device)
-    for s in range(S1):                     # causal, bottom-right aligned (sparse_mode 3)
-        visible = S2 - S1 + s + 1
-        take = min(K, visible)
-        for b0 in range(0, B, 16):
-            sc = torch.rand(min(16, B - b0), visible, generator=g, device=device)
-            idx[b0:b0 + 16, s, 0, :take] = sc.topk(take, dim=-1).indices.to(torch.int32)
-    kwargs = dict(query_rope=qr, sparse_mode=3)
+    if shape.indices == "flashmla":
+        idx = flashmla_indices(B * S1, S2, K, g, device).reshape(B, S1, 1, K)
+        kwargs = dict(query_rope=qr, sparse_mode=0)
+    else:
+        idx = torch.full((B, S1, 1, K), -1, dtype=torch.int32, device=device)
+        for s in range(S1):                 # causal, bottom-right aligned (sparse_mode 3)
+            visible = S2 - S1 + s + 1
+            take = min(K, visible)
+            for b0 in range(0, B, 16):
+                sc = torch.rand(min(16, B - b0), visible, generator=g, device=device)
+                idx[b0:b0 + 16, s, 0, :take] = sc.topk(take, dim=-1).indices.to(torch.int32)
+        kwargs = dict(query_rope=qr, sparse_mode=3)
     if shape.paged:
         pages = -(-S2 // shape.page)
         perm = torch.randperm(B * pages, generator=g, device=device).to(torch.int32)
@@ -122,6 +129,25 @@ def build(shape: Shape, device, seed=0):
     flops = 2 * N1 * (D + DR + D) * valid
     nbytes = unique_kv * (D + DR) * 2 + (q.numel() + qr.numel() + q.numel()) * 2
     return (q, key, key, idx, 1.0 / (D + DR) ** 0.5, 1), kwargs, flops, nbytes
+
+
+def flashmla_indices(rows, S2, K, g, device, near=20000, chunk=256):
+    """[rows, K] int32 by the rule of FlashMLA's sparse-prefill benchmark (its
+    tests/test_flash_mla_prefill.py, read for the rule only): a random K-subset of [0, S2), then
+    each entry with probability 31/32 redrawn uniformly (with repetition) from
+    [S2 - near, S2 - 1), then the row shuffled. Needs K <= S2; every entry is valid."""
+    if K > S2:
+        raise ValueError(f"the FlashMLA index rule needs K <= S2, got K={K}, S2={S2}")
+    out = torch.empty(rows, K, dtype=torch.int32, device=device)
+    for r0 in range(0, rows, chunk):
+        n = min(chunk, rows - r0)
+        subset = torch.rand(n, S2, generator=g, device=device).topk(K, dim=-1).indices
+        redraw = torch.randint(max(0, S2 - near), S2 - 1, (n, K), generator=g, device=device)
+        is_near = torch.randint(0, 32, (n, K), generator=g, device=device) < 31
+        row = torch.where(is_near, redraw, subset)
+        order = torch.rand(n, K, generator=g, device=device).argsort(dim=-1)
+        out[r0:r0 + n] = row.gather(1, order).to(torch.int32)
+    return out
 
 
 def cache_rows(pos, batch, key, kwargs):
@@ -215,18 +241,6 @@ def ceilings(repeats):
     return mm, 2 * x.numel() * 4 / ms / 1e6
 
 
-if triton is not None:
-    @triton.jit
-    def _sum_rows(key, key_rope, rows, out, D: tl.constexpr, DR: tl.constexpr):
-        """Read 64 cache rows (D + DR elements each) and store their sum: a gather, no more."""
-        r = tl.load(rows + tl.program_id(0) * 64 + tl.arange(0, 64)).to(tl.int64)
-        acc = tl.zeros([64, 128], tl.float32)
-        for c in tl.static_range(0, D, 128):
-            acc += tl.load(key + r[:, None] * D + c + tl.arange(0, 128)[None, :]).to(tl.float32)
-        b_r = tl.load(key_rope + r[:, None] * DR + tl.arange(0, DR)[None, :]).to(tl.float32)
-        tl.store(out + tl.program_id(0), tl.sum(acc) + tl.sum(b_r))
-
-
 def gather_ceiling(repeats, flush) -> float:
     """GB/s of a plain Triton kernel reading the decode headline's selected key rows (1152 B
     each, at random places of a 4.8 GB paged cache, through its page table, L2 flushed): the
@@ -239,8 +253,9 @@ def gather_ceiling(repeats, flush) -> float:
     rows = cache_rows(pos.clamp(min=0), batch, key, kwargs)[pos >= 0]
     rows = rows[:rows.numel() // 64 * 64].to(torch.int32)
     out = torch.empty(rows.numel() // 64, device="cuda")
-    ms = cuda_time(lambda: _sum_rows[(out.numel(),)](key, key_rope, rows, out, D=D, DR=DR,
-                                                     num_warps=8), repeats, flush)
+    from sfa_gather_kernel import sum_rows      # Triton, on the CUDA path only
+    ms = cuda_time(lambda: sum_rows[(out.numel(),)](key, key_rope, rows, out, D=D, DR=DR,
+                                                    num_warps=8), repeats, flush)
     return rows.numel() * (D + DR) * key.element_size() / ms / 1e6
 
 
@@ -371,7 +386,10 @@ def main():
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
-    ap.add_argument("--sweep", default="headline", choices=("headline", "full"))
+    ap.add_argument("--sweep", default="headline", choices=("headline", "full", "anchor"),
+                    help="cuda: PERF.md's headline shapes, its whole grid, or the published "
+                         "prefill anchor's own workload (FlashMLA's index rule) beside our "
+                         "prefill headline")
     ap.add_argument("--peers", default="triton,triton-gluon,triton-scratch,triton-registers,"
                                        "triton-op,torch,emulate",
                     help="cuda: comma-separated subset of the default (triton and "

@@ -1,0 +1,57 @@
+"""The SFA benchmark's workloads (CPU): FlashMLA's index rule and the shapes built from it."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cann_attention  # noqa: F401  (registers torch.ops.custom)
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sparse_flash_attention.py"
+_spec = importlib.util.spec_from_file_location("bench_sparse_flash_attention", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench          # its dataclasses look their module up
+_spec.loader.exec_module(bench)
+
+
+def test_flashmla_rule_draws_most_entries_from_the_last_20000_positions():
+    g = torch.Generator().manual_seed(0)
+    S2, K = 60000, 512
+    idx = bench.flashmla_indices(96, S2, K, g, "cpu")
+    assert idx.shape == (96, K) and idx.dtype == torch.int32
+    assert int(idx.min()) >= 0 and int(idx.max()) < S2
+    near = ((idx >= S2 - 20000) & (idx < S2 - 1)).float().mean().item()
+    # 31/32 redrawn into the window, plus the part of the random subset that lies there
+    expected = 31 / 32 + (19999 / S2) / 32
+    assert abs(near - expected) < 0.01, near
+    # the subset part is spread over the whole range (it is what reaches below the window)
+    assert int(idx.min()) < S2 - 20000
+    # rows are shuffled: the redrawn entries are not gathered at one end
+    first_half = ((idx[:, :K // 2] >= S2 - 20000)).float().mean().item()
+    assert abs(first_half - near) < 0.02
+
+
+def test_flashmla_rule_needs_k_at_most_s2():
+    with pytest.raises(ValueError, match="K <= S2"):
+        bench.flashmla_indices(2, 100, 128, torch.Generator().manual_seed(0), "cpu")
+
+
+def test_anchor_sweep_is_flashmlas_prefill_benchmark_beside_our_headline():
+    shapes = bench.cuda_shapes("anchor")
+    anchor = [s for s in shapes if s.indices == "flashmla"]
+    assert [(s.B, s.S1, s.N1, s.K) for s in anchor] == [(1, 4096, 128, 2048)] * 4
+    assert [s.S2 for s in anchor] == [8192, 32768, 65536, 131072]
+    assert bench.Shape("prefill", 1, 4096, 32768, 128) in shapes
+    assert anchor[1].label.endswith("idx=flashmla")
+
+
+def test_flashmla_workload_runs_through_the_op_unmasked():
+    shape = bench.Shape("prefill", B=1, S1=8, S2=300, N1=4, K=64, indices="flashmla")
+    args, kwargs, flops, nbytes = bench.build(shape, "cpu")
+    idx = args[3]
+    assert kwargs["sparse_mode"] == 0 and int(idx.min()) >= 0      # every slot is valid
+    assert flops == 2 * 4 * (512 + 64 + 512) * 8 * 64               # duplicates count too
+    out = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)[0].float()
+    want = bench.plain_torch(args, kwargs).float()
+    assert (out - want).norm() / want.norm() < 1e-2
