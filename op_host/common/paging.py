@@ -23,7 +23,7 @@ def check_used_pages(check, block_table: torch.Tensor, lens: tuple[int, ...], bl
     first bad entry.
     """
     used = _used_pages(tuple(lens), block_size, block_table.shape[1], str(block_table.device))
-    low, high = (int(v) for v in torch.aminmax(torch.where(used, block_table, 0)))
+    low, high = torch.stack(torch.aminmax(torch.where(used, block_table, 0))).tolist()
     if low < 0 or high >= block_num:
         bad = used & ((block_table < 0) | (block_table >= block_num))
         b, j = (int(x) for x in bad.nonzero()[0].tolist())

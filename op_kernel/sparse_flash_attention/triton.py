@@ -234,15 +234,15 @@ def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
     returns the same tiling object for equal calls (it is memoised), so the layers of a model
     after the first skip the tables' build and host-to-device copy. The tables are only read
     by the kernels."""
-    key = (id(tiling), str(device))
+    key = (id(tiling), str(device))     # an entry holds its tiling: the id is not reused
     with _DEVICE_PLANS_LOCK:
         hit = _DEVICE_PLANS.get(key)
-        if hit is not None and hit[0] is tiling:
+        if hit is not None:
             _DEVICE_PLANS.move_to_end(key)
             return hit[1]
     dp = device_plan(p, tiling, device)
     with _DEVICE_PLANS_LOCK:
-        _DEVICE_PLANS[key] = (tiling, dp)       # holds the tiling, so its id is not reused
+        _DEVICE_PLANS[key] = (tiling, dp)
         while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:
             _DEVICE_PLANS.popitem(last=False)
     return dp
