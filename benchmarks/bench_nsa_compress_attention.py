@@ -16,9 +16,9 @@ from itertools import accumulate
 
 import torch
 
-import cann_attention  # noqa: F401
+import cann_attention
 from cann_attention.op_host.common.platform import CPU
-from cann_attention.op_host.nsa_compress_attention import check, params, tiling
+from cann_attention.op_host.nsa_compress_attention import tiling
 
 # (name, B, Sq per batch, C per batch, N1, N2, D1, D2, l, d, l', K)
 SHAPES = [
@@ -46,8 +46,9 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name, b, sq, c, n1, n2, d1, d2, l, d, ls, k in SHAPES:
         args, kwargs = build(b, sq, c, n1, n2, d1, d2, l, d, ls, k)
-        p = params.parse(*args, **kwargs)
-        check.check(p)
+        op = cann_attention.OPS["npu_nsa_compress_attention"]
+        p = op.parse(op.bind(args, kwargs))
+        op.check(p)
         t = tiling.plan(p, CPU)
         torch.ops.custom.npu_nsa_compress_attention(*args, **kwargs)        # warm-up
         times = []

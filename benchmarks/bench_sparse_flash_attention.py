@@ -3,16 +3,16 @@
 CPU (default): the emulator (the CPU back end) and the fp32 reference on the DeepSeek-V3.2
 decode shape B=4, N1=128, S1=1, S2=8192, K=2048 and a small prefill shape.
 
-``--device cuda``: the shapes of ../shared/PERF.md (``--sweep headline`` by default, ``full``
-for the whole decode/prefill grid), and in the same run the two ceilings (8192^3 bf16 matmul,
-1 GiB device-to-device copy) and, for reference, the rate of a plain gather of the decode
-headline's selected rows (``gather_ceiling``); our kernel (``triton``: the device work of a
-call replayed as a CUDA graph, with the variant the op picks, the warp-specialised Gluon kernel
-on Hopper where it serves; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the
-same for the other variants, see op_kernel/sparse_flash_attention/triton.py, skipped on shapes
-they do not serve; ``triton-op``: the whole op call through torch.ops, host-side planning
-included), a plain PyTorch implementation (gather + matmul + softmax + matmul, in row chunks)
-and our emulator on the GPU.
+``--device cuda``: the benchmark shapes (``--sweep headline`` by default, ``full`` for the whole
+decode/prefill grid; docs/performance.md lists them), and in the same run the two ceilings
+(8192^3 bf16 matmul, 1 GiB device-to-device copy) and, for reference, the rate of a plain
+gather of the decode headline's selected rows (``gather_ceiling``); our op (``triton``: the op
+call through torch.ops captured in a CUDA graph and replayed, i.e. the device time of a call:
+metadata kernel, the plan's kernel, split-task merge; beside it ``call_ms``, eager calls back to
+back, and ``host_us``, the host time of one eager call); ``triton-kernel``: the plan's kernel
+alone; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the other variants' device
+work, skipped on shapes they do not serve), a plain PyTorch implementation (gather + matmul +
+softmax + matmul, in row chunks) and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
 random visible positions per query row (fewer where fewer are visible; -1 after them).
 ``--sweep anchor`` runs the published anchor's own workload beside our prefill headline:
@@ -20,12 +20,12 @@ FlashMLA's sparse-prefill benchmark (s_q=4096, h=128, top-k 2048, s_kv 8k..128k)
 rule (``flashmla_indices``: no mask, so sparse_mode 0; 31 of 32 entries on average drawn, with
 repetition, from the last 20000 positions), so our TFLOPS compare with its 640 on equal terms.
 
-Counting follows PERF.md: FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
+Counting (docs/performance.md): FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
 query rows); bytes = unique KV tokens read * 1152 + Q + O (bf16). Times are medians of CUDA
 events after >= 50 ms of warm-up (>= 20 runs; slow peers fewer, marked); decode runs flush L2
 first. The device idles ~0.5 ms before each start event (``cuda_time``), so a peer's host work
-is timed only where it exceeds that: ``triton-op`` and small plain-PyTorch calls are then
-partly host-bound figures, the rest device time.
+is timed only where it exceeds that: small plain-PyTorch calls are then partly host-bound
+figures, the rest device time.
 The roofline of a shape is max(FLOPs / matmul ceiling, bytes / copy ceiling).
 
     python benchmarks/bench_sparse_flash_attention.py --device cuda [--sweep full] [--json f]
@@ -44,10 +44,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-import cann_attention  # noqa: F401  (registers torch.ops.custom)
-from cann_attention.op_host.sparse_flash_attention import check, params, tiling
+import cann_attention
+from cann_attention.op_host.common.errors import CannAttentionError
+from cann_attention.op_host.common.platform import platform_for_device
+from cann_attention.op_host.common.tensor_meta import with_values
+from cann_attention.op_host.sparse_flash_attention import tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
-from cann_attention.dispatch import platform_for
 
 D, DR = 512, 64
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
@@ -187,7 +189,7 @@ def plain_torch(args, kwargs, chunk_rows=512):
 def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
     """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs: at
     least ``warmup`` of them, and more until ``warmup_ms`` have passed (a kernel timed right
-    after other work read 3-10% slow in its first tens of runs on the H100s, BENCHMARKS.md)."""
+    after other work read 3-10% slow in its first tens of runs on the H100s)."""
     start = time.perf_counter()
     for i in range(10 ** 6):
         if i >= warmup and (time.perf_counter() - start) * 1e3 >= warmup_ms:
@@ -214,9 +216,9 @@ def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
 
 
 def graphed(launch):
-    """A function replaying ``launch`` (device work only) as a CUDA graph: the kernel's
-    device time without the per-call host planning and launch overhead. The function keeps
-    ``launch`` (and so the tables and buffers the graph reads) alive."""
+    """A function replaying ``launch`` (device work only) as a CUDA graph: the device time of
+    a call without its host work. The function keeps ``launch`` (and so the buffers the graph
+    reads) alive."""
     launch()                                   # compile and warm up outside the capture
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
@@ -227,6 +229,33 @@ def graphed(launch):
         g.replay()
     replay.launch = launch      # holds the tables and buffers the graph reads
     return replay
+
+
+def host_us(fn, calls=50) -> float:
+    """Host microseconds of one call: ``calls`` calls issued while the device sleeps, so no call
+    waits for the device (the whole time is Python, checks, planning lookups and launches)."""
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(400_000_000)            # ~0.2 s of device time: the queue never drains
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / calls * 1e6
+
+
+def back_to_back_ms(fn, calls=50) -> float:
+    """Wall milliseconds per call of ``calls`` eager calls issued back to back (the longer of
+    the host's and the device's time per call, as a model's layers see it)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / calls * 1e3
 
 
 def ceilings(repeats):
@@ -259,9 +288,62 @@ def gather_ceiling(repeats, flush) -> float:
     return rows.numel() * (D + DR) * key.element_size() / ms / 1e6
 
 
-def run_cuda(a):
+def measure_shape(shape, a, ceil, flush, rows) -> float:
+    """Time every peer of ``a.peers`` on ``shape`` (appending rows); the op's relative error
+    against plain PyTorch."""
     from cann_attention.op_kernel.sparse_flash_attention import emulate
     from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton
+    mm, copy = ceil
+    args, kwargs, flops, nbytes = build(shape, "cuda")
+    op_def = cann_attention.OPS["npu_sparse_flash_attention"]
+    bound = op_def.bind(args, kwargs)
+    p, t = op_def.parse(bound), op_def.tensors_of(bound)
+    platform = platform_for_device(args[0].device)
+    plan = tiling.plan(p, platform)                 # the variant the op runs
+    op = torch.ops.custom.npu_sparse_flash_attention
+
+    def call():
+        return op(*args, **kwargs)
+
+    def variant(name):
+        return lambda: graphed(lambda: sfa_triton.run(p, tiling.plan(p, platform, name), t))
+
+    impls = {
+        "triton": (lambda: graphed(call), a.repeats),
+        "triton-kernel": (lambda: graphed(sfa_triton.kernel_only(p, plan, t)), a.repeats),
+        "triton-scratch": (variant("scratch"), a.repeats),
+        "triton-registers": (variant("registers"), a.repeats),
+        "triton-gluon": (variant("gluon"), a.repeats),
+        "torch": (lambda: lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
+        "emulate": (lambda: lambda: emulate.run(with_values(p, t), plan, t), 1),  # slow
+    }
+    floor_ms = max(flops / (mm * 1e9), nbytes / (copy * 1e6))
+    want = plain_torch(args, kwargs).float()                  # the op (auto dispatch) is
+    err = float((call()[0].float() - want).norm() / want.norm())   # checked against it
+    del want
+    for name in a.peers.split(","):
+        make, reps = impls[name]
+        try:
+            ms = cuda_time(make(), reps, flush if shape.name == "decode" else None,
+                           warmup=1 if name == "emulate" else 2)
+        except torch.OutOfMemoryError:
+            print(f"  {shape.label}: {name} out of memory, skipped", flush=True)
+            torch.cuda.empty_cache()
+            continue
+        except CannAttentionError as e:       # a kernel variant that does not serve it
+            print(f"  {shape.label}: {name} skipped: {e}", flush=True)
+            continue
+        row = dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
+                   tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6, floor_ms=floor_ms,
+                   op_rel_err=err, head_group=plan.head_group, block_s2=plan.block_s2,
+                   stages=plan.stages, variant=plan.variant)
+        if name == "triton":           # the whole op call beside its device time
+            row.update(call_ms=back_to_back_ms(call), host_us=host_us(call), graph_ms=ms)
+        rows.append(row)
+    return err
+
+
+def run_cuda(a):
     gpu = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
     mm, copy = ceilings(a.repeats)
@@ -271,53 +353,10 @@ def run_cuda(a):
     print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s, gather of the decode "
           f"headline's rows {gather:.0f} GB/s ({gpu})", flush=True)
     shapes = cuda_shapes(a.sweep)
-    peers = a.peers.split(",")
     rows = []
     t_start = time.time()
     for i, shape in enumerate(shapes):
-        args, kwargs, flops, nbytes = build(shape, "cuda")
-        p = params.parse(*args, **kwargs)
-        check.check(p)
-        plan = tiling.plan(p, platform_for(args[0].device))
-        t = params.SparseFlashAttentionTensors(args[0], args[1], args[2], args[3],
-                                               kwargs["query_rope"], kwargs["key_rope"],
-                                               kwargs.get("block_table"), None)
-        op = torch.ops.custom.npu_sparse_flash_attention
-        impls = {
-            "triton": (lambda: graphed(sfa_triton.prepare(p, plan, t)), a.repeats),
-            "triton-scratch": (lambda: graphed(sfa_triton.prepare(p, plan, t, "scratch")),
-                               a.repeats),
-            "triton-registers": (lambda: graphed(sfa_triton.prepare(p, plan, t, "registers")),
-                                 a.repeats),
-            "triton-gluon": (lambda: graphed(sfa_triton.prepare(p, plan, t, "gluon")),
-                             a.repeats),
-            "triton-op": (lambda: lambda: op(*args, **kwargs), a.repeats),
-            "torch": (lambda: lambda: plain_torch(args, kwargs), max(3, a.repeats // 4)),
-            "emulate": (lambda: lambda: emulate.run(p, plan, t), 1),   # slow: one timed run
-        }
-        floor_ms = max(flops / (mm * 1e9), nbytes / (copy * 1e6))
-        want = plain_torch(args, kwargs).float()                # the op (auto dispatch) is
-        err = float((op(*args, **kwargs)[0].float() - want).norm() / want.norm())  # checked
-        del want
-        for name in peers:
-            make, reps = impls[name]
-            try:
-                fn = make()
-                ms = cuda_time(fn, reps, flush if shape.name == "decode" else None,
-                               warmup=1 if name == "emulate" else 2)
-            except torch.OutOfMemoryError:
-                print(f"  {shape.label}: {name} out of memory, skipped", flush=True)
-                torch.cuda.empty_cache()
-                continue
-            except ValueError as e:               # a kernel variant that does not serve it
-                print(f"  {shape.label}: {name} skipped: {e}", flush=True)
-                continue
-            rows.append(dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
-                             tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6,
-                             floor_ms=floor_ms, op_rel_err=err, head_group=plan.head_group,
-                             block_s2=plan.block_s2, stages=plan.stages,
-                             variant=sfa_triton.default_variant(plan, t)))
-        del args, kwargs, t
+        err = measure_shape(shape, a, (mm, copy), flush, rows)
         torch.cuda.empty_cache()
         if a.json:                # a sweep cut short still leaves its finished shapes
             write_json(a.json, dict(device=gpu, partial=True), rows)
@@ -390,11 +429,13 @@ def main():
                     help="cuda: PERF.md's headline shapes, its whole grid, or the published "
                          "prefill anchor's own workload (FlashMLA's index rule) beside our "
                          "prefill headline")
-    ap.add_argument("--peers", default="triton,triton-gluon,triton-scratch,triton-registers,"
-                                       "triton-op,torch,emulate",
-                    help="cuda: comma-separated subset of the default (triton and "
-                         "triton-gluon/-scratch/-registers are CUDA-graph replays of the device "
-                         "work; triton-op is the whole op call, host planning included)")
+    ap.add_argument("--peers", default="triton,triton-kernel,triton-gluon,triton-scratch,"
+                                       "triton-registers,torch,emulate",
+                    help="cuda: comma-separated subset of the default (triton: the op call "
+                         "captured in a CUDA graph and replayed, with its whole-call time "
+                         "back to back and its host time beside it; triton-kernel: the plan's "
+                         "kernel alone; triton-gluon/-scratch/-registers: the other variants' "
+                         "device work)")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()

@@ -13,6 +13,7 @@ Each op runs on CPU tensors through its emulator (the same tiling plan as the de
 and on CUDA / NPU tensors through the back ends listed in its capability table. See README.md.
 """
 from .config import config, use
+from .library import OPS, clear_caches
 from .flash_attention import npu_flash_attention
 from .incre_flash_attention import incre_flash_attention, npu_incre_flash_attention
 from .lightning_indexer import npu_lightning_indexer
@@ -20,6 +21,6 @@ from .nsa_compress_attention import npu_nsa_compress_attention
 from .sparse_flash_attention import npu_sparse_flash_attention
 
 __version__ = "0.1.0"
-__all__ = ["config", "use", "npu_sparse_flash_attention", "npu_lightning_indexer",
+__all__ = ["config", "use", "clear_caches", "OPS", "npu_sparse_flash_attention", "npu_lightning_indexer",
            "npu_incre_flash_attention", "incre_flash_attention", "npu_nsa_compress_attention",
            "npu_flash_attention"]

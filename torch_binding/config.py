@@ -1,44 +1,98 @@
-"""The package's one configuration object, and the one environment variable it reads.
+"""The package's configuration, and the environment variables it reads (the only module that
+reads any).
 
-``cann_attention.config.backend``: which back end runs the ops. ``"auto"`` (default) picks the
-first back end of the op's capability table that supports the call; any other name forces that
-back end and raises an error when it cannot run the call (never a silent fallback).
-Initial value: the environment variable ``CANN_ATTENTION_BACKEND`` if set.
+``cann_attention.config`` holds the process-wide defaults; ``cann_attention.use(...)`` overrides
+them for a block of code in the current thread or asyncio task only (a ``contextvars`` scope), so
+concurrent callers never see each other's settings. A call reads the configuration once, when
+it starts (``current()``).
 
-``cann_attention.config.platform``: a ``PlatformInfo`` whose plan the emulator executes instead
-of the plan of the tensors' device (e.g. ``ASCEND_A3`` to run the A3 schedule on a CPU).
+- ``backend`` (``"auto"``; env ``CANN_ATTENTION_BACKEND``): which back end runs the ops.
+  ``"auto"`` takes the back end of highest priority in the op's registry that can run the call;
+  any other name forces that back end and raises when it cannot run the call (never a silent
+  fallback).
+- ``platform`` (``None``): a ``PlatformInfo`` whose plan the emulator executes instead of the
+  plan of the tensors' device (e.g. ``ASCEND_A3`` to run the A3 schedule on a CPU). Device back
+  ends always plan for the device they run on.
+- ``value_checks`` (``False``; env ``CANN_ATTENTION_VALUE_CHECKS=1``): also check the values
+  inside device tensors (lengths against shapes, prefix sums, page-table entries) before a
+  launch. They cost a device-to-host read, which synchronises the stream and cannot be captured
+  in a CUDA graph. Values in CPU tensors are always checked. With the checks off, malformed
+  values never cause an out-of-bounds read (each op's doc says what the result is then).
 
-Use ``with cann_attention.use(backend="emulate", platform=ASCEND_A3): ...`` to set them for a
-block of code.
+Per call: ``with cann_attention.use(backend="emulate"): out = op(...)`` scopes a setting to
+exactly the calls inside the block.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, fields, replace
 
 from .op_host.common.platform import PlatformInfo
 
 ENV_BACKEND = "CANN_ATTENTION_BACKEND"
+ENV_VALUE_CHECKS = "CANN_ATTENTION_VALUE_CHECKS"
+ENVIRONMENT = (ENV_BACKEND, ENV_VALUE_CHECKS)     # listed in README.md
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     backend: str = "auto"
     platform: PlatformInfo | None = None
+    value_checks: bool = False
 
 
-config = Config(backend=os.environ.get(ENV_BACKEND, "auto"))
+def _from_environment() -> Config:
+    return Config(backend=os.environ.get(ENV_BACKEND, "auto"),
+                  value_checks=os.environ.get(ENV_VALUE_CHECKS, "0") not in ("", "0"))
+
+
+_LOCK = threading.Lock()
+_defaults = _from_environment()
+_scoped: contextvars.ContextVar[Config | None] = contextvars.ContextVar(
+    "cann_attention_config", default=None)
+_NAMES = tuple(f.name for f in fields(Config))
+
+
+def current() -> Config:
+    """The configuration in force here: the innermost ``use`` scope, else the defaults."""
+    scoped = _scoped.get()
+    return scoped if scoped is not None else _defaults
+
+
+class _Defaults:
+    """``cann_attention.config``: reading an attribute gives the value in force here
+    (``current()``); assigning one changes the process-wide default."""
+
+    def __getattr__(self, name):
+        if name not in _NAMES:
+            raise AttributeError(name)
+        return getattr(current(), name)
+
+    def __setattr__(self, name, value):
+        global _defaults
+        if name not in _NAMES:
+            raise AttributeError(f"cann_attention.config has no setting {name!r}")
+        with _LOCK:
+            _defaults = replace(_defaults, **{name: value})
+
+    def __repr__(self):
+        return repr(current())
+
+
+config = _Defaults()
 
 
 @contextlib.contextmanager
-def use(backend: str | None = None, platform: PlatformInfo | None = None):
-    saved = (config.backend, config.platform)
-    if backend is not None:
-        config.backend = backend
-    if platform is not None:
-        config.platform = platform
+def use(backend: str | None = None, platform: PlatformInfo | None = None,
+        value_checks: bool | None = None):
+    """Override settings for the calls made inside the block (this thread / task only)."""
+    changes = {k: v for k, v in (("backend", backend), ("platform", platform),
+                                 ("value_checks", value_checks)) if v is not None}
+    token = _scoped.set(replace(current(), **changes))
     try:
-        yield config
+        yield current()
     finally:
-        config.backend, config.platform = saved
+        _scoped.reset(token)

@@ -1,4 +1,5 @@
-"""custom::npu_incre_flash_attention: schema, real implementation, fake, and the Python API.
+"""custom::npu_incre_flash_attention: the op's declaration (schema, params, checks, fake, back
+ends), which the pipeline (pipeline.py) runs, and MindSpore's Python form.
 
 The schema keeps MindSpore's argument names, order and defaults (spec section 2; seed 004),
 with ``key`` / ``value`` as tensors and ``actual_seq_lengths`` / ``kv_padding_size`` as int
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import platform_for, select_backend
-from .library import define_op
+from .library import register
 from .op_host.incre_flash_attention import check as ifa_check
-from .op_host.incre_flash_attention.capabilities import CAPABILITIES
+from .op_host.incre_flash_attention.capabilities import BACKENDS
 from .op_host.incre_flash_attention.params import (
-    CHECK, OP, IncreFlashAttentionTensors, check_scalar_types, int_vector, out_shape, parse)
-from .op_host.incre_flash_attention.tiling import plan
+    CHECK, CONVERTERS, OP, IncreFlashAttentionParams, IncreFlashAttentionTensors,
+    before_parse, check_scalar_types, int_vector, out_shape)
+from .pipeline import OpDef
 
 SCHEMA = (
     "npu_incre_flash_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, "
@@ -35,46 +36,17 @@ SCHEMA = (
 MAX_TENSOR_LIST = 256
 
 
-def _run_backend(name, params, tiling, tensors):
-    if name == "emulate":
-        from .op_kernel.incre_flash_attention import emulate
-        return emulate.run(params, tiling, tensors)
-    raise AssertionError(f"back end {name} is listed as available but has no runner")
-
-
-def npu_incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=None,
-                              pse_shift=None, dequant_scale1=None, quant_scale1=None,
-                              dequant_scale2=None, quant_scale2=None, quant_offset2=None,
-                              antiquant_scale=None, antiquant_offset=None, block_table=None,
-                              num_heads=1, input_layout="BSH", scale_value=1.0,
-                              num_key_value_heads=0, block_size=0, inner_precise=1,
-                              kv_padding_size=None, *, emulate_npu=False):
-    params = parse(query, key, value, attn_mask, actual_seq_lengths, pse_shift, dequant_scale1,
-                   quant_scale1, dequant_scale2, quant_scale2, quant_offset2, antiquant_scale,
-                   antiquant_offset, block_table, num_heads, input_layout, scale_value,
-                   num_key_value_heads, block_size, inner_precise, kv_padding_size,
-                   emulate_npu=emulate_npu)
-    ifa_check.check(params)
-    if block_table is not None:
-        ifa_check.check_block_table_entries(params, block_table)
-    backend = select_backend(OP, CAPABILITIES, params, query.device.type, query.dtype)
-    tiling = plan(params, platform_for(query.device))
-    tensors = IncreFlashAttentionTensors(query, key, value, attn_mask, pse_shift, quant_scale2,
-                                         quant_offset2, antiquant_scale, antiquant_offset,
-                                         block_table)
-    return _run_backend(backend, params, tiling, tensors)
-
-
-def _fake(query, key, value, attn_mask=None, actual_seq_lengths=None, pse_shift=None,
-          dequant_scale1=None, quant_scale1=None, dequant_scale2=None, quant_scale2=None,
-          quant_offset2=None, antiquant_scale=None, antiquant_offset=None, block_table=None,
-          num_heads=1, input_layout="BSH", scale_value=1.0, num_key_value_heads=0, block_size=0,
-          inner_precise=1, kv_padding_size=None, *, emulate_npu=False):
-    dtype = torch.int8 if quant_scale2 is not None else query.dtype
+def _fake(a: dict):
+    query = a["query"]
+    dtype = torch.int8 if a["quant_scale2"] is not None else query.dtype
     return query.new_empty(out_shape(query.shape), dtype=dtype)
 
 
-define_op(SCHEMA, npu_incre_flash_attention, _fake)
+OP_DEF = OpDef(name=OP, schema=SCHEMA, params=IncreFlashAttentionParams,
+               tensors=IncreFlashAttentionTensors, check=ifa_check.check,
+               check_values=ifa_check.check_values, fake=_fake, backends=BACKENDS,
+               converters=CONVERTERS, before_parse=before_parse, checker=CHECK)
+npu_incre_flash_attention = register(OP_DEF, __doc__)
 
 
 def _seq_axis(input_layout: str) -> int:

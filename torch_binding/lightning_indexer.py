@@ -1,22 +1,22 @@
-"""custom::npu_lightning_indexer: schema, real implementation and fake (meta) function.
+"""custom::npu_lightning_indexer: the op's declaration (schema, params, checks, fake, back
+ends); the pipeline (pipeline.py) runs it.
 
-The schema is the current torch_npu / ops-transformer signature (spec/lightning_indexer.md
-section 2): the seed-era call ``(query, key, weights, *, actual_seq_lengths_query, ...,
-sparse_count, sparse_mode)`` is a prefix of it and works unchanged. The op always returns
-``(sparse_indices, sparse_values)``; ``sparse_values`` is an empty (0,) tensor of the query
-dtype unless ``return_value=True`` (spec section 2, [choice]).
+The schema is the current torch_npu / ops-transformer signature: the older call
+``(query, key, weights, *, actual_seq_lengths_query, ..., sparse_count, sparse_mode)`` is a
+prefix of it and works unchanged. The op always returns ``(sparse_indices, sparse_values)``;
+``sparse_values`` is an empty (0,) tensor of the query dtype unless ``return_value=True``
+(docs/lightning_indexer.md).
 """
 from __future__ import annotations
 
 import torch
 
-from .dispatch import platform_for, select_backend
-from .library import define_op
-from .op_host.lightning_indexer import check as li_check
-from .op_host.lightning_indexer.capabilities import CAPABILITIES
+from .library import register
+from .op_host.lightning_indexer import check
+from .op_host.lightning_indexer.capabilities import BACKENDS
 from .op_host.lightning_indexer.params import (
-    OP, LightningIndexerTensors, output_shapes, parse)
-from .op_host.lightning_indexer.tiling import plan
+    CHECK, OP, LightningIndexerParams, LightningIndexerTensors, output_shapes)
+from .pipeline import OpDef
 
 SCHEMA = (
     "npu_lightning_indexer(Tensor query, Tensor key, Tensor weights, *, "
@@ -27,37 +27,15 @@ SCHEMA = (
 )
 
 
-def _run_backend(name, params, tiling, tensors):
-    if name == "emulate":
-        from .op_kernel.lightning_indexer import emulate
-        return emulate.run(params, tiling, tensors)
-    raise AssertionError(f"back end {name} is listed as available but has no runner")
-
-
-def npu_lightning_indexer(query, key, weights, *, actual_seq_lengths_query=None,
-                          actual_seq_lengths_key=None, block_table=None, layout_query="BSND",
-                          layout_key="BSND", sparse_count=2048, sparse_mode=3,
-                          pre_tokens=2**63 - 1, next_tokens=2**63 - 1, return_value=False):
-    params = parse(query, key, weights, actual_seq_lengths_query=actual_seq_lengths_query,
-                   actual_seq_lengths_key=actual_seq_lengths_key, block_table=block_table,
-                   layout_query=layout_query, layout_key=layout_key, sparse_count=sparse_count,
-                   sparse_mode=sparse_mode, pre_tokens=pre_tokens, next_tokens=next_tokens,
-                   return_value=return_value)
-    li_check.check(params)
-    if block_table is not None:
-        li_check.check_block_table_entries(params, block_table)
-    backend = select_backend(OP, CAPABILITIES, params, query.device.type, query.dtype)
-    tiling = plan(params, platform_for(query.device))
-    tensors = LightningIndexerTensors(query, key, weights, block_table)
-    return _run_backend(backend, params, tiling, tensors)
-
-
-def _fake(query, key, weights, *, actual_seq_lengths_query=None, actual_seq_lengths_key=None,
-          block_table=None, layout_query="BSND", layout_key="BSND", sparse_count=2048,
-          sparse_mode=3, pre_tokens=2**63 - 1, next_tokens=2**63 - 1, return_value=False):
-    idx_shape, val_shape = output_shapes(query.shape, layout_query, sparse_count, return_value)
+def _fake(a: dict):
+    query = a["query"]
+    idx_shape, val_shape = output_shapes(query.shape, a["layout_query"], a["sparse_count"],
+                                         a["return_value"])
     return (query.new_empty(idx_shape, dtype=torch.int32),
             query.new_empty(val_shape, dtype=query.dtype))
 
 
-define_op(SCHEMA, npu_lightning_indexer, _fake)
+OP_DEF = OpDef(name=OP, schema=SCHEMA, params=LightningIndexerParams,
+               tensors=LightningIndexerTensors, check=check.check,
+               check_values=check.check_values, fake=_fake, backends=BACKENDS, checker=CHECK)
+npu_lightning_indexer = register(OP_DEF, __doc__)

@@ -1,6 +1,7 @@
-"""custom::npu_nsa_compress_attention: schema, real implementation and fake (meta) function.
+"""custom::npu_nsa_compress_attention: the op's declaration (schema, params, checks, fake, back
+ends); the pipeline (pipeline.py) runs it.
 
-Signature of seed 002 / torch_npu (spec section 2): the masks and the three prefix-sum lists
+Signature of torch_npu / MindSpore: the masks and the three prefix-sum lists
 are keyword-only; the lists are required for layout TND (the only layout) and a missing one is
 refused by the check. Returns ``(attention_out, topk_indices_out, softmax_max_out,
 softmax_sum_out)``:
@@ -9,7 +10,7 @@ softmax_sum_out)``:
 - topk_indices_out (T1, N2, select_block_count) int32, batch-local selection-block ids in
   descending importance, ties to the smaller index, forced blocks (topk_mask True) first;
 - softmax_max_out / softmax_sum_out, declared (T1, N1, 8) float32, but written in the kernel's
-  memory order (spec section 6): for batch b with query offset t0 and length Sq[b], the value of
+  memory order (docs/nsa_compress_attention.md): for batch b with query offset t0 and length Sq[b], the value of
   head h and row i lives at flat element 8 * (N1 * t0 + h * Sq[b] + i) + r, r in [0, 8) (8
   identical copies), i.e. the concatenation over batches of (N1, Sq[b], 8) arrays. Read naively
   as [t, h, :] it is only right when every Sq[b] = 1 or N1 = 1. Use ``stats_by_row`` to get the
@@ -23,13 +24,13 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import platform_for, select_backend
-from .library import define_op
+from .library import register
 from .op_host.nsa_compress_attention import check as nca_check
-from .op_host.nsa_compress_attention.capabilities import CAPABILITIES
+from .op_host.nsa_compress_attention.capabilities import BACKENDS
 from .op_host.nsa_compress_attention.params import (
-    OP, STAT_REPLICAS, NsaCompressAttentionTensors, output_shapes, parse)
-from .op_host.nsa_compress_attention.tiling import plan
+    CHECK, CONVERTERS, OP, STAT_REPLICAS, NsaCompressAttentionParams,
+    NsaCompressAttentionTensors, before_parse, output_shapes)
+from .pipeline import OpDef
 
 SCHEMA = (
     "npu_nsa_compress_attention(Tensor query, Tensor key, Tensor value, float scale_value, "
@@ -40,35 +41,19 @@ SCHEMA = (
 )
 
 
-def _run_backend(name, params, tiling, tensors):
-    if name == "emulate":
-        from .op_kernel.nsa_compress_attention import emulate
-        return emulate.run(params, tiling, tensors)
-    raise AssertionError(f"back end {name} is listed as available but has no runner")
-
-
-def npu_nsa_compress_attention(query, key, value, scale_value, head_num, compress_block_size,
-                               compress_stride, select_block_size, select_block_count, *,
-                               topk_mask=None, atten_mask=None, actual_seq_qlen=None,
-                               actual_cmp_seq_kvlen=None, actual_sel_seq_kvlen=None):
-    params = parse(query, key, value, scale_value, head_num, compress_block_size,
-                   compress_stride, select_block_size, select_block_count, topk_mask=topk_mask,
-                   atten_mask=atten_mask, actual_seq_qlen=actual_seq_qlen,
-                   actual_cmp_seq_kvlen=actual_cmp_seq_kvlen,
-                   actual_sel_seq_kvlen=actual_sel_seq_kvlen)
-    nca_check.check(params)
-    backend = select_backend(OP, CAPABILITIES, params, query.device.type, query.dtype)
-    tiling = plan(params, platform_for(query.device))
-    tensors = NsaCompressAttentionTensors(query, key, value, topk_mask, atten_mask)
-    return _run_backend(backend, params, tiling, tensors)
-
-
-def _fake(query, key, value, scale_value, head_num, compress_block_size, compress_stride,
-          select_block_size, select_block_count, *, topk_mask=None, atten_mask=None,
-          actual_seq_qlen=None, actual_cmp_seq_kvlen=None, actual_sel_seq_kvlen=None):
-    out, idx, smax, ssum = output_shapes(query.shape, key.shape, value.shape, select_block_count)
+def _fake(a: dict):
+    query = a["query"]
+    out, idx, smax, ssum = output_shapes(query.shape, a["key"].shape, a["value"].shape,
+                                         a["select_block_count"])
     return (query.new_empty(out), query.new_empty(idx, dtype=torch.int32),
             query.new_empty(smax, dtype=torch.float32), query.new_empty(ssum, dtype=torch.float32))
+
+
+OP_DEF = OpDef(name=OP, schema=SCHEMA, params=NsaCompressAttentionParams,
+               tensors=NsaCompressAttentionTensors, check=nca_check.check,
+               check_values=nca_check.check_values, fake=_fake, backends=BACKENDS,
+               converters=CONVERTERS, before_parse=before_parse, checker=CHECK)
+npu_nsa_compress_attention = register(OP_DEF, __doc__)
 
 
 def stats_by_row(stat: torch.Tensor, actual_seq_qlen) -> torch.Tensor:
@@ -83,5 +68,3 @@ def stats_by_row(stat: torch.Tensor, actual_seq_qlen) -> torch.Tensor:
         start = int(end)
     return result
 
-
-define_op(SCHEMA, npu_nsa_compress_attention, _fake)

@@ -126,6 +126,13 @@ def check_block_table_shape(check, block_table, kv_layout: Layout, batch: int | 
                       f"shape {bt.shape}")
 
 
+def check_cache_contiguous(check, arg: str, meta) -> None:
+    """(P) A cache is read in place: a non-contiguous one would be copied whole on every call,
+    so it is refused (make it contiguous once, where it is allocated)."""
+    check.require(meta.contiguous, arg, "a contiguous tensor (a cache is read in place, never "
+                  "copied per call)", f"a non-contiguous tensor of shape {meta.shape}")
+
+
 def check_block_table_entries(check, p: BatchedRows, block_table,
                               block_num_name: str = "block_num") -> None:
     """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""

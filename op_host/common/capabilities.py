@@ -1,28 +1,44 @@
-"""Capability tables: what each back end of an op supports.
+"""Back-end registries: what each back end of an op runs, and how to reach it.
 
-Each op's ``capabilities.py`` lists one ``BackendCapability`` per back end. Dispatch, error
-messages and test parametrisation read the same table, so the README's op table, the tests and
-the code cannot disagree.
+Each op's ``capabilities.py`` lists one ``Backend`` per back end in ``BACKENDS``. Dispatch, error
+messages, test parametrisation and the support matrices of README.md and docs/<op>.md read the
+same table, so they cannot disagree. Adding a back end to an op is one module in
+``op_kernel/<op>/`` with a ``run(params, plan, tensors)`` function and one entry here.
+
+An entry says:
+- ``verify``: ``None`` when the back end can run the call, else the reason it cannot (its
+  software is missing, the device type, the dtype, or a rule of its own on the params);
+- ``priority``: ``auto`` dispatch tries the back ends from the highest priority down;
+- ``plan``: the op_host function that plans the kernel this back end runs on a platform (a back
+  end owns its plan);
+- ``runner``: ``"module:function"`` in ``cann_attention.op_kernel``, imported on first use, so
+  importing the package never imports Triton or a device library.
 """
 from __future__ import annotations
 
-import functools
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+_PACKAGE = "cann_attention.op_kernel."
+
 
 @dataclass(frozen=True)
-class BackendCapability:
+class Backend:
     name: str                                  # "emulate", "triton", "ascendc"
+    priority: int
     device_types: tuple[str, ...]              # torch device types it runs on
     dtypes: tuple                              # input dtypes
-    status: str                                # one line for the README's op table
+    status: str                                # one line for the support matrices
+    runner: str | None = None                  # "<op>.<module>:<function>" under op_kernel
+    plan: Callable | None = None               # (params, platform) -> plan
     auto: bool = True                          # False: runs only when asked for by name
+    emulates: bool = False                     # runs any platform's plan from host values
     available: Callable[[], str | None] = field(default=lambda: None)
     # extra per-call rule: params -> reason it is unsupported, or None
     rule: Callable[[object], str | None] = field(default=lambda params: None)
 
-    def unsupported(self, params, device_type: str, dtype) -> str | None:
+    def verify(self, params, device_type: str, dtype) -> str | None:
         """Why this back end cannot run the call, or None when it can."""
         reason = self.available()
         if reason:
@@ -33,32 +49,43 @@ class BackendCapability:
             return f"supports dtypes {[str(d) for d in self.dtypes]}, not {dtype}"
         return self.rule(params)
 
+    def load(self) -> Callable:
+        """The back end's ``run(params, plan, tensors)`` (imported here, on first use)."""
+        module, function = self.runner.split(":")
+        return getattr(importlib.import_module(_PACKAGE + module), function)
+
+
+def by_priority(*backends: Backend) -> tuple[Backend, ...]:
+    """A registry: the entries from the highest priority down (names must be unique)."""
+    names = [b.name for b in backends]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate back-end names in {names}")
+    return tuple(sorted(backends, key=lambda b: -b.priority))
+
 
 def not_built(what: str) -> Callable[[], str]:
     return lambda: f"not available: {what}"
 
 
-@functools.cache
 def triton_importable() -> str | None:
-    """None when Triton can be imported (GPU, or CPU with TRITON_INTERPRET=1), else why not
-    (looked up once: the search of the import path costs every call tens of microseconds)."""
-    import importlib.util
-    return None if importlib.util.find_spec("triton") else "not available: triton is not installed"
+    """None when Triton is installed (GPU, or CPU with TRITON_INTERPRET=1), else why not."""
+    from .platform import triton_version
+    return None if triton_version() else "not available: triton is not installed"
 
 
-def triton_not_built(op: str) -> BackendCapability:
+def triton_not_built(op: str) -> Backend:
     """The Triton entry of an op that has no Triton kernel yet."""
     import torch
-    return BackendCapability(
-        name="triton", device_types=("cuda",), dtypes=(torch.float16, torch.bfloat16),
-        status="planned: no Triton kernel yet",
+    return Backend(
+        name="triton", priority=20, device_types=("cuda",),
+        dtypes=(torch.float16, torch.bfloat16), status="planned: no Triton kernel yet",
         available=not_built(f"no Triton kernel for {op} yet"))
 
 
-def ascendc_not_built() -> BackendCapability:
+def ascendc_not_built() -> Backend:
     """The AscendC entry every op lists until its kernel is built with the CANN toolchain."""
     import torch
-    return BackendCapability(
-        name="ascendc", device_types=("npu",), dtypes=(torch.float16, torch.bfloat16),
-        status="not built: needs the CANN toolchain",
+    return Backend(
+        name="ascendc", priority=30, device_types=("npu",),
+        dtypes=(torch.float16, torch.bfloat16), status="not built: needs the CANN toolchain",
         available=not_built("the AscendC kernel is not built in this package"))

@@ -1,25 +1,24 @@
-"""What each back end of npu_flash_attention runs (read by dispatch, tests, README).
+"""The back-end registry of npu_flash_attention (read by dispatch, tests, the docs).
 
-Order is preference: ``auto`` dispatch takes the first back end that supports the call.
+``auto`` dispatch takes the back end of highest priority whose verifier accepts the call.
 """
 from __future__ import annotations
 
 import torch
 
-from ..common.capabilities import BackendCapability, ascendc_not_built, triton_not_built
+from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
+from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 FP16_BF16_FP32 = FP16_BF16 + (torch.float32,)
 
-CAPABILITIES = (
+BACKENDS = by_priority(
     triton_not_built("npu_flash_attention"),
     ascendc_not_built(),
-    BackendCapability(
-        name="emulate",
-        device_types=("cpu", "cuda", "npu"),
-        dtypes=FP16_BF16_FP32,
+    Backend(
+        name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16_FP32,
         status="BSND/BNSD/TND query, BSND/TND/PA_BSND keys, GQA, sparse_mode 0-4, chunk_size, "
                "atten_mask, pse_shift, learnable_sink, lse, split-K; executes the plan with "
-               "vectorised PyTorch on any device",
-    ),
+               "vectorised PyTorch from values read on the host",
+        runner="flash_attention.emulate:run", plan=plan, emulates=True),
 )

@@ -102,8 +102,9 @@ def check(p: FlashAttentionParams) -> None:
         c.require(k.shape[0] == batch, "key", f"shape[0] == B={batch}", f"shape {k.shape}")
     # 12. paged cache
     _check_paged(p, kv_layout, batch)
-    # 13. lengths inside the tensors
-    batched_params.check_batch_lengths(CHECK, p, tnd_ends_at_total=True)
+    for name, meta in (("key", k), ("value", p.value)):
+        batched_params.check_cache_contiguous(c, name, meta)
+    # 13. lengths inside the tensors: check_values
     # 14. atten_mask / 15. pse_shift
     _check_mask_and_pse(p, q_layout)
     # 16. learnable_sink
@@ -126,12 +127,20 @@ def _check_paged(p: FlashAttentionParams, kv_layout: Layout, batch: int) -> None
               f"(0, {MAX_BLOCK_SIZE}]", bs)
 
 
-def _key_extent_rule(p: FlashAttentionParams) -> tuple[str, callable]:
-    """What the last dim of atten_mask / pse_shift must be: S2, or >= the longest key length."""
+def _check_key_extents(p: FlashAttentionParams) -> None:
+    """The last dim of atten_mask / pse_shift: S2, or with a paged cache >= the longest key
+    length (a rule on values: ``p`` must carry them)."""
+    if p.q_layout is Layout.TND:        # no mask or pse with TND (refused by check)
+        return
     if p.kv_layout is Layout.PA_BSND:
         need = max(p.kv_lens)
-        return f">= max(actual_seq_lengths_kv)={need}", lambda n: n >= need
-    return f"== S2={p.s2}", lambda n: n == p.s2
+        text, ok = f">= max(actual_seq_lengths_kv)={need}", lambda n: n >= need
+    else:
+        text, ok = f"== S2={p.s2}", lambda n: n == p.s2
+    am = p.atten_mask if p.sparse_mode in (SparseMode.DEFAULT, SparseMode.ALL_MASK) else None
+    for name, meta in (("atten_mask", am), ("pse_shift", p.pse_shift)):
+        if meta is not None:
+            CHECK.require(ok(meta.shape[-1]), name, f"last dim {text}", meta.shape[-1])
 
 
 def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
@@ -145,7 +154,6 @@ def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
     if q_layout is Layout.TND:
         return
     b, n1, s1 = p.batch, p.n1, p.s1
-    extent_text, extent_ok = _key_extent_rule(p)
     if am is not None and p.sparse_mode in (SparseMode.DEFAULT, SparseMode.ALL_MASK):
         c.require_type(am.dtype in MASK_DTYPES, "atten_mask", "dtype bool, int8 or uint8",
                        dtype_name(am.dtype))
@@ -153,17 +161,21 @@ def _check_mask_and_pse(p: FlashAttentionParams, q_layout: Layout) -> None:
         c.require(lead_ok and am.rank >= 2 and am.shape[-2] == s1, "atten_mask",
                   f"shape (S1, S2), (1, S1, S2), ({b}, 1, S1, S2) or (1, 1, S1, S2) with "
                   f"S1={s1}", f"shape {am.shape}")
-        c.require(extent_ok(am.shape[-1]), "atten_mask", f"last dim {extent_text}",
-                  am.shape[-1])
     if pse is not None:
         c.require_type(pse.dtype in FLOAT_DTYPES, "pse_shift",
                        "dtype float16, bfloat16 or float32", dtype_name(pse.dtype))
         c.require(pse.rank == 4 and pse.shape[0] in (1, b) and pse.shape[1:3] == (n1, s1),
                   "pse_shift", f"shape ({b} or 1, N1={n1}, S1={s1}, S2)", f"shape {pse.shape}")
-        c.require(extent_ok(pse.shape[-1]), "pse_shift", f"last dim {extent_text}",
-                  pse.shape[-1])
+    if p.kv_layout is not Layout.PA_BSND:
+        _check_key_extents(p)
 
 
-def check_block_table_entries(p: FlashAttentionParams, block_table: torch.Tensor) -> None:
-    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    batched_params.check_block_table_entries(CHECK, p, block_table)
+def check_values(p: FlashAttentionParams, tensors) -> None:
+    """The rules on values inside tensors (``p`` carries the lengths' values): lengths inside
+    the tensors (rule 13), the mask / pse extent of a paged cache, page-table entries that
+    will be read inside the cache."""
+    batched_params.check_batch_lengths(CHECK, p, tnd_ends_at_total=True)
+    if p.kv_layout is Layout.PA_BSND:
+        _check_key_extents(p)
+    if tensors.block_table is not None:
+        batched_params.check_block_table_entries(CHECK, p, tensors.block_table)

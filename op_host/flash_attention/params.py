@@ -1,8 +1,9 @@
-"""CANN arguments of npu_flash_attention -> a frozen FlashAttentionParams.
+"""npu_flash_attention's arguments as the host sees them: FlashAttentionParams.
 
-Parsing reads shapes, dtypes and the per-batch length vectors and validates only Python types;
-``check.check(params)`` applies every rule of spec/flash_attention.md section 9.4 (and 12).
-The derived quantities (B, N1, N2, per-batch lengths, row offsets) are valid after the check.
+The pipeline parses a call into these fields by schema name (TensorMetas: shape, dtype, device,
+no values; Python scalars), validating only Python types; ``check.check(params)`` applies the
+op's rules (docs/flash_attention.md). The derived quantities (B, N1, N2) are valid after the
+check; the per-batch lengths and row offsets also need the values (``with_values``).
 
 Canonical views used by every back end: the query as rows x N1 x D (BSND: row = b*S1 + i;
 TND: row = start(b) + i; BNSD is transposed to BSND first) and the keys as rows x N2 x D
@@ -16,7 +17,7 @@ import torch
 
 from ..common.errors import Checker
 from ..common.layouts import Layout
-from ..common.mask_spec import INT64_MAX, MaskSpec
+from ..common.mask_spec import MaskSpec
 from ..common.batched_params import BatchedRows
 from ..common.tensor_meta import TensorMeta
 
@@ -43,6 +44,8 @@ class FlashAttentionParams(BatchedRows):
     next_tokens: int
     chunk_size: int | None
     return_softmax_lse: bool
+
+    VALUE_FIELDS = ("actual_seq_lengths_query", "actual_seq_lengths_kv")
 
     # ---- derived (valid after check) -------------------------------------------------------
     @property
@@ -93,40 +96,7 @@ def lse_shape(query_shape, layout_query: str, n2: int, return_softmax_lse: bool)
     return (b, n2, s1, n1 // n2)
 
 
-def _int_or_none(value):
-    return None if value is None else int(value)
-
-
-def parse(query, key, value, scale_value, *, atten_mask=None, pse_shift=None, block_table=None,
-          actual_seq_lengths_query=None, actual_seq_lengths_kv=None, learnable_sink=None,
-          layout_query="BSND", layout_kv="BSND", sparse_mode=0, pre_tokens=INT64_MAX,
-          next_tokens=INT64_MAX, chunk_size=None,
-          return_softmax_lse=False) -> FlashAttentionParams:
-    meta = TensorMeta.required
-    return FlashAttentionParams(
-        query=meta(query, CHECK, "query"),
-        key=meta(key, CHECK, "key"),
-        value=meta(value, CHECK, "value"),
-        scale_value=float(scale_value),
-        atten_mask=TensorMeta.of(atten_mask, CHECK, "atten_mask"),
-        pse_shift=TensorMeta.of(pse_shift, CHECK, "pse_shift"),
-        block_table=TensorMeta.of(block_table, CHECK, "block_table"),
-        actual_seq_lengths_query=TensorMeta.of(actual_seq_lengths_query, CHECK,
-                                               "actual_seq_lengths_query", read_values=True),
-        actual_seq_lengths_kv=TensorMeta.of(actual_seq_lengths_kv, CHECK,
-                                            "actual_seq_lengths_kv", read_values=True),
-        learnable_sink=TensorMeta.of(learnable_sink, CHECK, "learnable_sink"),
-        layout_query=layout_query,
-        layout_kv=layout_kv,
-        sparse_mode=int(sparse_mode),
-        pre_tokens=int(pre_tokens),
-        next_tokens=int(next_tokens),
-        chunk_size=_int_or_none(chunk_size),
-        return_softmax_lse=bool(return_softmax_lse),
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FlashAttentionTensors:
     """The tensors a back end reads; the plan and params say how to read them."""
     query: torch.Tensor
@@ -136,3 +106,5 @@ class FlashAttentionTensors:
     pse_shift: torch.Tensor | None
     block_table: torch.Tensor | None
     learnable_sink: torch.Tensor | None
+    actual_seq_lengths_query: torch.Tensor | None
+    actual_seq_lengths_kv: torch.Tensor | None

@@ -1,5 +1,10 @@
 """plan(params, platform) -> FlashAttentionTiling: query tiles x key tiles, split-K by cores.
 
+``plan`` is the static part (the tiles: shapes, dtypes, attributes and the platform; the
+pipeline caches it); ``schedule(params_with_values, tiling)`` is the part that depends on the
+lengths (which tiles are visited, the tasks and their cut across cores), which the emulator
+builds on the host.
+
 Work decomposition. A *task* is one query tile of batch b: ``block_s1`` consecutive query rows
 of all G = N1/N2 query heads that share one KV head n2 (GQA packing: the G heads reuse every
 key/value tile, so a tile has ``G * block_s1`` score rows). A task walks its key range in
@@ -16,8 +21,8 @@ few tasks, long key ranges) is thereby split over all cores; long prefills are b
 between light (early causal) and heavy tiles without a second mechanism.
 
 Tile choice. ``block_s1`` is the largest power of two <= the platform cap that does not exceed
-the longest query (decode gets 1); then the largest ``block_s2`` (a power of two within the
-platform's range, not beyond the longest key range) whose buffers fit. What must fit (rows =
+the query capacity (S1, or T1 for TND; decode gets 1); then the largest ``block_s2`` (a power
+of two within the platform's range, not beyond the key capacity) whose buffers fit. What must fit (rows =
 G * block_s1, e = bytes per input element):
 
 - Ascend: L1 holds the query tile and one key and one value tile, (rows + 2 bs2) D e;
@@ -55,6 +60,12 @@ class FlashAttentionTiling:
     platform: PlatformInfo
     block_s1: int                   # query positions per tile
     block_s2: int                   # keys per step
+    tile_bytes: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class FlashAttentionWork:
+    """The data-dependent part of a plan: the visited tiles, the tasks and their schedule."""
     task_batch: torch.Tensor        # int64 [T]
     task_kv_head: torch.Tensor      # int64 [T] n2; query heads n2*G .. n2*G+G-1
     task_q_begin: torch.Tensor      # int64 [T] first local query row i of the tile
@@ -63,7 +74,6 @@ class FlashAttentionTiling:
     step_status: torch.Tensor       # int8  [S] TileStatus.PARTIAL or FULL (EMPTY is skipped)
     num_skipped_tiles: int          # EMPTY tiles inside [0, L_q) x [0, L_k), never visited
     schedule: Schedule
-    tile_bytes: tuple[tuple[str, int], ...]
     workspace_bytes: int            # partial outputs and statistics of split tasks
 
     @property
@@ -96,8 +106,8 @@ def _pow2_ceil(n: int) -> int:
 def choose_tiles(p: FlashAttentionParams, platform: PlatformInfo) -> tuple[int, int]:
     kind = platform.kind
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
-    top_s1 = min(MAX_BLOCK_S1[kind], _pow2_floor(max(p.q_lens + (1,))))
-    top_s2 = max(MIN_BLOCK_S2, min(MAX_BLOCK_S2[kind], _pow2_ceil(max(p.kv_lens + (1,)))))
+    top_s1 = min(MAX_BLOCK_S1[kind], _pow2_floor(p.s1))
+    top_s2 = max(MIN_BLOCK_S2, min(MAX_BLOCK_S2[kind], _pow2_ceil(p.s2)))
     bs1 = top_s1
     while bs1 >= 1:
         bs2 = top_s2
@@ -121,11 +131,20 @@ def _offsets(counts: torch.Tensor) -> torch.Tensor:
 
 
 def plan(p: FlashAttentionParams, platform: PlatformInfo) -> FlashAttentionTiling:
-    """The tiling of a checked call on ``platform`` (pure function of its arguments)."""
+    """The static plan of a checked call on ``platform`` (pure function of its arguments)."""
     if platform.kind is PlatformKind.ASCEND:
         CHECK.require(platform.name in ASCEND_SOCS, "platform",
                       f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
     bs1, bs2 = choose_tiles(p, platform)
+    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+    usage = tile_usage(platform.kind, p.group * bs1, bs2, p.d, itemsize)
+    return FlashAttentionTiling(platform=platform, block_s1=bs1, block_s2=bs2,
+                                tile_bytes=tuple(usage.items()))
+
+
+def schedule(p: FlashAttentionParams, tiling: FlashAttentionTiling) -> FlashAttentionWork:
+    """The visited tiles, tasks and schedule of a call (``p`` carries the lengths' values)."""
+    bs1, bs2 = tiling.block_s1, tiling.block_s2
     q_lens = torch.tensor(p.q_lens, dtype=torch.int64)
     kv_lens = torch.tensor(p.kv_lens, dtype=torch.int64)
     delta = kv_lens - q_lens
@@ -151,14 +170,10 @@ def plan(p: FlashAttentionParams, platform: PlatformInfo) -> FlashAttentionTilin
     n2 = p.n2
     task_qt = torch.repeat_interleave(live, n2)
     task_kv_head = torch.arange(n2).repeat(live.numel())
-    schedule = partition(steps_of_qt[task_qt], platform.num_cores, TASK_OVERHEAD_STEPS)
-    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
-    usage = tile_usage(platform.kind, p.group * bs1, bs2, p.d, itemsize)
-    return FlashAttentionTiling(
-        platform=platform, block_s1=bs1, block_s2=bs2,
+    sched = partition(steps_of_qt[task_qt], tiling.platform.num_cores, TASK_OVERHEAD_STEPS)
+    return FlashAttentionWork(
         task_batch=qt_batch[task_qt], task_kv_head=task_kv_head,
         task_q_begin=qt_begin[task_qt], task_step_offset=_offsets(steps_of_qt)[task_qt],
         step_k_begin=pair_k[keep], step_status=status[keep],
-        num_skipped_tiles=int((~keep).sum()) * n2, schedule=schedule,
-        tile_bytes=tuple(usage.items()),
-        workspace_bytes=schedule.num_slots * p.group * bs1 * (p.d + 2) * 4)
+        num_skipped_tiles=int((~keep).sum()) * n2, schedule=sched,
+        workspace_bytes=sched.num_slots * p.group * bs1 * (p.d + 2) * 4)

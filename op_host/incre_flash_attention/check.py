@@ -5,12 +5,14 @@ dtype and Python-type errors are ``TypeError``, the four ValueError rules of the
 actual_seq_lengths, input_layout, num_heads vs Q_H, num_heads vs num_key_value_heads) are
 ``ValueError``, everything else is ``RuntimeError`` (all three are ``CannAttentionError``).
 After CANN's rules come the project's own (marked P): lengths inside the cache, page tables that
-cover the lengths, and page-table entries inside the cache (``check_block_table_entries``).
+cover the lengths, the caches read in place, and page-table entries inside the cache
+(``check_values``, the one rule on values inside a tensor).
 """
 from __future__ import annotations
 
 import torch
 
+from ..common.batched_params import check_cache_contiguous
 from ..common.errors import dtype_name
 from ..common.layouts import Layout
 from ..common.paging import check_used_pages
@@ -83,6 +85,8 @@ def check(p: IncreFlashAttentionParams) -> None:
     else:
         _check_contiguous_kv(p, layout, d)
     _check_lengths(p)
+    for name, meta in (("key", p.key), ("value", p.value)):
+        check_cache_contiguous(c, name, meta)
     _check_mask(p)
     _check_pse(p, d)
     _check_antiquant(p, layout, d)
@@ -254,9 +258,9 @@ def _check_quant(p: IncreFlashAttentionParams, d: int) -> None:
                   f"shape {sc.shape}")
 
 
-def check_block_table_entries(p: IncreFlashAttentionParams, block_table: torch.Tensor) -> None:
-    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    if not p.paged:
-        return
-    check_used_pages(CHECK, block_table, p.kv_lens, p.block_size, p.key.shape[0],
-                     "actual_seq_lengths")
+def check_values(p: IncreFlashAttentionParams, tensors) -> None:
+    """(P) The rule on values inside tensors: page-table entries that will be read lie inside
+    the cache (common/paging.py)."""
+    if p.paged:
+        check_used_pages(CHECK, tensors.block_table, p.kv_lens, p.block_size, p.key.shape[0],
+                         "actual_seq_lengths")

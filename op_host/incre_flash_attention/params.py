@@ -1,9 +1,10 @@
-"""CANN arguments of npu_incre_flash_attention -> a frozen IncreFlashAttentionParams.
+"""npu_incre_flash_attention's arguments as the host sees them: IncreFlashAttentionParams.
 
-Parsing reads shapes, dtypes and the small integer vectors the CANN tiling reads too
-(``actual_seq_lengths``, ``kv_padding_size``); it validates only the Python types of the scalar
-arguments (MindSpore's TypeError rules of spec section 13). ``check.check(params)`` applies every
-other rule. The derived quantities (B, N, kvN, D, S, the valid windows) are valid only after the
+The pipeline parses a call into these fields by schema name: shapes and dtypes (no values) and
+the host integer lists ``actual_seq_lengths`` / ``kv_padding_size`` (schema ``int[]``: host data,
+part of the call's static signature); it validates only the Python types of the scalar arguments
+(MindSpore's TypeError rules, ``before_parse``). ``check.check(params)`` applies every other
+rule. The derived quantities (B, N, kvN, D, S, the valid windows) are valid only after the
 check.
 """
 from __future__ import annotations
@@ -45,6 +46,8 @@ class IncreFlashAttentionParams:
     inner_precise: int
     kv_padding_size: tuple[int, ...] | None
     emulate_npu: bool = False
+
+    VALUE_FIELDS = ()      # the lengths are host int lists, part of the static signature
 
     # ---- derived (valid after check) -------------------------------------------------------
     @property
@@ -181,46 +184,19 @@ def check_scalar_types(num_heads, input_layout, scale_value, num_key_value_heads
                    type(inner_precise).__name__)
 
 
-def parse(query, key, value, attn_mask=None, actual_seq_lengths=None, pse_shift=None,
-          dequant_scale1=None, quant_scale1=None, dequant_scale2=None, quant_scale2=None,
-          quant_offset2=None, antiquant_scale=None, antiquant_offset=None, block_table=None,
-          num_heads=1, input_layout="BSH", scale_value=1.0, num_key_value_heads=0,
-          block_size=0, inner_precise=1, kv_padding_size=None, *,
-          emulate_npu=False) -> IncreFlashAttentionParams:
-    check_scalar_types(num_heads, input_layout, scale_value, num_key_value_heads, block_size,
-                       inner_precise)
-    meta = TensorMeta.required
-
-    def opt(t, name):
-        return TensorMeta.of(t, CHECK, name)
-
-    return IncreFlashAttentionParams(
-        query=meta(query, CHECK, "query"),
-        key=meta(key, CHECK, "key"),
-        value=meta(value, CHECK, "value"),
-        attn_mask=opt(attn_mask, "attn_mask"),
-        actual_seq_lengths=int_vector(actual_seq_lengths, CHECK, "actual_seq_lengths"),
-        pse_shift=opt(pse_shift, "pse_shift"),
-        dequant_scale1=opt(dequant_scale1, "dequant_scale1"),
-        quant_scale1=opt(quant_scale1, "quant_scale1"),
-        dequant_scale2=opt(dequant_scale2, "dequant_scale2"),
-        quant_scale2=opt(quant_scale2, "quant_scale2"),
-        quant_offset2=opt(quant_offset2, "quant_offset2"),
-        antiquant_scale=opt(antiquant_scale, "antiquant_scale"),
-        antiquant_offset=opt(antiquant_offset, "antiquant_offset"),
-        block_table=opt(block_table, "block_table"),
-        num_heads=num_heads,
-        input_layout=input_layout,
-        scale_value=float(scale_value),
-        num_key_value_heads=num_key_value_heads,
-        block_size=block_size,
-        inner_precise=inner_precise,
-        kv_padding_size=int_vector(kv_padding_size, CHECK, "kv_padding_size"),
-        emulate_npu=bool(emulate_npu),
-    )
+def before_parse(bound: dict) -> None:
+    """MindSpore's TypeError rules for the scalar arguments, before they are converted."""
+    check_scalar_types(*(bound[name] for name in (
+        "num_heads", "input_layout", "scale_value", "num_key_value_heads", "block_size",
+        "inner_precise")))
 
 
-@dataclass(frozen=True)
+# the two int-list arguments also accept integer tensors (MindSpore's Python form)
+CONVERTERS = {name: (lambda value, check, name=name: int_vector(value, check, name))
+              for name in ("actual_seq_lengths", "kv_padding_size")}
+
+
+@dataclass(slots=True)
 class IncreFlashAttentionTensors:
     """The tensors a back end reads; the params and the plan say how to read them."""
     query: torch.Tensor

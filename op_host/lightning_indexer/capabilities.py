@@ -1,24 +1,23 @@
-"""What each back end of npu_lightning_indexer runs (read by dispatch, tests, README).
+"""The back-end registry of npu_lightning_indexer (read by dispatch, tests, the docs).
 
-Order is preference: ``auto`` dispatch takes the first back end that supports the call.
+``auto`` dispatch takes the back end of highest priority whose verifier accepts the call.
 """
 from __future__ import annotations
 
 import torch
 
-from ..common.capabilities import BackendCapability, ascendc_not_built, triton_not_built
+from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
+from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
-CAPABILITIES = (
+BACKENDS = by_priority(
     triton_not_built("npu_lightning_indexer"),
     ascendc_not_built(),
-    BackendCapability(
-        name="emulate",
-        device_types=("cpu", "cuda", "npu"),
-        dtypes=FP16_BF16,
+    Backend(
+        name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
         status="BSND/TND query, BSND/TND/PA_BSND key, sparse_mode 0/3, sparse_count 1..2048 "
                "and 3072..8192, return_value; chunked scoring with a running top-k merge along "
-               "the plan, vectorised PyTorch on any device",
-    ),
+               "the plan, vectorised PyTorch from values read on the host",
+        runner="lightning_indexer.emulate:run", plan=plan, emulates=True),
 )

@@ -119,12 +119,15 @@ def check(p: LightningIndexerParams) -> None:
 
 
 def _check_project_rules(p: LightningIndexerParams) -> None:
-    """(P) N1 within the documented limit; lengths inside the tensors."""
+    """(P) N1 within the documented limit; the key cache read in place."""
     c = CHECK
     c.require(p.n1 <= MAX_N1, "query", f"N1 (query.shape[-2]) <= {MAX_N1}", p.n1)
-    batched_params.check_batch_lengths(c, p)
+    batched_params.check_cache_contiguous(c, "key", p.key)
 
 
-def check_block_table_entries(p: LightningIndexerParams, block_table: torch.Tensor) -> None:
-    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    batched_params.check_block_table_entries(CHECK, p, block_table, "block_count")
+def check_values(p: LightningIndexerParams, tensors) -> None:
+    """(P) The rules on values inside tensors (``p`` carries the lengths' values): lengths
+    inside the tensors, page-table entries that will be read inside the cache."""
+    batched_params.check_batch_lengths(CHECK, p)
+    if tensors.block_table is not None:
+        batched_params.check_block_table_entries(CHECK, p, tensors.block_table, "block_count")

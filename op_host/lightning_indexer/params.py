@@ -1,9 +1,9 @@
-"""CANN arguments of npu_lightning_indexer -> a frozen LightningIndexerParams.
+"""npu_lightning_indexer's arguments as the host sees them: LightningIndexerParams.
 
-Parsing reads shapes, dtypes and the per-batch length vectors; it validates nothing but the
-Python types. ``check.check(params)`` applies the rules of spec/lightning_indexer.md section 6.
-The derived quantities (B, per-batch lengths, row offsets, visible counts) are valid only after
-the check.
+The pipeline parses a call into these fields by schema name (TensorMetas: shape, dtype, device,
+no values; Python scalars), validating only Python types. ``check.check(params)`` applies the
+op's rules (docs/lightning_indexer.md). The derived quantities (B, row counts) are valid after
+the check; the per-batch lengths and row offsets also need the values (``with_values``).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class LightningIndexerParams(BsndTndRows):
     next_tokens: int
     return_value: bool
 
+    VALUE_FIELDS = ("actual_seq_lengths_query", "actual_seq_lengths_key")
+
     # ---- derived (valid after check): common.batched_params, key side named "key" --------
     KV_LAYOUT_FIELD = "layout_key"
     KV_LENGTHS_FIELD = "actual_seq_lengths_key"
@@ -57,34 +59,12 @@ def output_shapes(query_shape, layout_query: str, sparse_count: int,
     return shape, (shape if return_value else (0,))
 
 
-def parse(query, key, weights, *, actual_seq_lengths_query=None, actual_seq_lengths_key=None,
-          block_table=None, layout_query="BSND", layout_key="BSND", sparse_count=2048,
-          sparse_mode=3, pre_tokens=INT64_MAX, next_tokens=INT64_MAX,
-          return_value=False) -> LightningIndexerParams:
-    meta = TensorMeta.required
-    return LightningIndexerParams(
-        query=meta(query, CHECK, "query"),
-        key=meta(key, CHECK, "key"),
-        weights=meta(weights, CHECK, "weights"),
-        actual_seq_lengths_query=TensorMeta.of(actual_seq_lengths_query, CHECK,
-                                               "actual_seq_lengths_query", read_values=True),
-        actual_seq_lengths_key=TensorMeta.of(actual_seq_lengths_key, CHECK,
-                                             "actual_seq_lengths_key", read_values=True),
-        block_table=TensorMeta.of(block_table, CHECK, "block_table"),
-        layout_query=layout_query,
-        layout_key=layout_key,
-        sparse_count=int(sparse_count),
-        sparse_mode=int(sparse_mode),
-        pre_tokens=int(pre_tokens),
-        next_tokens=int(next_tokens),
-        return_value=bool(return_value),
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LightningIndexerTensors:
     """The tensors a back end reads; the plan and params say how to read them."""
     query: torch.Tensor
     key: torch.Tensor
     weights: torch.Tensor
     block_table: torch.Tensor | None
+    actual_seq_lengths_query: torch.Tensor | None
+    actual_seq_lengths_key: torch.Tensor | None

@@ -1,5 +1,9 @@
 """plan(params, platform) -> LightningIndexerTiling: chunked scoring with a running top-k merge.
 
+``plan`` is the static part (tiles and buffers: shapes, dtypes, attributes and the platform; the
+pipeline caches it); ``schedule(params_with_values, tiling)`` is the part that depends on the
+lengths (the tasks and their cut across cores), which the emulator builds on the host.
+
 Work decomposition. A *task* is one query row (b, s) that sees at least one key; it needs all N1
 heads (the score sums over heads), so it loads its query tile [N1, 128] and its weights once.
 The row's visible keys [0, n_vis) (spec section 4) are streamed in *steps* of ``block_s2`` keys:
@@ -55,11 +59,16 @@ class LightningIndexerTiling:
     head_group: int                 # query heads per score matmul (groupInner)
     block_s2: int                   # keys per step (chunk)
     sparse_count: int               # K: length of every running top-k list
+    tile_bytes: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class LightningIndexerWork:
+    """The data-dependent part of a plan: the tasks of a call and their schedule."""
     task_row: torch.Tensor          # int64 [T] query row in the flattened (rows, N1, D) view
     task_batch: torch.Tensor        # int64 [T]
     task_nvis: torch.Tensor         # int64 [T] visible keys [0, n_vis) of the row (>= 1)
     schedule: Schedule
-    tile_bytes: tuple[tuple[str, int], ...]
     workspace_bytes: int            # top-k lists of the pieces of split tasks
 
     @property
@@ -121,19 +130,23 @@ def visible_counts(p: LightningIndexerParams) -> tuple[torch.Tensor, torch.Tenso
 
 
 def plan(p: LightningIndexerParams, platform: PlatformInfo) -> LightningIndexerTiling:
-    """The tiling of a checked call on ``platform`` (pure function of its arguments)."""
+    """The static plan of a checked call on ``platform`` (pure function of its arguments)."""
     if platform.kind is PlatformKind.ASCEND:
         CHECK.require(platform.name in ASCEND_SOCS, "platform",
                       f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
     head_group, block_s2 = choose_tiles(p, platform)
-    row, batch, nvis = visible_counts(p)
-    keep = nvis > 0
-    steps = -(-nvis[keep] // block_s2)
-    schedule = partition(steps, platform.num_cores, TASK_OVERHEAD_STEPS)
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     usage = tile_usage(platform.kind, p.n1, head_group, block_s2, p.sparse_count, itemsize)
-    return LightningIndexerTiling(
-        platform=platform, head_group=head_group, block_s2=block_s2,
-        sparse_count=p.sparse_count, task_row=row[keep], task_batch=batch[keep],
-        task_nvis=nvis[keep], schedule=schedule, tile_bytes=tuple(usage.items()),
-        workspace_bytes=schedule.num_slots * p.sparse_count * PAIR_BYTES)
+    return LightningIndexerTiling(platform=platform, head_group=head_group, block_s2=block_s2,
+                                  sparse_count=p.sparse_count, tile_bytes=tuple(usage.items()))
+
+
+def schedule(p: LightningIndexerParams, tiling: LightningIndexerTiling) -> LightningIndexerWork:
+    """The tasks of a call (``p`` carries the lengths' values) and their cut across cores."""
+    row, batch, nvis = visible_counts(p)
+    keep = nvis > 0
+    steps = -(-nvis[keep] // tiling.block_s2)
+    sched = partition(steps, tiling.platform.num_cores, TASK_OVERHEAD_STEPS)
+    return LightningIndexerWork(
+        task_row=row[keep], task_batch=batch[keep], task_nvis=nvis[keep], schedule=sched,
+        workspace_bytes=sched.num_slots * p.sparse_count * PAIR_BYTES)

@@ -1,23 +1,22 @@
-"""What each back end of npu_nsa_compress_attention runs (read by dispatch, tests, README).
+"""The back-end registry of npu_nsa_compress_attention (read by dispatch, tests, the docs).
 
-Order is preference: ``auto`` dispatch takes the first back end that supports the call.
+``auto`` dispatch takes the back end of highest priority whose verifier accepts the call.
 """
 from __future__ import annotations
 
 import torch
 
-from ..common.capabilities import BackendCapability, ascendc_not_built, triton_not_built
+from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
+from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
-CAPABILITIES = (
+BACKENDS = by_priority(
     triton_not_built("npu_nsa_compress_attention"),
     ascendc_not_built(),
-    BackendCapability(
-        name="emulate",
-        device_types=("cpu", "cuda", "npu"),
-        dtypes=FP16_BF16,
-        status="TND, all (l, d, l') of the spec, G 1..64, masks, top-k; executes the plan "
-               "with vectorised PyTorch on any device",
-    ),
+    Backend(
+        name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
+        status="TND, every (l, d, l') the op accepts, G 1..64, masks, importance scores and "
+               "block top-k; executes the plan with vectorised PyTorch",
+        runner="nsa_compress_attention.emulate:run", plan=plan, emulates=True),
 )

@@ -122,3 +122,7 @@ def check(p: NsaCompressAttentionParams) -> None:
         c.require(meta.shape == want, name,
                   f"shape {want} (max Sq, max {'C' if name == 'atten_mask' else 'ceil(C / M)'})",
                   meta.shape)
+
+
+def check_values(p: NsaCompressAttentionParams, tensors) -> None:
+    """No rule reads a value inside a tensor: the lengths are host lists, checked by ``check``."""

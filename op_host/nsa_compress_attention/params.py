@@ -1,7 +1,9 @@
-"""CANN arguments of npu_nsa_compress_attention -> a frozen NsaCompressAttentionParams.
+"""npu_nsa_compress_attention's arguments as the host sees them: NsaCompressAttentionParams.
 
-Parsing reads shapes, dtypes and the three prefix-sum lists; it validates only Python types.
-``check.check(params)`` applies every rule of spec/nsa_compress_attention.md section 7.
+The pipeline parses a call into these fields by schema name: shapes and dtypes (no values) and
+the three prefix-sum lists (schema ``int[]``: host data, part of the call's static signature);
+it validates only Python types (``before_parse``). ``check.check(params)`` applies every rule
+of docs/nsa_compress_attention.md.
 The derived quantities (B, per-batch lengths, M, Nw, the importance weights) are valid only
 after the check.
 
@@ -64,6 +66,8 @@ class NsaCompressAttentionParams:
     actual_seq_qlen: tuple[int, ...] | None
     actual_cmp_seq_kvlen: tuple[int, ...] | None
     actual_sel_seq_kvlen: tuple[int, ...] | None
+
+    VALUE_FIELDS = ()      # the lengths are host int lists, part of the static signature
 
     # ---- derived (valid after check) -------------------------------------------------------
     @property
@@ -148,37 +152,24 @@ def output_shapes(query_shape, key_shape, value_shape, select_block_count: int):
             (t1, n1, STAT_REPLICAS), (t1, n1, STAT_REPLICAS))
 
 
-def parse(query, key, value, scale_value, head_num, compress_block_size, compress_stride,
-          select_block_size, select_block_count, *, topk_mask=None, atten_mask=None,
-          actual_seq_qlen=None, actual_cmp_seq_kvlen=None,
-          actual_sel_seq_kvlen=None) -> NsaCompressAttentionParams:
-    meta = TensorMeta.required
-    for name, v in (("head_num", head_num), ("compress_block_size", compress_block_size),
-                    ("compress_stride", compress_stride), ("select_block_size", select_block_size),
-                    ("select_block_count", select_block_count)):
+def before_parse(bound: dict) -> None:
+    """Python type rules of the scalar arguments, before they are converted."""
+    for name in ("head_num", "compress_block_size", "compress_stride", "select_block_size",
+                 "select_block_count"):
+        v = bound[name]
         CHECK.require_type(isinstance(v, int) and not isinstance(v, bool), name, "an int",
                            type(v).__name__)
-    CHECK.require_type(isinstance(scale_value, (int, float)) and not isinstance(scale_value, bool),
-                       "scale_value", "a float", type(scale_value).__name__)
-    return NsaCompressAttentionParams(
-        query=meta(query, CHECK, "query"),
-        key=meta(key, CHECK, "key"),
-        value=meta(value, CHECK, "value"),
-        topk_mask=TensorMeta.of(topk_mask, CHECK, "topk_mask"),
-        atten_mask=TensorMeta.of(atten_mask, CHECK, "atten_mask"),
-        scale_value=float(scale_value),
-        head_num=int(head_num),
-        compress_block_size=int(compress_block_size),
-        compress_stride=int(compress_stride),
-        select_block_size=int(select_block_size),
-        select_block_count=int(select_block_count),
-        actual_seq_qlen=_int_list(actual_seq_qlen, "actual_seq_qlen"),
-        actual_cmp_seq_kvlen=_int_list(actual_cmp_seq_kvlen, "actual_cmp_seq_kvlen"),
-        actual_sel_seq_kvlen=_int_list(actual_sel_seq_kvlen, "actual_sel_seq_kvlen"),
-    )
+    v = bound["scale_value"]
+    CHECK.require_type(isinstance(v, (int, float)) and not isinstance(v, bool),
+                       "scale_value", "a float", type(v).__name__)
 
 
-@dataclass(frozen=True)
+# the three prefix-sum lists also accept 1-D integer tensors (read on the host: host data)
+CONVERTERS = {name: (lambda value, check, name=name: _int_list(value, name))
+              for name in ("actual_seq_qlen", "actual_cmp_seq_kvlen", "actual_sel_seq_kvlen")}
+
+
+@dataclass(slots=True)
 class NsaCompressAttentionTensors:
     """The tensors a back end reads; the plan and params say how to read them."""
     query: torch.Tensor

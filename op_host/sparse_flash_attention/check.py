@@ -1,9 +1,11 @@
 """Every validation rule of spec/sparse_flash_attention.md section 13, in CANN's order.
 
-Rule numbers in the comments are the spec's. Rules 1 (argument types) is applied while parsing.
+Rule numbers in the comments are the spec's. Rule 1 (argument types) is applied while parsing.
 After CANN's rules come the project's own (marked P): they refuse what CANN leaves to the caller
-and what would otherwise let a kernel read outside a tensor (lengths beyond the tensors, page
-table entries outside the cache, a malformed sinks tensor).
+and what would otherwise let a kernel read outside a tensor or copy a cache per call. ``check``
+reads no value (shapes, dtypes, attributes); ``check_values`` holds the rules on values inside
+tensors (lengths, page-table entries), which the pipeline runs on CPU tensors always and on
+device tensors when ``config.value_checks`` is on.
 """
 from __future__ import annotations
 
@@ -149,15 +151,19 @@ def check(p: SparseFlashAttentionParams) -> None:
 
 
 def _check_project_rules(p: SparseFlashAttentionParams) -> None:
-    """(P) Lengths inside the tensors, sinks well formed."""
+    """(P) Caches read in place, sinks well formed."""
     c = CHECK
-    batched_params.check_batch_lengths(c, p)
+    for name, meta in (("key", p.key), ("value", p.value), ("key_rope", p.key_rope)):
+        batched_params.check_cache_contiguous(c, name, meta)
     if p.sinks is not None:
         c.require(p.sinks.shape == (p.n1,), "sinks", f"shape ({p.n1},) (N1)", p.sinks.shape)
         c.require_type(p.sinks.dtype == torch.float32, "sinks", "dtype float32",
                        dtype_name(p.sinks.dtype))
 
 
-def check_block_table_entries(p: SparseFlashAttentionParams, block_table: torch.Tensor) -> None:
-    """(P) Page-table entries that will be read lie inside the cache (common/paging.py)."""
-    batched_params.check_block_table_entries(CHECK, p, block_table)
+def check_values(p: SparseFlashAttentionParams, tensors) -> None:
+    """(P) The rules on values inside tensors (``p`` carries the lengths' values): lengths
+    inside the tensors, page-table entries that will be read inside the cache."""
+    batched_params.check_batch_lengths(CHECK, p)
+    if tensors.block_table is not None:
+        batched_params.check_block_table_entries(CHECK, p, tensors.block_table)

@@ -1,8 +1,10 @@
-"""CANN arguments of npu_sparse_flash_attention -> a frozen SparseFlashAttentionParams.
+"""npu_sparse_flash_attention's arguments as the host sees them: SparseFlashAttentionParams.
 
-Parsing reads shapes, dtypes and the per-batch length vectors; it validates nothing but the
-Python types (rule 1 of spec section 13). ``check.check(params)`` applies every other rule.
-The derived quantities (B, per-batch lengths, row offsets) are valid only after the check.
+The pipeline (torch_binding/pipeline.py) parses a call into these fields by schema name:
+TensorMetas (shape, dtype, device; no values) and Python scalars, validating only the Python
+types. ``check.check(params)`` applies every other rule. The derived quantities (B, row counts)
+are valid only after the check; the per-batch lengths and row offsets also need the values,
+which only ``tensor_meta.with_values`` reads (the emulator and the value checks).
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class SparseFlashAttentionParams(BsndTndRows):
     return_softmax_lse: bool
     sinks: TensorMeta | None
 
+    VALUE_FIELDS = ("actual_seq_lengths_query", "actual_seq_lengths_kv")
+
     # ---- derived (valid after check; the rest in common.batched_params) ----------------
     @property
     def k(self) -> int:
@@ -59,38 +63,7 @@ def lse_shape(query_shape, layout_query: str, return_softmax_lse: bool) -> tuple
     return (query_shape[0], 1, query_shape[1], query_shape[2])
 
 
-def parse(query, key, value, sparse_indices, scale_value, sparse_block_size=1, *,
-          block_table=None, actual_seq_lengths_query=None, actual_seq_lengths_kv=None,
-          query_rope=None, key_rope=None, layout_query="BSND", layout_kv="BSND", sparse_mode=3,
-          pre_tokens=INT64_MAX, next_tokens=INT64_MAX, attention_mode=2,
-          return_softmax_lse=False, sinks=None) -> SparseFlashAttentionParams:
-    meta = TensorMeta.required
-    return SparseFlashAttentionParams(
-        query=meta(query, CHECK, "query"),
-        key=meta(key, CHECK, "key"),
-        value=meta(value, CHECK, "value"),
-        sparse_indices=meta(sparse_indices, CHECK, "sparse_indices"),
-        scale_value=float(scale_value),
-        sparse_block_size=int(sparse_block_size),
-        block_table=TensorMeta.of(block_table, CHECK, "block_table"),
-        actual_seq_lengths_query=TensorMeta.of(actual_seq_lengths_query, CHECK,
-                                               "actual_seq_lengths_query", read_values=True),
-        actual_seq_lengths_kv=TensorMeta.of(actual_seq_lengths_kv, CHECK,
-                                            "actual_seq_lengths_kv", read_values=True),
-        query_rope=TensorMeta.of(query_rope, CHECK, "query_rope"),
-        key_rope=TensorMeta.of(key_rope, CHECK, "key_rope"),
-        layout_query=layout_query,
-        layout_kv=layout_kv,
-        sparse_mode=int(sparse_mode),
-        pre_tokens=int(pre_tokens),
-        next_tokens=int(next_tokens),
-        attention_mode=int(attention_mode),
-        return_softmax_lse=bool(return_softmax_lse),
-        sinks=TensorMeta.of(sinks, CHECK, "sinks"),
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SparseFlashAttentionTensors:
     """The tensors a back end reads; the plan and params say how to read them."""
     query: torch.Tensor
@@ -101,3 +74,5 @@ class SparseFlashAttentionTensors:
     key_rope: torch.Tensor
     block_table: torch.Tensor | None
     sinks: torch.Tensor | None
+    actual_seq_lengths_query: torch.Tensor | None
+    actual_seq_lengths_kv: torch.Tensor | None

@@ -1,16 +1,32 @@
-"""plan(params, platform) -> SparseFlashAttentionTiling: who computes what, in which tiles.
+"""plan(params, platform) -> SparseFlashAttentionTiling: the static plan of a call.
 
-Work decomposition. A *task* is one query row (b, s) and one group of ``head_group`` query
-heads. All N1 heads of a row share the row's gathered keys (N2 = 1), so a task loads its query
-tile [head_group, 576] once and streams the gathered keys through it in *steps* of
-``block_s2`` positions (``entries_per_step`` index entries of ``sparse_block_size`` positions).
-A task scans only the kernel's window W(s) = min(K, ceil(tau(s) / sparse_block_size)) entries
-(spec section 6.3), so it has ceil(W / entries_per_step) steps; rows with tau <= 0 have none and
-are never scheduled (their output is zero). The tasks are cut into balanced per-core runs by
-``common.schedule.partition``: a task split across cores is merged by a log-sum-exp combine. On a
-GPU, where that merge is a second pass over fp32 partial outputs, tasks stay whole when cutting
-only between tasks lengthens the longest core by at most ``SPLIT_COST_STEPS_64_HEADS`` steps
-(scaled to the head group): many equal decode tasks then run with no workspace and no merge.
+The plan depends only on the call's shapes, dtypes and attributes and the platform, so the
+pipeline caches it by them. It says which kernel runs (``variant``, the tiling key), with which
+tiles, warps and buffers, and how large the device schedule's tables are. The schedule itself
+(which core runs which steps of which task) depends on the lengths and is computed from them on
+the device, by ``schedule.device_schedule`` (the reference, run on the host by the emulator) and
+the GPU back end's metadata kernel.
+
+Work decomposition. A *task* is one query row and one group of ``head_group`` query heads. All
+N1 heads of a row share the row's gathered keys (N2 = 1), so a task loads its query tile
+[head_group, 576] once and streams the gathered keys through it in *steps* of ``block_s2``
+positions (``entries_per_step`` index entries of ``sparse_block_size`` positions). There is a
+task for every row of the query tensor and every head group (``num_rows * groups``), ordered
+head-group major: all rows of group 0, then of group 1, so the cores running group 1 gather a
+row's keys about when those running group 0 did, and find them in L2. A task scans only the
+window W(s) = min(K, ceil(tau(s) / sparse_block_size)) of its row (docs/sparse_flash_attention.md);
+a row that sees nothing (tau <= 0, padding rows, rows past the last TND prefix sum) has a task
+of no step, which writes the empty result. ``common.schedule.partition`` cuts the tasks into
+balanced per-core runs; a task split across cores is merged by a log-sum-exp combine. On a GPU,
+where that merge is a second pass over fp32 partial outputs, tasks stay whole when cutting only
+between tasks lengthens the longest core by at most ``SPLIT_COST_STEPS_64_HEADS`` steps (scaled
+to the head group): many equal decode tasks then run with no workspace and no merge.
+
+GPU variants (the tiling key), chosen from the platform's features: ``gluon-ws`` (the
+warp-specialised Gluon kernel, Hopper with Gluon, steps of 64 keys, head groups up to 64: 12
+warps, 225 KiB of shared memory) wherever it serves; otherwise the Triton kernel, ``scratch``
+(8 warps, from 64 heads) or ``registers`` (4 warps). ``gluon`` (two warpgroups in step, 64 heads
+x 64 keys, 8 warps) is planned only when asked for by name (tests, benchmarks).
 
 Tile choice. The largest head group (a power of two dividing N1) is chosen first, since every
 extra head reuses the same gathered keys; then the largest step that fits. What must fit, per
@@ -21,10 +37,11 @@ platform kind (e = bytes per input element; the 576 contraction is nope 512 + ro
   hg * bs2 and the output tile hg * 512; each vector core's UB holds half of the rows of the
   fp32 scores, their rounded probabilities and the fp32 output accumulator. At most 512 gathered
   positions per step, as in the CANN kernel.
-- GPU (one CTA per SM): shared memory holds the query tile, two stages of the key tile and the
-  probability tile; the register file holds the fp32 accumulator and score tile. Rows are
-  padded to 16 (the MMA's M) inside the tile, never in memory; at most 64 positions per step
-  unless sparse_block_size is larger; two key stages when they fit, else one.
+- GPU, Triton kernel (one CTA per SM): shared memory holds the query tile, two stages of the
+  key tile and the probability tile; the register file holds the fp32 accumulator and score
+  tile. Rows are padded to 16 (the MMA's M) inside the tile, never in memory; at most 64
+  positions per step unless sparse_block_size is larger; two key stages when they fit, else
+  one. The Gluon kernels have fixed tiles; their footprints are ``gluon_usage``.
 - CPU: the emulator computes in fp32; one lane's working set (query, keys, scores, accumulator)
   must fit the lane's cache budget.
 
@@ -37,49 +54,108 @@ from dataclasses import dataclass
 
 import torch
 
+from ..common import schedule as common_schedule
 from ..common.errors import CannAttentionError
+from ..common.layouts import Layout
 from ..common.platform import PlatformInfo, PlatformKind
-from ..common.schedule import Schedule, partition
+from ..common.tiling_data import TilingLayout
 from .params import CHECK, D, DR, OP, SparseFlashAttentionParams
 
 DK = D + DR                       # 576: contraction length of the score matmul
-ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class (spec rule 19)
-TASK_OVERHEAD_STEPS = 1           # cost of loading a query tile and writing its output
+ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
 # GPU: a split task's pieces write fp32 partial outputs [head_group, 512] and a second kernel
-# merges them; on the H100 decode shapes that cost as much as ~6 steps of a core for a 64-head
-# group (BENCHMARKS.md, 2026-11-21, sixth session), so the schedule keeps tasks whole when that
-# lengthens the longest core by less (common/schedule.py). Scaled by the group's share of 64
-# heads: the partial outputs shrink with it.
+# merges them; on the H100 decode shapes that costs about as much as 6 steps of a core for a
+# 64-head group (measured: keeping equal decode tasks whole was 1.04-1.14x faster), so the
+# schedule keeps tasks whole when that lengthens the longest core by less (common/schedule.py).
+# Scaled by the group's share of 64 heads: the partial outputs shrink with it.
 SPLIT_COST_STEPS_64_HEADS = 6
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 64, PlatformKind.CPU: 512}
 MIN_BLOCK_S2 = {PlatformKind.ASCEND: 1, PlatformKind.GPU: 16, PlatformKind.CPU: 1}
 STAGES = {PlatformKind.ASCEND: (1,), PlatformKind.GPU: (2, 1), PlatformKind.CPU: (1,)}
-# plans kept for reuse: a model calls the op once a layer with the same shapes and lengths, so
-# every layer of a step after the first finds its plan here (module doc of ``plan``)
-PLAN_CACHE_SIZE = 32
+PLAN_CACHE_SIZE = 64          # plans kept by ``plan`` (it is a pure function of its arguments)
+# the tiling keys: one per kernel that executes a plan
+TILING_KEYS = {"cpu": 1, "ascend": 2, "registers": 10, "scratch": 11, "gluon": 12,
+               "gluon-ws": 13}
+GPU_VARIANTS = ("gluon-ws", "gluon", "scratch", "registers")
+GLUON_TILE = 64                # rows and keys of a Gluon kernel's tiles (the wgmma M and N)
+GLUON_WS_WARPS = 12            # a producer warpgroup and two consumer warpgroups
+GLUON_WS_REGISTERS = (2 * 128 * 216 + 128 * 72) * 4   # consumers 216, producer 72 a thread
+LAYOUT_CODES = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}
+
+TILING_DATA = TilingLayout("SparseFlashAttentionTilingData", version=1, fields=(
+    ("num_rows", "i64"), ("num_tasks", "i64"), ("max_pieces", "i64"),
+    ("kv_capacity", "i64"), ("block_num", "i64"),
+    ("num_cores", "u32"), ("head_group", "u32"), ("groups", "u32"), ("block_s2", "u32"),
+    ("entries_per_step", "u32"), ("stages", "u32"), ("num_warps", "u32"),
+    ("max_slots", "u32"), ("max_split_tasks", "u32"), ("split_cost", "i32"),
+    ("batch", "u32"), ("rows_per_batch", "u32"), ("n1", "u32"), ("sparse_count", "u32"),
+    ("sparse_block_size", "u32"), ("sparse_mode", "u32"), ("page_size", "u32"),
+    ("max_blocks", "u32"), ("layout_query", "u32"), ("layout_kv", "u32"),
+    ("return_softmax_lse", "u32"), ("has_sinks", "u32"), ("scale_value", "f32"),
+))
 
 
 @dataclass(frozen=True)
 class SparseFlashAttentionTiling:
     platform: PlatformInfo
+    variant: str                    # the kernel that runs it (TILING_KEYS)
     head_group: int                 # query heads per task
     block_s2: int                   # gathered key positions per step
     entries_per_step: int           # sparse_indices entries per step
     stages: int                     # key tiles in flight (GPU pipelining; 1 elsewhere)
-    num_warps: int                  # GPU: warps per CTA (two warpgroups share the 512-wide
-                                    # accumulator from 64 heads up); 1 elsewhere
-    task_row: torch.Tensor          # int64 [T] query row in the flattened (rows, N1, D) view
-    task_batch: torch.Tensor        # int64 [T]
-    task_head: torch.Tensor         # int64 [T] first query head of the task
-    task_tau: torch.Tensor          # int64 [T] exclusive bound on visible key positions
-    task_window: torch.Tensor       # int64 [T] index entries the kernel scans (W)
-    schedule: Schedule
+    num_warps: int                  # GPU: warps per CTA; 1 elsewhere
+    num_rows: int                   # query rows (B * S1 or T1)
+    groups: int                     # head groups: N1 // head_group
+    split_cost: int                 # steps a split costs (GPU), -1: tasks are always cut
     tile_bytes: tuple[tuple[str, int], ...]
-    workspace_bytes: int            # partial outputs and statistics of split tasks
+
+    @property
+    def num_cores(self) -> int:
+        return self.platform.num_cores
 
     @property
     def num_tasks(self) -> int:
-        return int(self.task_row.numel())
+        return self.num_rows * self.groups
+
+    @property
+    def max_pieces(self) -> int:
+        return common_schedule.max_pieces(self.num_tasks, self.num_cores)
+
+    @property
+    def max_slots(self) -> int:
+        return common_schedule.max_slots(self.num_tasks, self.num_cores)
+
+    @property
+    def max_split_tasks(self) -> int:
+        return common_schedule.max_split_tasks(self.num_tasks, self.num_cores)
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Partial outputs and statistics of split tasks, allocated for the most slots."""
+        return self.max_slots * self.head_group * (D + 2) * 4
+
+    @property
+    def tiling_key(self) -> int:
+        return TILING_KEYS[self.variant]
+
+    def tiling_data(self, p: SparseFlashAttentionParams) -> bytes:
+        """The plan as the AscendC kernel and the C++ tiling core read it (TILING_DATA)."""
+        paged = p.kv_layout is Layout.PA_BSND
+        return TILING_DATA.pack(
+            self.tiling_key, num_rows=self.num_rows, num_tasks=self.num_tasks,
+            max_pieces=self.max_pieces, kv_capacity=p.s2,
+            block_num=p.key.shape[0] if paged else 0, num_cores=self.num_cores,
+            head_group=self.head_group, groups=self.groups, block_s2=self.block_s2,
+            entries_per_step=self.entries_per_step, stages=self.stages,
+            num_warps=self.num_warps, max_slots=self.max_slots,
+            max_split_tasks=self.max_split_tasks, split_cost=self.split_cost, batch=p.batch,
+            rows_per_batch=p.s1 if p.q_layout is Layout.BSND else p.num_rows, n1=p.n1,
+            sparse_count=p.k, sparse_block_size=p.sparse_block_size,
+            sparse_mode=p.sparse_mode, page_size=p.block_size if paged else 0,
+            max_blocks=p.block_table.shape[1] if paged else 0,
+            layout_query=LAYOUT_CODES[p.q_layout], layout_kv=LAYOUT_CODES[p.kv_layout],
+            return_softmax_lse=int(p.return_softmax_lse), has_sinks=int(p.sinks is not None),
+            scale_value=p.scale_value)
 
 
 def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int,
@@ -99,9 +175,32 @@ def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int
     return {"CACHE": (hg * DK + bs * DK + hg * bs + hg * D) * 4}
 
 
+def gluon_usage(variant: str, itemsize: int) -> dict:
+    """Bytes of shared memory and registers of a Gluon kernel (gluon.py, gluon_ws.py)."""
+    tile, e = GLUON_TILE, itemsize
+    query, stages = tile * DK * e, 2 * GLUON_TILE * DK * e
+    if variant == "gluon-ws":
+        # + P1 exchange tile, four row-statistics vectors, visible-key flags, 16 mbarriers
+        return {"SMEM": query + stages + tile * tile * e + 4 * tile * 4 + 2 * tile + 16 * 8,
+                "REGISTERS": GLUON_WS_REGISTERS}
+    return {"SMEM": query + stages + 2 * tile * 4,       # + the row max exchanged by the halves
+            "REGISTERS": tile * D * 4 + tile * tile * 4}
+
+
+def step_usage(tiling: "SparseFlashAttentionTiling", rows: int, keys: int, itemsize: int) -> dict:
+    """Bytes a step of ``rows`` heads x ``keys`` positions needs in the plan's kernel (the
+    emulator asserts them against the platform for every step it runs)."""
+    if tiling.variant in ("gluon", "gluon-ws"):
+        if rows > GLUON_TILE or keys > GLUON_TILE:
+            raise AssertionError(f"a {tiling.variant} step holds at most {GLUON_TILE} rows x "
+                                 f"{GLUON_TILE} keys, got {rows} x {keys}")
+        return gluon_usage(tiling.variant, itemsize)
+    return tile_usage(tiling.platform.kind, rows, keys, itemsize, tiling.stages)
+
+
 def gpu_warps(head_group: int) -> int:
-    """Warps per CTA: the fp32 accumulator [rows, 512] over 128 threads needs 256 registers a
-    thread at 64 rows, so from 64 rows up two warpgroups split it (128 registers each)."""
+    """Warps per CTA of the Triton kernel: the fp32 accumulator [rows, 512] over 128 threads
+    needs 256 registers a thread at 64 rows, so from 64 rows up two warpgroups split it."""
     return 8 if head_group >= 64 else 4
 
 
@@ -130,52 +229,56 @@ def choose_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo) -> tuple
                              f"{dict(platform.buffers)}")
 
 
+def gluon_serves(p: SparseFlashAttentionParams, platform: PlatformInfo, variant: str) -> bool:
+    """Whether a Gluon kernel can run the call on ``platform``: Gluon there, steps of 64 keys
+    (sparse_block_size <= 64), and for ``gluon`` a head group of 64 (N1 >= 64)."""
+    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+    return ("gluon" in platform.features and p.sparse_block_size <= GLUON_TILE
+            and (variant == "gluon-ws" or p.n1 >= GLUON_TILE)
+            and platform.fits(gluon_usage(variant, itemsize)))
+
+
+def _gpu_tiles(p: SparseFlashAttentionParams, platform: PlatformInfo,
+               variant: str | None) -> tuple[str, int, int, int, int, dict]:
+    """(variant, head_group, block_s2, stages, warps, usage) of a GPU plan."""
+    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+    if variant is None:
+        variant = "gluon-ws" if gluon_serves(p, platform, "gluon-ws") else None
+    if variant in ("gluon-ws", "gluon"):
+        if not gluon_serves(p, platform, variant):
+            CHECK.fail("variant", f"a kernel variant that serves this call on {platform.name}",
+                       repr(variant))
+        warps = GLUON_WS_WARPS if variant == "gluon-ws" else 8
+        return (variant, min(p.n1, GLUON_TILE), GLUON_TILE, 2, warps,
+                gluon_usage(variant, itemsize))
+    hg, bs2, stages = choose_tiles(p, platform)
+    warps = gpu_warps(hg)
+    default = "scratch" if warps > 4 else "registers"
+    if variant not in (None, "scratch", "registers"):
+        CHECK.fail("variant", f"one of {GPU_VARIANTS}", repr(variant))
+    return (variant or default, hg, bs2, stages, warps,
+            tile_usage(PlatformKind.GPU, hg, bs2, itemsize, stages))
+
+
 @functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
-def plan(p: SparseFlashAttentionParams, platform: PlatformInfo) -> SparseFlashAttentionTiling:
-    """The tiling of a checked call on ``platform``: a pure function of its arguments (shapes,
-    dtypes, scalars and the length values read on the host), so it is memoised; equal arguments
-    give the same tiling object, which back ends may key their own caches on. Its tensors are
-    shared by those calls: back ends read them and never write them."""
+def plan(p: SparseFlashAttentionParams, platform: PlatformInfo,
+         variant: str | None = None) -> SparseFlashAttentionTiling:
+    """The static plan of a checked call on ``platform`` (module doc); ``variant`` forces a GPU
+    kernel variant (tests, benchmarks) and is refused where it cannot serve the call."""
     if platform.kind is PlatformKind.ASCEND:
         CHECK.require(platform.name in ASCEND_SOCS, "platform",
                       f"an Ascend A2/A3 SoC {ASCEND_SOCS}", platform.name)
-    head_group, block_s2, stages = choose_tiles(p, platform)
-    sbs = p.sparse_block_size
-    entries_per_step = block_s2 // sbs
-
-    q_lens = torch.tensor(p.q_lens, dtype=torch.int64)
-    kv_lens = torch.tensor(p.kv_lens, dtype=torch.int64)
-    row_batch = torch.repeat_interleave(torch.arange(p.batch), q_lens)          # [R]
-    first = torch.cumsum(q_lens, 0) - q_lens
-    row_s = torch.arange(row_batch.numel()) - first[row_batch]                   # s in batch
-    row = torch.tensor(p.q_row_starts, dtype=torch.int64)[row_batch] + row_s
-    if p.sparse_mode == 3:   # bottom-right aligned causal boundary (spec section 5)
-        tau = kv_lens[row_batch] - q_lens[row_batch] + row_s + 1
+    if platform.kind is PlatformKind.GPU:
+        variant, head_group, block_s2, stages, warps, usage = _gpu_tiles(p, platform, variant)
+        split_cost = SPLIT_COST_STEPS_64_HEADS * head_group // 64
     else:
-        tau = kv_lens[row_batch]
-    window = torch.clamp(torch.minimum(torch.full_like(tau, p.k), -(-tau // sbs)), min=0)
-    steps = -(-window // entries_per_step)
-    keep = steps > 0
-
-    # Tasks are ordered head-group major: all rows of group 0, then of group 1, ... The
-    # schedule hands each core a contiguous run, so the cores running group 1 run the same rows
-    # at about the same time as those running group 0, and the second gather of a row's keys
-    # finds them in L2 (row-major order would gather them twice from memory when L2 cannot
-    # hold every core's keys between the two visits, as in decode).
-    groups = p.n1 // head_group
-    def per_task(x):
-        return x[keep].repeat(groups)
-    task_head = torch.repeat_interleave(torch.arange(groups) * head_group, int(keep.sum()))
-    split_cost = (SPLIT_COST_STEPS_64_HEADS * head_group // 64
-                  if platform.kind is PlatformKind.GPU else None)
-    schedule = partition(per_task(steps), platform.num_cores, TASK_OVERHEAD_STEPS, split_cost)
-    itemsize = torch.empty((), dtype=p.query.dtype).element_size()
-    usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)
+        CHECK.require(variant is None, "variant", f"no variant on {platform.name}", variant)
+        head_group, block_s2, stages = choose_tiles(p, platform)
+        itemsize = torch.empty((), dtype=p.query.dtype).element_size()
+        usage = tile_usage(platform.kind, head_group, block_s2, itemsize, stages)
+        variant, warps, split_cost = platform.kind.value, 1, -1
     return SparseFlashAttentionTiling(
-        platform=platform, head_group=head_group, block_s2=block_s2,
-        entries_per_step=entries_per_step, stages=stages,
-        num_warps=gpu_warps(head_group) if platform.kind is PlatformKind.GPU else 1,
-        task_row=per_task(row),
-        task_batch=per_task(row_batch), task_head=task_head, task_tau=per_task(tau),
-        task_window=per_task(window), schedule=schedule, tile_bytes=tuple(usage.items()),
-        workspace_bytes=schedule.num_slots * head_group * (D + 2) * 4)
+        platform=platform, variant=variant, head_group=head_group, block_s2=block_s2,
+        entries_per_step=block_s2 // p.sparse_block_size, stages=stages, num_warps=warps,
+        num_rows=p.num_rows, groups=p.n1 // head_group, split_cost=split_cost,
+        tile_bytes=tuple(usage.items()))

@@ -84,6 +84,8 @@ def route_pieces(slot: torch.Tensor, m, l, acc, workspace) -> torch.Tensor:
 
 def merge_slots(schedule, workspace, device):
     """(task ids, m, l, acc) of the tasks the schedule split, merged by ``combine``."""
-    slot_task = schedule.piece_task[schedule.piece_slot >= 0].to(device)
+    split = schedule.piece_slot >= 0
+    slot_task = schedule.piece_task[split].to(device)
+    slots = schedule.piece_slot[split].to(device)
     split_tasks, group = torch.unique(slot_task, return_inverse=True)
-    return (split_tasks,) + combine(*workspace, group, len(split_tasks))
+    return (split_tasks,) + combine(*(w[slots] for w in workspace), group, len(split_tasks))

@@ -26,7 +26,8 @@ from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.common.mask_spec import TileStatus
 from cann_attention.op_host.flash_attention.params import (
     FlashAttentionParams, FlashAttentionTensors)
-from cann_attention.op_host.flash_attention.tiling import FlashAttentionTiling, tile_usage
+from cann_attention.op_host.flash_attention.tiling import (
+    FlashAttentionTiling, schedule, tile_usage)
 
 from ..common import online_softmax as osm
 from ..common.masks import build_mask
@@ -84,15 +85,16 @@ def run(p: FlashAttentionParams, tiling: FlashAttentionTiling, t: FlashAttention
     out = torch.zeros(rows + 1, p.n1, d, dtype=t.query.dtype, device=dev)
     smax = torch.full((rows + 1, p.n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
     ssum = torch.zeros(rows + 1, p.n1, dtype=torch.float32, device=dev)
-    sched = tiling.schedule
+    work = schedule(p, tiling)
+    sched = work.schedule
     ws = osm.init_state((sched.num_slots, g * bs1), d, dev)     # workspace of split tasks
 
-    task_b = tiling.task_batch.to(dev)
-    task_h2 = tiling.task_kv_head.to(dev)
-    task_i0 = tiling.task_q_begin.to(dev)
-    task_off = tiling.task_step_offset.to(dev)
-    step_k0 = tiling.step_k_begin.to(dev)
-    step_status = tiling.step_status.to(dev)
+    task_b = work.task_batch.to(dev)
+    task_h2 = work.task_kv_head.to(dev)
+    task_i0 = work.task_q_begin.to(dev)
+    task_off = work.task_step_offset.to(dev)
+    step_k0 = work.step_k_begin.to(dev)
+    step_status = work.step_status.to(dev)
     offs_g = torch.arange(g, device=dev)
     offs_s1 = torch.arange(bs1, device=dev)
     offs_s2 = torch.arange(bs2, device=dev)

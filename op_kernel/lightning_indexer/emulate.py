@@ -25,7 +25,8 @@ import torch
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.lightning_indexer.params import (
     D, LightningIndexerParams, LightningIndexerTensors, output_shapes)
-from cann_attention.op_host.lightning_indexer.tiling import LightningIndexerTiling, tile_usage
+from cann_attention.op_host.lightning_indexer.tiling import (
+    LightningIndexerTiling, schedule, tile_usage)
 
 from . import topk_merge
 
@@ -62,10 +63,11 @@ def run(p: LightningIndexerParams, tiling: LightningIndexerTiling, t: LightningI
 
     out_idx = torch.full((rows, k), -1, dtype=torch.int64, device=dev)
     out_val = torch.full((rows, k), float("-inf"), dtype=torch.float32, device=dev)
-    sched = tiling.schedule
+    work = schedule(p, tiling)
+    sched = work.schedule
     ws = topk_merge.empty((sched.num_slots,), k, dev)           # lists of split pieces
     task_row, task_batch, task_nvis = (x.to(dev) for x in
-                                       (tiling.task_row, tiling.task_batch, tiling.task_nvis))
+                                       (work.task_row, work.task_batch, work.task_nvis))
     offs = torch.arange(bs2, device=dev)
 
     for tid, begin, end, slot in sched.rounds(dev):

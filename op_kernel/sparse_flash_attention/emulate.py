@@ -1,6 +1,8 @@
 """The CPU back end of npu_sparse_flash_attention: the plan, executed as the device would.
 
-The schedule gives every core a list of pieces (a task, or a run of a task's steps). Cores run
+It runs from values on the host (the pipeline hands it params with the lengths' values): the
+schedule is ``schedule.device_schedule``, the reference of the GPU metadata kernel. The schedule
+gives every core a list of pieces (a task, or a run of a task's steps). Cores run
 in parallel, so the emulator runs *rounds*: round r processes the r-th piece of every core in
 one batch. Within a piece it walks the steps in order: read ``entries_per_step`` index entries,
 apply the window / -1 termination / skip-and-clip rules, gather the key rows through the
@@ -20,8 +22,9 @@ import torch
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.sparse_flash_attention.params import (
     D, SparseFlashAttentionParams, SparseFlashAttentionTensors, lse_shape)
+from cann_attention.op_host.sparse_flash_attention.schedule import device_schedule
 from cann_attention.op_host.sparse_flash_attention.tiling import (
-    SparseFlashAttentionTiling, tile_usage)
+    SparseFlashAttentionTiling, step_usage)
 
 from ..common import online_softmax as osm
 
@@ -45,29 +48,28 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
     idx = t.sparse_indices.reshape(rows, k)
     key = t.key.reshape(-1, D)
     key_rope = t.key_rope.reshape(-1, t.key_rope.shape[-1])
-    sched = tiling.schedule
+    work = device_schedule(p, tiling, t)
+    sched = work.schedule
     gathered_rows = int((sched.piece_step_end - sched.piece_step_begin).sum()) * tiling.block_s2
     if key.shape[0] < gathered_rows:
         # Widening fp16/bf16 to fp32 is exact: convert the cache once instead of every tile
         # when the tiles would gather more rows than the cache holds (prefill).
         key, key_rope = key.float(), key_rope.float()
-    negative = idx < 0
-    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
-                            torch.full((rows,), k, device=dev))
-    kv_start = torch.tensor(p.kv_row_starts, dtype=torch.int64, device=dev)
+    first_neg = work.row_first_neg
+    kv_start = work.kv_start
     sinks = t.sinks.to(dev) if t.sinks is not None else None
 
     out = torch.zeros(rows, n1, D, dtype=t.query.dtype, device=dev)
     smax = torch.full((rows, n1), osm.SOFTMAX_MIN, dtype=torch.float32, device=dev)
     ssum = torch.zeros(rows, n1, dtype=torch.float32, device=dev)
-    ws = osm.init_state((sched.num_slots, hg), D, dev)      # workspace of split tasks
+    ws = osm.init_state((sched.max_slots, hg), D, dev)      # workspace of split tasks
 
-    task = {name: getattr(tiling, f"task_{name}").to(dev)
+    task = {name: getattr(work, f"task_{name}")
             for name in ("row", "batch", "head", "tau", "window")}
     heads = torch.arange(hg, device=dev)
     offs_e = torch.arange(eps, device=dev)
     offs_b = torch.arange(sbs, device=dev)
-    usage_kind, itemsize = tiling.platform.kind, t.query.element_size()
+    itemsize = t.query.element_size()
 
     def write(task_ids, m, l, acc):
         o, mm, ll = osm.finalize(m, l, acc, None if sinks is None else
@@ -97,10 +99,8 @@ def run(p: SparseFlashAttentionParams, tiling: SparseFlashAttentionTiling,
             masked = ~ok.unsqueeze(-1)                       # masked loads give zeros
             k_nope = key[kv_row].masked_fill_(masked, 0).float()             # [n, P, 512]
             k_rope = key_rope[kv_row].masked_fill_(masked, 0).float()        # [n, P, 64]
-            tiling.platform.assert_fits(
-                tile_usage(usage_kind, q_nope.shape[1], k_nope.shape[1], itemsize,
-                           tiling.stages),
-                "sparse_flash_attention step")
+            tiling.platform.assert_fits(step_usage(tiling, q_nope.shape[1], k_nope.shape[1],
+                                                   itemsize), "sparse_flash_attention step")
             scores = torch.baddbmm(torch.bmm(q_rope, k_rope.transpose(1, 2)), q_nope,
                                    k_nope.transpose(1, 2)) * p.scale_value
             scores = scores.masked_fill_(~ok.unsqueeze(1), float("-inf"))    # [n, hg, P]

@@ -15,8 +15,9 @@ inside of a step differs. It exists because Triton cannot be told how two warpgr
   accumulator [64, 512] is split by columns, 256 per warpgroup (128 fp32 registers a thread);
   V is the first 512 columns of the same key tile.
 
-Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton >= 3.6
-(``supports``) on an sm_90 GPU (``triton.gluon_serves``); anything else runs the Triton kernel.
+Served plans: head_group 64, block_s2 64, D 512, rope 64, fp16/bf16, with Triton >= 3.6 on an
+sm_90 GPU; the plan (op_host tiling ``gluon_serves``) picks this kernel only when asked for by
+name, since gluon_ws.py is faster.
 
 The position rule (``_entries``, ``_positions``, ``_key_rows``) and the finishing epilogue
 (``_finish``), both shared with gluon_ws.py, repeat those of triton.py in Gluon's terms: a
@@ -25,7 +26,6 @@ share the rule, not the code; the GPU tests compare each with the emulator.
 """
 from __future__ import annotations
 
-import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -40,27 +40,12 @@ async_load = (getattr(async_copy, "async_load", None)                     # cp.a
               or async_copy.async_copy_global_to_shared)
 
 
-MIN_TRITON = (3, 6)      # Gluon's API moves between releases: 3.6 runs on the GPU machines,
-                         # 3.9 builds in CI (test_sparse_flash_attention_gluon_build.py)
-
-
-def _triton_version() -> tuple[int, int]:
-    major, minor = triton.__version__.split(".")[:2]
-    return int(major), int(minor)
-
-
-def supports(tiling, dv: int, dr: int) -> bool:
-    """Plans this kernel serves (see module doc), with a Triton whose Gluon it is written for."""
-    return (_triton_version() >= MIN_TRITON and tiling.head_group == HG
-            and tiling.block_s2 == BLOCK and dv == 512 and dr == 64
-            and tiling.num_warps == NUM_WARPS)
-
 
 @gluon.jit
 def _sfa_gluon_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_limit,
+    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
@@ -101,7 +86,7 @@ def _sfa_gluon_kernel(
         batch = gl.load(task_batch + i_task)
         head0 = gl.load(task_head + i_task)
         tau = gl.load(task_tau + i_task)
-        limit = gl.load(task_limit + i_task)
+        limit = gl.minimum(gl.load(task_window + i_task), gl.load(row_first_neg + row))
         kv_base = gl.load(kv_start + batch)
         q0 = row * n1 + head0
 

@@ -36,35 +36,26 @@ overlaps their epilogue. The row sums l of the two consumers are added at the en
 the finishing rule is gluon.py's.
 
 The split of work between the warpgroups is the one of FlashMLA's public sm90 sparse prefill
-kernel (its design, not its code). Measured on H100 (BENCHMARKS.md, 2026-11-21): 1.8-2.1x
-gluon.py on the prefill headline and 1.6-1.8x on the decode headline; gluon.py is a few
-microseconds (<= 4.3 us) faster only on small-batch decode (B = 1, and B = 16 with S1 = 1 and
-64 heads). Four changes to the first version of this file made most of it: no register spills
-in the consumers (``_in_loop``, 1.3x), the visible keys from the producer instead of index
-loads in the consumers (1.06x), consumer 0 exchanging P0 while P0.V0lo runs (~1.04x), and a
-shorter page-table walk in the producer (entries loaded a pair ahead, pages of a power of two
-walked by a shift: 1.03-1.06x on decode). With 64 heads or fewer, decode is the producer's
-gather (the producer alone takes 96-97% of the kernel's time, at ~2.25 TB/s on an H100, where
-a standalone cp.async gather of the same rows reaches 2.5-2.8 TB/s); every instruction added
-to the producer so far (L2 prefetches of the next keys, rows computed a pair ahead) made the
-kernel slower, by up to 1.6x, and a variant with a whole step in flight (32-key blocks, two
-sets of buffers) was no faster on decode and 1.15-1.2x slower on prefill (BENCHMARKS.md).
-At 128 heads the two head-group tasks of a row gather its keys twice, the second time from
-L2, which then runs at 90% of its peak throughput; a diagnostic run without the second gather
-was no faster on decode (1.07x on prefill). What both wait for is the key half that consumer 1
-frees last in a pair: consumer 0 needs it to finish its next scores (17.5% of its samples in
-prefill, 16% in decode; Nsight Compute, BENCHMARKS.md, seventh session). Refilling stage 0
-first instead moved the wait to consumer 1 and was 1-5% slower.
+kernel (its design, not its code). Why the code looks as it does:
+- ``_in_loop``: shared-memory buffers are indexed by a value the compiler cannot hoist, or the
+  consumers keep their wgmma descriptors live across the loop and spill them (the largest single
+  cost this kernel had);
+- the producer publishes which keys of a block are visible, so the consumers load no index;
+- consumer 0 hands P0 to consumer 1 while its own P0.V0lo runs;
+- the producer loads a pair's index entries a pair ahead and walks power-of-two pages with a
+  shift: with 64 heads or fewer, decode is the producer's gather, and every instruction added to
+  the producer's loop slows the whole kernel;
+- at 128 heads the two head-group tasks of a row gather its keys twice, the second time from L2.
+What bounds the kernel now, with the profiler evidence, is in docs/performance.md.
 
 Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and visible
 keys, 225 KiB of Hopper's 227.
 
-Served plans (``supports``): 64-key steps (sparse_block_size <= 64), D 512, rope 64, and a
-head group of at most 64 heads. A smaller head group (N1 < 64, which the plan gives as one
+Served plans (op_host tiling ``gluon_serves``): 64-key steps (sparse_block_size <= 64), D 512,
+rope 64, and a head group of at most 64 heads. A smaller head group (N1 < 64, which the plan gives as one
 group of N1 heads) takes the first rows of the 64-row tile; the others hold zeros, their
 results are written nowhere, and their share of the matrix work is spent for nothing. With few
-heads the gather dominates, so that still beats the Triton kernel: 1.4-3.9x on every N1 <= 32
-shape measured on an H100 (BENCHMARKS.md).
+heads the gather dominates, so that still beats the Triton kernel on every head count.
 """
 from __future__ import annotations
 
@@ -77,8 +68,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import (MIN_TRITON, _entries, _finish, _key_rows, _triton_version, async_copy,
-                    async_load)
+from .gluon import _entries, _finish, _key_rows, async_copy, async_load
 
 TILE_M = gl.constexpr(64)    # rows of a tile (the wgmma M); the plan's head group HG <= TILE_M
 BLOCK = gl.constexpr(64)
@@ -88,12 +78,6 @@ PRODUCER_WARPS = gl.constexpr(4)   # the default partition: the kernel is launch
 # page-table walk and the index entries loaded a pair ahead need them (at 224 the producer has
 # 56 and spills); at 216 neither consumer spills (ptxas, sm_90)
 CONSUMER_REGS = gl.constexpr(216)
-
-
-def supports(tiling, dv: int, dr: int) -> bool:
-    """Plans this kernel serves (module doc), with a Triton whose Gluon it is written for."""
-    return (_triton_version() >= MIN_TRITON and tiling.head_group <= TILE_M.value
-            and tiling.block_s2 == BLOCK.value and dv == 2 * HALF.value and dr == 64)
 
 
 # barrier slots
@@ -114,15 +98,15 @@ def _in_loop(i, pair):
     """i (0 or 1), computed from the loop counter ``pair`` (>> 30 is 0 for any count a core
     reaches). A buffer indexed by it gets its wgmma descriptors made inside the loop; indexed by
     a constant they are hoisted out of it, ~40 64-bit values live across the loop, and the
-    consumers spilled them to local memory (consumer 1: ~100 local loads and stores a pair;
-    removing them was 1.3x on the H100 prefill headline, BENCHMARKS.md)."""
+    consumers spilled them to local memory (consumer 1: ~100 local loads and stores a pair)."""
     return i + (pair >> 30)
 
 
 @gluon.jit
 def _pieces(plan):
     """This core's pieces: plan = (core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_limit), triton.py's tables."""
+    task_row, task_batch, task_head, task_tau, task_window, row_first_neg), the tables of
+    metadata.py."""
     core = gl.program_id(0)
     return gl.load(plan[0] + core), gl.load(plan[0] + core + 1)
 
@@ -131,9 +115,11 @@ def _pieces(plan):
 def _piece(plan, i_piece):
     """(step_begin, step_end, slot, row, batch, head0, tau, limit) of piece i_piece."""
     i_task = gl.load(plan[1] + i_piece)
+    row = gl.load(plan[5] + i_task)
+    limit = gl.minimum(gl.load(plan[9] + i_task), gl.load(plan[10] + row))
     return (gl.load(plan[2] + i_piece), gl.load(plan[3] + i_piece), gl.load(plan[4] + i_piece),
-            gl.load(plan[5] + i_task), gl.load(plan[6] + i_task), gl.load(plan[7] + i_task),
-            gl.load(plan[8] + i_task), gl.load(plan[9] + i_task))
+            row, gl.load(plan[6] + i_task), gl.load(plan[7] + i_task),
+            gl.load(plan[8] + i_task), limit)
 
 
 @gluon.jit
@@ -329,7 +315,7 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
 def _sfa_gluon_ws_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_limit,
+    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
@@ -362,7 +348,7 @@ def _sfa_gluon_ws_kernel(
     for i in gl.static_range(MAX0, NUM_BARS):
         mbarrier.init(bars.index(i), count=1)
     plan = (core_first, piece_task, piece_begin, piece_end, piece_slot, task_row, task_batch,
-            task_head, task_tau, task_limit)
+            task_head, task_tau, task_window, row_first_neg)
     gl.warp_specialize(
         [(_producer, (q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1,
                       k_entries, bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s,

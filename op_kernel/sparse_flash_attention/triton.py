@@ -1,15 +1,17 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-The kernel executes the plan of op_host/sparse_flash_attention/tiling.py on a persistent grid:
-program ``c`` plays core ``c`` of the plan's schedule and runs that core's pieces (a task's run
-of steps) in order. Per step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2``
+A call launches three kernels and reads nothing back: ``metadata.build`` computes the schedule
+on the device from the lengths, page table and indices; the plan's kernel (its ``variant``)
+runs it on a persistent grid, program ``c`` playing core ``c`` and running that core's pieces (a
+task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2``
 positions (``SBS`` per entry), masks positions past the task's scan limit (window W and the
 first negative entry) and past the boundary tau, translates positions to key rows (page-table
 walk for PA_BSND), and runs the fp32 online softmax with P rounded to the input dtype before
 P.V; value is read from key. A piece that is a whole task writes the output and statistics; a
 piece of a split task writes (m, l, acc) to its workspace slot, and ``_merge_kernel`` merges
 the slots with the emulator's log-sum-exp rule. Masked lanes load zeros and never address
-memory.
+memory; the metadata clamps malformed lengths and page tables (schedule.py), so every address
+the kernels form lies inside its tensor.
 
 Scores through a scratch tile (variant ``scratch``, the default with 8 warps off Hopper). Triton
 gives a matmul whose result feeds another matmul all warps along M. The score tile has M =
@@ -17,21 +19,17 @@ head_group = 64 rows, one warpgroup's worth, so with 8 warps both warpgroups wou
 same Q.K^T (seen in the SASS: twice the HGMMA instructions). Writing the fp32 scores (nope and
 rope parts apart, so neither product feeds the other) to a per-core scratch tile and reading
 them back after a barrier cuts that chain, so the two warpgroups split the keys of Q.K^T
-instead. The barrier also stops Triton's software pipelining of the key loads; BENCHMARKS.md has
-the measured trade-off.
+instead. The barrier also stops Triton's software pipelining of the key loads (the variant is
+still faster with 8 warps).
 
-Variants (``VARIANTS``): ``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers keys, two
-consumer warpgroups compute, paced by mbarriers; plans of 64-key steps, any head group up to
-64) and ``gluon`` (gluon.py: two warpgroups in step, meeting at CTA barriers; plans of 64 heads
-x 64 keys), both with the same plan and arguments, Hopper only; ``scratch`` and
-``registers`` (this file's kernel with and without the scratch tile). ``default_variant``
-picks gluon-ws where it serves, else the scratch variant with 8 warps and the registers one
-with 4.
+Variants (the plan's tiling key, chosen in op_host from the platform's features):
+``gluon-ws`` (gluon_ws.py: a producer warpgroup gathers keys, two consumer warpgroups compute,
+paced by mbarriers; plans of 64-key steps, any head group up to 64) and ``gluon`` (gluon.py: two
+warpgroups in step, meeting at CTA barriers; plans of 64 heads x 64 keys), both with the same
+tables and arguments, Hopper only; ``scratch`` and ``registers`` (this file's kernel with and
+without the scratch tile).
 """
 from __future__ import annotations
-
-import threading
-from collections import OrderedDict
 
 import torch
 import triton
@@ -39,22 +37,20 @@ import triton.language as tl
 
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
+from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 
 from ..common import online_softmax as osm
+from . import metadata
 
-VARIANTS = ("gluon-ws", "gluon", "scratch", "registers")
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
-DEVICE_PLAN_CACHE_SIZE = 32   # device copies of recent plans (``cached_device_plan``)
-_DEVICE_PLANS: OrderedDict = OrderedDict()
-_DEVICE_PLANS_LOCK = threading.Lock()     # calls may come from several threads
 
 
 @triton.jit
 def _sfa_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_limit,
+    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
     out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
     scale, n1, k_entries, bt_stride, page_size,
     HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
@@ -73,7 +69,7 @@ def _sfa_kernel(
         batch = tl.load(task_batch + i_task)
         head0 = tl.load(task_head + i_task)
         tau = tl.load(task_tau + i_task)
-        limit = tl.load(task_limit + i_task)
+        limit = tl.minimum(tl.load(task_window + i_task), tl.load(row_first_neg + row))
 
         o_h = tl.arange(0, HG_PAD)
         m_h = o_h < HG
@@ -160,18 +156,20 @@ def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, q0, head0, o_h, m_h,
 
 
 @triton.jit
-def _merge_kernel(ws_m, ws_l, ws_acc, split_first, split_count, split_row, split_head, sinks,
-                  out, smax, ssum, n1, HG: tl.constexpr, HEADS: tl.constexpr,
+def _merge_kernel(ws_m, ws_l, ws_acc, split_task, split_first, split_count, task_row, task_head,
+                  sinks, out, smax, ssum, n1, HG: tl.constexpr, HEADS: tl.constexpr,
                   DV: tl.constexpr, HAS_SINKS: tl.constexpr):
-    """Program (g, j): heads j*HEADS .. of split task g. Its pieces' states sit in workspace
-    slots split_first[g] .. + split_count[g]; merged by the log-sum-exp rule of
-    online_softmax.combine, then finished like a whole task."""
+    """Program (g, j): heads j*HEADS .. of split task g (the grid covers the plan's most split
+    tasks; a program past the call's split tasks has count 0 and writes nothing). Its pieces'
+    states sit in workspace slots split_first[g] .. + split_count[g]; merged by the
+    log-sum-exp rule of online_softmax.combine, then finished like a whole task."""
     g = tl.program_id(0)
+    count = tl.load(split_count + g)
     o_h = tl.program_id(1) * HEADS + tl.arange(0, HEADS)
-    m_h = o_h < HG
+    m_h = o_h < tl.where(count > 0, HG, 0)
     o_d = tl.arange(0, DV)
     first = tl.load(split_first + g)
-    count = tl.load(split_count + g)
+    i_task = tl.load(split_task + g)
     b_m = tl.full([HEADS], float("-inf"), tl.float32)
     for i in range(count):
         b_m = tl.maximum(b_m, tl.load(ws_m + (first + i) * HG + o_h, mask=m_h,
@@ -185,67 +183,9 @@ def _merge_kernel(ws_m, ws_l, ws_acc, split_first, split_count, split_row, split
         b_l += tl.load(ws_l + p_slot, mask=m_h, other=0.0) * b_w
         b_acc += tl.load(ws_acc + p_slot[:, None] * DV + o_d[None, :], mask=m_h[:, None],
                          other=0.0) * b_w[:, None]
-    head0 = tl.load(split_head + g)
-    _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, tl.load(split_row + g) * n1 + head0,
+    head0 = tl.load(task_head + i_task)
+    _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, tl.load(task_row + i_task) * n1 + head0,
             head0, o_h, m_h, HAS_SINKS, DV)
-
-
-def scan_limits(p, task_row, task_window, sparse_indices) -> torch.Tensor:
-    """Per task: index entries scanned, min(window W, position of the first negative entry)."""
-    rows, k = p.num_rows, p.k
-    negative = sparse_indices.reshape(rows, k) < 0
-    first_neg = torch.where(negative.any(1), negative.to(torch.int8).argmax(1),
-                            torch.full((rows,), k, device=negative.device))
-    return torch.minimum(task_window, first_neg[task_row])
-
-
-def device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
-    """The plan's integer tables on ``device``, packed into one host-to-device copy.
-
-    ``core_first``: the pieces of core c are core_first[c] .. core_first[c + 1] - 1;
-    ``split_*``: per task the schedule split, its workspace slots (consecutive: a task's pieces
-    are), its query row and first head; ``idle_rows``: query rows without a task;
-    ``kv_start``: the first key row of each batch in the flattened cache (BSND, TND).
-    """
-    sched = tiling.schedule
-    counts = torch.bincount(sched.piece_core, minlength=sched.num_cores)
-    core_first = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-    split_tasks, split_group = torch.unique(sched.piece_task[sched.piece_slot >= 0],
-                                            return_inverse=True)
-    visited = torch.zeros(p.num_rows, dtype=torch.bool)
-    visited[tiling.task_row] = True
-    split_count = torch.bincount(split_group, minlength=split_tasks.numel())
-    parts = dict(core_first=core_first, piece_task=sched.piece_task,
-                 piece_begin=sched.piece_step_begin, piece_end=sched.piece_step_end,
-                 piece_slot=sched.piece_slot, task_row=tiling.task_row,
-                 task_batch=tiling.task_batch, task_head=tiling.task_head,
-                 task_tau=tiling.task_tau, task_window=tiling.task_window,
-                 split_first=torch.cumsum(split_count, 0) - split_count,
-                 split_count=split_count, split_row=tiling.task_row[split_tasks],
-                 split_head=tiling.task_head[split_tasks],
-                 idle_rows=torch.nonzero(~visited).flatten(),
-                 kv_start=torch.tensor(p.kv_row_starts, dtype=torch.int64))
-    flat = torch.cat([v.to(torch.int64).flatten() for v in parts.values()]).to(device)
-    return dict(zip(parts, flat.split([v.numel() for v in parts.values()])))
-
-
-def cached_device_plan(p, tiling, device) -> dict[str, torch.Tensor]:
-    """``device_plan``, kept for the last ``DEVICE_PLAN_CACHE_SIZE`` plans: ``tiling.plan``
-    returns the same tiling object for equal calls (it is memoised), so the layers of a model
-    after the first skip the tables' build and host-to-device copy. The tables are only read
-    by the kernels."""
-    key = (id(tiling), str(device))     # an entry holds its tiling: the id is not reused
-    with _DEVICE_PLANS_LOCK:
-        hit = _DEVICE_PLANS.get(key)
-        if hit is not None:
-            _DEVICE_PLANS.move_to_end(key)
-            return hit[1]
-    dp = device_plan(p, tiling, device)
-    with _DEVICE_PLANS_LOCK:
-        _DEVICE_PLANS[key] = (tiling, dp)
-        while len(_DEVICE_PLANS) > DEVICE_PLAN_CACHE_SIZE:
-            _DEVICE_PLANS.popitem(last=False)
-    return dp
 
 
 def page_shift(p) -> int:
@@ -255,110 +195,99 @@ def page_shift(p) -> int:
     return page.bit_length() - 1 if page and page & (page - 1) == 0 else -1
 
 
-def gluon_serves(tiling, t, variant: str) -> bool:
-    """Whether a Gluon kernel (``gluon-ws``: gluon_ws.py, ``gluon``: gluon.py) runs this call:
-    a Hopper GPU, a Triton with Gluon, a plan the kernel serves."""
-    if t.query.device.type != "cuda" or torch.cuda.get_device_capability(t.query.device)[0] != 9:
-        return False
-    try:
-        from . import gluon, gluon_ws
-    except ImportError:           # a Triton without the Gluon dialect
-        return False
-    module = gluon_ws if variant == "gluon-ws" else gluon
-    return module.supports(tiling, t.key.shape[-1], t.key_rope.shape[-1])
+def run(p, tiling, t):
+    """Launch the metadata kernel, the plan's kernel and the split-task merge; same outputs as
+    emulate. Nothing is read back to the host, so the call can be captured in a CUDA graph and
+    replayed while the tensors of ``t`` keep their addresses (their values may change)."""
+    _refuse_unserved(tiling, t.query.device)
+    work = metadata.build(p, tiling, t)
+    buffers = _buffers(p, tiling, t)
+    _main_kernel(p, tiling, t, work, buffers)
+    _merge(p, tiling, t, work, buffers)
+    return _outputs(p, t, buffers)
 
 
-def default_variant(tiling, t) -> str:
-    """The first of ``VARIANTS`` that serves the call (module doc)."""
-    # gluon-ws serves every plan gluon.py serves and those with fewer heads; on the H100 and
-    # H200 sweeps it is the fastest variant but at small-batch decode, where gluon.py is
-    # <= 4.3 us ahead
-    if gluon_serves(tiling, t, "gluon-ws"):
-        return "gluon-ws"
-    return "scratch" if tiling.num_warps > 4 else "registers"
+def kernel_only(p, tiling, t):
+    """For benchmarks: a function launching the plan's kernel alone, over tables built once."""
+    _refuse_unserved(tiling, t.query.device)
+    work = metadata.build(p, tiling, t)
+    buffers = _buffers(p, tiling, t)
+    return lambda: _main_kernel(p, tiling, t, work, buffers)
 
 
-def prepare(p, tiling, t, variant: str | None = None):
-    """Host part of a call: the plan's tables on the device and the output buffers.
+def _refuse_unserved(tiling, dev) -> None:
+    if tiling.variant not in GPU_VARIANTS or (tiling.variant.startswith("gluon")
+                                              and not _hopper(dev)):
+        raise ValueError(f"kernel variant {tiling.variant!r} does not run on {dev}")
 
-    Returns ``launch``, a function of no arguments that enqueues the device work (kernel,
-    split-task merge) without synchronising with the host, so it can be captured in a CUDA
-    graph and replayed as long as the tensors of ``t`` keep their addresses.
-    ``variant`` (one of ``VARIANTS``; default ``default_variant``) picks the kernel.
-    """
-    dev = t.query.device
-    rows, n1, k = p.num_rows, p.n1, p.k
-    hg = tiling.head_group
-    sched = tiling.schedule
-    variant = variant or default_variant(tiling, t)
-    if variant not in VARIANTS or (variant.startswith("gluon")
-                                   and not gluon_serves(tiling, t, variant)):
-        raise ValueError(f"kernel variant {variant!r} does not serve this call")
-    via_scratch = variant == "scratch"
-    dp = cached_device_plan(p, tiling, dev)
-    idx = t.sparse_indices.reshape(rows, k).contiguous()
-    out = torch.empty(rows, n1, D, dtype=t.query.dtype, device=dev)
-    smax = torch.empty(rows, n1, dtype=torch.float32, device=dev)
-    ssum = torch.empty(rows, n1, dtype=torch.float32, device=dev)
-    slots = max(sched.num_slots, 1)
-    ws_m = torch.empty((slots, hg), dtype=torch.float32, device=dev)
-    ws_l = torch.empty((slots, hg), dtype=torch.float32, device=dev)
-    ws_acc = torch.empty((slots, hg, D), dtype=torch.float32, device=dev)
+
+def _buffers(p, tiling, t) -> dict:
+    """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile."""
+    dev, hg = t.query.device, tiling.head_group
+    slots = max(tiling.max_slots, 1)
+    f32 = dict(dtype=torch.float32, device=dev)
+    scratch = (tiling.num_cores * 4 * max(16, hg) * tiling.block_s2
+               if tiling.variant == "scratch" else 1)
+    return dict(out=torch.empty(p.num_rows, p.n1, D, dtype=t.query.dtype, device=dev),
+                smax=torch.empty(p.num_rows, p.n1, **f32),
+                ssum=torch.empty(p.num_rows, p.n1, **f32),
+                ws_m=torch.empty((slots, hg), **f32), ws_l=torch.empty((slots, hg), **f32),
+                ws_acc=torch.empty((slots, hg, D), **f32), scratch=torch.empty(scratch, **f32))
+
+
+def _main_kernel(p, tiling, t, work, b) -> None:
+    hg, variant, sched = tiling.head_group, tiling.variant, work.schedule
+    idx = t.sparse_indices.reshape(p.num_rows, p.k).contiguous()
     paged = p.kv_layout is Layout.PA_BSND
-    shift = page_shift(p)                                         # the Gluon kernels' walk
     block_table = t.block_table.contiguous() if paged else idx   # any int tensor when unused
-    sinks = t.sinks if t.sinks is not None else ssum
-    hg_pad, block_s2 = max(16, hg), tiling.block_s2
-    scratch = torch.empty(sched.num_cores * 4 * hg_pad * block_s2 if via_scratch else 1,
-                          dtype=torch.float32, device=dev)
-    tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx, t.key.contiguous(),
-               t.key_rope.contiguous(), block_table, dp["kv_start"], sinks)
+    sinks = t.sinks if t.sinks is not None else b["ssum"]
+    tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx, t.key, t.key_rope,
+               block_table, work.kv_start, sinks)
+    plan_args = (sched.core_first, sched.piece_task, sched.piece_step_begin,
+                 sched.piece_step_end, sched.piece_slot, work.task_row, work.task_batch,
+                 work.task_head, work.task_tau, work.task_window, work.row_first_neg,
+                 b["out"], b["smax"], b["ssum"], b["ws_m"], b["ws_l"], b["ws_acc"])
+    scalars = (p.scale_value, p.n1, p.k, block_table.shape[-1], p.block_size if paged else 1)
+    shapes = dict(HG=hg, BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
+                  ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
+                  HAS_SINKS=t.sinks is not None)
+    grid = (tiling.num_cores,)
+    if variant == "gluon-ws":
+        from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
+        _sfa_gluon_ws_kernel[grid](*tensors, *plan_args, *scalars, **shapes,
+                                   PAGE_SHIFT=page_shift(p), num_warps=PRODUCER_WARPS.value)
+    elif variant == "gluon":
+        from .gluon import _sfa_gluon_kernel
+        _sfa_gluon_kernel[grid](*tensors, *plan_args, *scalars, **shapes,
+                                PAGE_SHIFT=page_shift(p), num_warps=tiling.num_warps)
+    else:
+        _sfa_kernel[grid](*tensors, *plan_args, b["scratch"], *scalars, **shapes,
+                          HG_PAD=max(16, hg), VIA_SCRATCH=variant == "scratch",
+                          num_warps=tiling.num_warps, num_stages=tiling.stages)
+
+
+def _merge(p, tiling, t, work, b) -> None:
+    """The split-task merge over the plan's most split tasks (programs past the call's split
+    tasks exit at once)."""
+    if not tiling.max_split_tasks:
+        return
+    hg, sched = tiling.head_group, work.schedule
+    sinks = t.sinks if t.sinks is not None else b["ssum"]
+    _merge_kernel[(tiling.max_split_tasks, -(-hg // MERGE_HEADS))](
+        b["ws_m"], b["ws_l"], b["ws_acc"], sched.split_task, sched.split_first,
+        sched.split_count, work.task_row, work.task_head, sinks, b["out"], b["smax"],
+        b["ssum"], p.n1, HG=hg, HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)), DV=D,
+        HAS_SINKS=t.sinks is not None)
+
+
+def _outputs(p, t, b):
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
-
-    def launch():
-        if dp["idle_rows"].numel():     # rows with no task (tau <= 0): zeros (spec section 8)
-            out[dp["idle_rows"]] = 0
-            smax[dp["idle_rows"]] = osm.SOFTMAX_MIN
-            ssum[dp["idle_rows"]] = 0
-        if sched.num_pieces:
-            plan_args = (dp["core_first"], dp["piece_task"], dp["piece_begin"],
-                         dp["piece_end"], dp["piece_slot"], dp["task_row"], dp["task_batch"],
-                         dp["task_head"], dp["task_tau"],
-                         scan_limits(p, dp["task_row"], dp["task_window"], idx),
-                         out, smax, ssum, ws_m, ws_l, ws_acc)
-            scalars = (p.scale_value, n1, k, block_table.shape[-1], p.block_size if paged else 1)
-            shapes = dict(HG=hg, BLOCK_S2=block_s2, SBS=p.sparse_block_size,
-                          ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1],
-                          PAGED=paged, HAS_SINKS=t.sinks is not None)
-            if variant == "gluon-ws":
-                from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
-                _sfa_gluon_ws_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=shift,
-                    num_warps=PRODUCER_WARPS.value)
-            elif variant == "gluon":
-                from .gluon import _sfa_gluon_kernel
-                _sfa_gluon_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, *scalars, **shapes, PAGE_SHIFT=shift,
-                    num_warps=tiling.num_warps)
-            else:
-                _sfa_kernel[(sched.num_cores,)](
-                    *tensors, *plan_args, scratch, *scalars, **shapes, HG_PAD=hg_pad,
-                    VIA_SCRATCH=via_scratch, num_warps=tiling.num_warps,
-                    num_stages=tiling.stages)
-        if sched.num_slots:
-            _merge_kernel[(dp["split_count"].numel(), -(-hg // MERGE_HEADS))](
-                ws_m, ws_l, ws_acc, dp["split_first"], dp["split_count"], dp["split_row"],
-                dp["split_head"], sinks, out, smax, ssum, n1, HG=hg,
-                HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)), DV=D,
-                HAS_SINKS=t.sinks is not None)
-        if not p.return_softmax_lse:
-            return (out.reshape(t.query.shape), torch.empty(shape, device=dev),
-                    torch.empty(shape, device=dev))
-        return out.reshape(t.query.shape), smax.reshape(shape), ssum.reshape(shape)
-
-    return launch
+    if not p.return_softmax_lse:
+        dev = t.query.device
+        return (b["out"].reshape(t.query.shape), torch.empty(shape, device=dev),
+                torch.empty(shape, device=dev))
+    return b["out"].reshape(t.query.shape), b["smax"].reshape(shape), b["ssum"].reshape(shape)
 
 
-def run(p, tiling, t, variant: str | None = None):
-    """Launch the kernel over the plan, then merge split tasks; same outputs as emulate."""
-    return prepare(p, tiling, t, variant)()
+def _hopper(device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9

@@ -1,6 +1,8 @@
 """The split-KV plan of npu_incre_flash_attention on the fake platforms (pure functions)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -8,9 +10,9 @@ from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
 from cann_attention.op_host.incre_flash_attention import check
-from cann_attention.op_host.incre_flash_attention.params import parse
 from cann_attention.op_host.incre_flash_attention.tiling import (
     TASK_OVERHEAD_STEPS, plan, step_candidates, tile_usage)
+from testing.calls import parse
 
 PLATFORMS = [ASCEND_910B, ASCEND_A3, H100, H200, CPU]
 
@@ -27,15 +29,28 @@ def params(b=1, n1=32, n2=8, d=128, s=8192, lens=None, dtype=torch.bfloat16, kv_
         k = torch.empty(b, s, n2 * d, dtype=kv_dtype, device="meta")
         bt = None
     aq = torch.empty(2, n2 * d, dtype=dtype, device="meta") if kv_dtype == torch.int8 else None
-    p = parse(q, k, k, actual_seq_lengths=lens, antiquant_scale=aq, block_table=bt,
-              num_heads=n1, num_key_value_heads=n2, block_size=block_size,
-              kv_padding_size=pad)
+    # the lengths are host int lists (part of the static signature): the static params hold them
+    p = parse("npu_incre_flash_attention", q, k, k, actual_seq_lengths=lens,
+              antiquant_scale=aq, block_table=bt, num_heads=n1, num_key_value_heads=n2,
+              block_size=block_size, kv_padding_size=pad)
     check.check(p)
     return p
 
 
 def _id(p):
     return p.name
+
+
+def assert_same(a, b, path="plan"):
+    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
+    assert type(a) is type(b), path
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+    else:
+        assert a == b, path
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=_id)
@@ -50,10 +65,12 @@ def test_incre_flash_attention_plan_covers_windows_and_fits(platform, b, n1, n2,
     assert platform.fits(dict(t.tile_bytes))
     steps = -(-t.task_len // t.block_s2)
     sched = t.schedule
-    covered = torch.zeros_like(steps).index_add_(0, sched.piece_task,
-                                                 sched.piece_step_end - sched.piece_step_begin)
+    n = sched.num_pieces                                   # the valid pieces come first
+    covered = torch.zeros_like(steps).index_add_(
+        0, sched.piece_task[:n], (sched.piece_step_end - sched.piece_step_begin)[:n])
     assert torch.equal(covered, steps)                     # every step exactly once
-    assert int(sched.piece_core.max()) < platform.num_cores
+    assert int(sched.piece_core[:n].max()) < platform.num_cores
+    assert (sched.piece_core[n:] == platform.num_cores).all()     # padding: past every core
     costs = sched.core_costs(TASK_OVERHEAD_STEPS)
     assert int(costs.max()) <= sched.cost_per_core + TASK_OVERHEAD_STEPS
     assert t.workspace_bytes == sched.num_slots * (n1 // n2) * (d + 2) * 4
@@ -66,7 +83,7 @@ def test_incre_flash_attention_few_tasks_are_split_to_fill_cores(platform):
     p = params(b=1, n1=16, n2=2, d=128, s=32768)
     t = plan(p, platform)
     assert int(t.task_num_splits.min()) > 1
-    used = int(t.schedule.piece_core.unique().numel())
+    used = int(t.schedule.piece_core[:t.schedule.num_pieces].unique().numel())
     total = int((-(-t.task_len // t.block_s2) + TASK_OVERHEAD_STEPS).sum())
     per_core = t.schedule.cost_per_core            # ceil(total / cores): integer cut length
     assert used >= -(-total // per_core) - 1 and used >= platform.num_cores // 2
@@ -136,6 +153,10 @@ def test_incre_flash_attention_refuses_unknown_ascend_soc():
 
 
 def test_incre_flash_attention_plan_is_pure():
-    p = params(b=3, n1=40, n2=8, d=128, s=3000, lens=[3000, 1, 1500])
-    a, b = plan(p, H100), plan(p, H100)
-    assert a.block_s2 == b.block_s2 and torch.equal(a.schedule.piece_core, b.schedule.piece_core)
+    """Two plans of equal calls, each from its own params, are equal in every field."""
+    kw = dict(b=3, n1=40, n2=8, d=128, s=3000, lens=[3000, 1, 1500])
+    p, q = params(**kw), params(**kw)
+    assert p is not q and p == q
+    a, b = plan(p, H100), plan(q, H100)
+    assert a is not b
+    assert_same(a, b)

@@ -1,6 +1,9 @@
-"""plan() of npu_lightning_indexer on the fake platforms: chunks fit the buffers, every visible
-key is covered exactly once, empty rows are not scheduled, refusals name the platform."""
+"""plan() / schedule() of npu_lightning_indexer on the fake platforms: chunks fit the buffers,
+every visible key is covered exactly once, empty rows are not scheduled, refusals name the
+platform, and the static plan does not depend on the lengths' values (the schedule does)."""
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -9,22 +12,53 @@ from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
 from cann_attention.op_host.lightning_indexer import check
-from cann_attention.op_host.lightning_indexer.params import parse
 from cann_attention.op_host.lightning_indexer.tiling import (
-    MIN_BLOCK_S2, plan, tile_usage, visible_counts)
+    MIN_BLOCK_S2, plan, schedule, tile_usage, visible_counts)
+from testing.calls import checked, parse
 
+OP = "npu_lightning_indexer"
 PLATFORMS = {p.name: p for p in (ASCEND_910B, ASCEND_A3, H100, H200, CPU)}
 
 
-def _params(b=2, s1=4, n1=64, s2=8192, k=2048, aq=None, ak=None, mode=3):
+def _args(b=2, s1=4, n1=64, s2=8192, k=2048, aq=None, ak=None, mode=3):
+    """Meta tensors for the shapes; the length tensors on the CPU (their values are read)."""
     i32 = lambda xs: None if xs is None else torch.tensor(xs, dtype=torch.int32)  # noqa: E731
-    p = parse(torch.empty(b, s1, n1, 128, dtype=torch.bfloat16, device="meta"),
-              torch.empty(b, s2, 1, 128, dtype=torch.bfloat16, device="meta"),
-              torch.empty(b, s1, n1, dtype=torch.bfloat16, device="meta"),
-              actual_seq_lengths_query=i32(aq), actual_seq_lengths_key=i32(ak),
-              sparse_count=k, sparse_mode=mode)
+    args = (torch.empty(b, s1, n1, 128, dtype=torch.bfloat16, device="meta"),
+            torch.empty(b, s2, 1, 128, dtype=torch.bfloat16, device="meta"),
+            torch.empty(b, s1, n1, dtype=torch.bfloat16, device="meta"))
+    kwargs = dict(actual_seq_lengths_query=i32(aq), actual_seq_lengths_key=i32(ak),
+                  sparse_count=k, sparse_mode=mode)
+    return args, kwargs
+
+
+def _params(**kw):
+    """Params carrying the lengths' values, after every check (static and on values)."""
+    args, kwargs = _args(**kw)
+    return checked(OP, *args, **kwargs)[0]
+
+
+def _static_params(**kw):
+    """Params without any value (what the pipeline plans from), after the static check."""
+    args, kwargs = _args(**kw)
+    p = parse(OP, *args, **kwargs)
     check.check(p)
     return p
+
+
+def _work(p, platform):
+    return schedule(p, plan(p, platform))
+
+
+def assert_same(a, b, path="plan"):
+    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
+    assert type(a) is type(b), path
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+    else:
+        assert a == b, path
 
 
 SHAPES = {
@@ -46,15 +80,21 @@ def test_lightning_indexer_tiling_fits_and_covers(shape, name):
     assert dict(t.tile_bytes) == tile_usage(platform.kind, p.n1, t.head_group, t.block_s2,
                                             p.sparse_count, 2)
     # tasks: exactly the rows that see a key; steps cover [0, n_vis) once
+    w = schedule(p, t)
     _, _, nvis = visible_counts(p)
-    assert t.num_tasks == int((nvis > 0).sum())
-    assert (t.task_nvis > 0).all()
-    s = t.schedule
-    covered = torch.zeros(t.num_tasks, dtype=torch.int64).index_add_(
-        0, s.piece_task, s.piece_step_end - s.piece_step_begin)
-    assert torch.equal(covered, -(-t.task_nvis // t.block_s2))
-    assert int(s.piece_core.max()) < platform.num_cores
-    assert t.workspace_bytes == s.num_slots * p.sparse_count * 8
+    assert w.num_tasks == int((nvis > 0).sum())
+    assert (w.task_nvis > 0).all()
+    s = w.schedule
+    n = s.num_pieces                               # the valid pieces come first
+    steps = s.piece_step_end - s.piece_step_begin
+    covered = torch.zeros(w.num_tasks, dtype=torch.int64).index_add_(
+        0, s.piece_task[:n], steps[:n])
+    assert torch.equal(covered, -(-w.task_nvis // t.block_s2))
+    assert int(s.piece_core[:n].max()) < platform.num_cores
+    # the padding of the fixed-size tables: past every core, no step, no slot
+    assert (s.piece_core[n:] == platform.num_cores).all() and (steps[n:] == 0).all()
+    assert (s.piece_slot[n:] == -1).all()
+    assert w.workspace_bytes == s.num_slots * p.sparse_count * 8
 
 
 def test_lightning_indexer_tiling_chunks_the_key_sequence():
@@ -64,7 +104,7 @@ def test_lightning_indexer_tiling_chunks_the_key_sequence():
     for platform in PLATFORMS.values():
         t = plan(p, platform)
         assert t.block_s2 <= 1024 < 65536
-        assert t.schedule.num_slots > 1, platform.name
+        assert schedule(p, t).schedule.num_slots > 1, platform.name
     assert plan(p, ASCEND_A3).block_s2 == 256            # L0B: 256 keys x 128 x bf16 = 64 KiB
     assert plan(p, H100).block_s2 == 128
 
@@ -82,8 +122,8 @@ def test_lightning_indexer_tiling_causal_rows_and_lq_gt_lk():
     p = _params(b=1, s1=8, s2=5, n1=8, k=16, mode=3)
     row, _, nvis = visible_counts(p)
     assert nvis.tolist() == [0, 0, 0, 1, 2, 3, 4, 5]
-    t = plan(p, CPU)
-    assert t.task_row.tolist() == [3, 4, 5, 6, 7]
+    w = _work(p, CPU)
+    assert w.task_row.tolist() == [3, 4, 5, 6, 7]
     assert visible_counts(_params(b=1, s1=8, s2=5, n1=8, k=16, mode=0))[2].tolist() == [5] * 8
 
 
@@ -106,7 +146,32 @@ def test_lightning_indexer_tiling_refuses_tiny_buffers():
 
 
 def test_lightning_indexer_tiling_is_pure():
-    p = _params(b=4, s1=16, s2=1000, n1=32, k=512)
-    a, b = plan(p, H200), plan(p, H200)
-    assert (a.head_group, a.block_s2, a.tile_bytes) == (b.head_group, b.block_s2, b.tile_bytes)
-    assert torch.equal(a.schedule.piece_task, b.schedule.piece_task)
+    """Two plans (and schedules) of equal calls, each from its own params, equal in every field."""
+    kw = dict(b=4, s1=16, s2=1000, n1=32, k=512, aq=[16, 3, 0, 9], ak=[1000, 10, 5, 0])
+    p, q = _params(**kw), _params(**kw)
+    assert p is not q
+    a, b = plan(p, H200), plan(q, H200)
+    assert a is not b and a == b
+    assert_same(a, b)
+    wa, wb = schedule(p, a), schedule(q, b)
+    assert wa is not wb
+    assert_same(wa, wb, "work")
+
+
+def test_lightning_indexer_static_plan_ignores_length_values():
+    """Two calls that differ only in the lengths' values: one static plan (equal to the plan of
+    the params without values, so the plan reads none), two different schedules."""
+    shape = dict(b=4, s1=16, s2=1000, n1=32, k=512)
+    p = _params(**shape, aq=[16, 3, 0, 9], ak=[1000, 10, 5, 0])
+    q = _params(**shape, aq=[1, 16, 16, 2], ak=[7, 1000, 999, 64])
+    static = _static_params(**shape, aq=[16, 3, 0, 9], ak=[1000, 10, 5, 0])
+    assert static.actual_seq_lengths_query.values is None
+    assert static.actual_seq_lengths_key.values is None
+    for platform in PLATFORMS.values():
+        a, b = plan(p, platform), plan(q, platform)
+        assert_same(a, b)
+        assert_same(a, plan(static, platform))
+        wa, wb = schedule(p, a), schedule(q, b)
+        assert wa.task_row.tolist() != wb.task_row.tolist()
+        assert wa.task_nvis.tolist() != wb.task_nvis.tolist()
+        assert not torch.equal(wa.schedule.piece_task, wb.schedule.piece_task)

@@ -3,13 +3,16 @@ selection blocks, every (batch, KV head, query row) in exactly one task, balance
 refusals on platforms that cannot hold the smallest tile."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
-from cann_attention.op_host.nsa_compress_attention import check, params, tiling
+from cann_attention.op_host.nsa_compress_attention import check, tiling
+from testing.calls import parse
 from testing.nsa_compress_attention import Case, make
 
 PLATFORMS = [ASCEND_910B, ASCEND_A3, H100, H200, CPU]
@@ -24,9 +27,22 @@ CASES = [
 
 def _params(case):
     args, kwargs = make(case)
-    p = params.parse(*args, **kwargs)
+    # the prefix sums are host int lists (part of the static signature): the params hold them
+    p = parse("npu_nsa_compress_attention", *args, **kwargs)
     check.check(p)
     return p
+
+
+def assert_same(a, b, path="plan"):
+    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
+    assert type(a) is type(b), path
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+    else:
+        assert a == b, path
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=lambda p: p.name)
@@ -65,10 +81,12 @@ def test_plan_invariants(case, platform):
 
 
 def test_plan_is_pure():
-    p = _params(CASES[0])
-    a, b = tiling.plan(p, ASCEND_A3), tiling.plan(p, ASCEND_A3)
-    assert (a.block_s1, a.block_c, a.tile_bytes) == (b.block_s1, b.block_c, b.tile_bytes)
-    assert torch.equal(a.task_core, b.task_core) and torch.equal(a.task_rank, b.task_rank)
+    """Two plans of equal calls, each from its own params, are equal in every field."""
+    p, q = _params(CASES[0]), _params(CASES[0])
+    assert p is not q and p == q
+    a, b = tiling.plan(p, ASCEND_A3), tiling.plan(q, ASCEND_A3)
+    assert a is not b
+    assert_same(a, b)
 
 
 def test_gpu_chunks_are_smaller_than_ascend():

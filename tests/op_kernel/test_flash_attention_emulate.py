@@ -11,6 +11,7 @@ from cann_attention.op_host.common.mask_spec import INT64_MAX
 from cann_attention.op_host.common.platform import PlatformInfo, PlatformKind
 from cann_attention.op_kernel.common.score_mods import alibi_pse_shift
 from cann_attention.op_kernel.flash_attention.reference import flash_attention as reference
+from testing.calls import checked
 from testing.oracle import assert_close, assert_stats_close
 
 OP = torch.ops.custom.npu_flash_attention
@@ -151,10 +152,10 @@ def test_split_k_decode_many_partition_counts_equal_no_split():
                   learnable_sink=torch.randn(8), return_softmax_lse=True)
     with cann_attention.use(platform=_platform(1)):
         ref_out, ref_max, ref_sum = OP(q, k, v, 0.125, **kwargs)
-    from cann_attention.op_host.flash_attention import params as fa_params, tiling as fa_tiling
-    kw_parse = {k: v for k, v in kwargs.items() if k != "return_softmax_lse"}
-    p = fa_params.parse(q, k, v, 0.125, **kw_parse)
-    slots = {c: fa_tiling.plan(p, _platform(c)).schedule.num_slots for c in (1, 8, 132)}
+    from cann_attention.op_host.flash_attention import tiling as fa_tiling
+    p, _ = checked("npu_flash_attention", q, k, v, 0.125, **kwargs)     # with the lengths' values
+    slots = {c: fa_tiling.schedule(p, fa_tiling.plan(p, _platform(c))).schedule.num_slots
+             for c in (1, 8, 132)}
     assert slots[1] == 0 and 0 < slots[8] < slots[132]            # the splits really differ
     for cores in (2, 3, 5, 8, 13, 24, 64, 132):
         with cann_attention.use(platform=_platform(cores)):

@@ -8,8 +8,9 @@ import torch
 import cann_attention
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
-from cann_attention.op_host.nsa_compress_attention import check, params, tiling
+from cann_attention.op_host.nsa_compress_attention import check, tiling
 from cann_attention.op_kernel.nsa_compress_attention import reference as ref
+from testing.calls import parse
 from testing.nsa_compress_attention import Case, make
 from testing.oracle import assert_close, assert_stats_close
 
@@ -100,7 +101,7 @@ def test_many_chunks_streaming_topk_and_halo(l, d, ls):
     boundaries and the top-k is merged across chunks; results still equal the reference."""
     case = Case((6, 9), (61, 90), n1=4, n2=2, d1=32, d2=16, l=l, d=d, ls=ls, k=5)
     args, kwargs = make(case)
-    p = params.parse(*args, **kwargs)
+    p = parse("npu_nsa_compress_attention", *args, **kwargs)
     check.check(p)
     assert int(tiling.plan(p, SMALL_CPU).task_chunks.max()) >= 3
     _check(case, SMALL_CPU)

@@ -8,7 +8,7 @@ import torch
 import cann_attention
 from cann_attention.op_host.common.platform import ASCEND_910B, ASCEND_A3, CPU, H100, H200
 from cann_attention.op_host.common.schedule import partition
-from cann_attention.op_host.sparse_flash_attention import check, params, tiling
+from cann_attention.op_host.sparse_flash_attention import tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
 from testing.oracle import assert_close, assert_stats_close
 from testing.sparse_flash_attention_cases import make_case
@@ -90,26 +90,37 @@ def test_sinks():
 
 
 def test_duplicates_are_kept():
+    """Duplicated index entries are kept (spec section 6): block 3 enters the softmax twice, in
+    the op and in the reference alike."""
     case = make_case(B=1, S1=1, S2=16, N1=2, K=4, sparse_mode=0, return_softmax_lse=True)
     idx = case.args[3]
     idx[..., :] = torch.tensor([3, 3, 5, -1], dtype=torch.int32)
+    compare(case)                                              # duplicates: op == reference
     out, _, ssum = case.call(OP)
+    ref_out, _, ref_sum = case.call(reference.sparse_flash_attention)
     once = torch.tensor([3, 5, -1, -1], dtype=torch.int32)
     case.args = case.args[:3] + (once.reshape(idx.shape),) + case.args[4:]
     out_once, _, ssum_once = case.call(OP)
+    ref_once, _, ref_sum_once = case.call(reference.sparse_flash_attention)
     assert not torch.allclose(out.float(), out_once.float())   # key 3 counted twice
+    assert not torch.allclose(ref_out.float(), ref_once.float())
+    # the duplicate adds exp(z_3 - m) once more to the sum, in the op as in the reference
+    torch.testing.assert_close(ssum - ssum_once, ref_sum - ref_sum_once)
     compare(case)
 
 
 def test_gpu_plan_with_whole_tasks():
     """Many equal tasks on an H100 plan run whole (no workspace, no merge): the emulator, which
     executes that plan round by round, still matches the reference."""
+    from cann_attention.op_host.sparse_flash_attention.schedule import (
+        TASK_OVERHEAD_STEPS, device_schedule)
+    from testing.calls import checked
     case = make_case(B=140, S1=1, S2=128, N1=16, K=128, return_softmax_lse=True, seed=11)
-    p = params.parse(*case.args, **case.kwargs)
-    check.check(p)
+    p, t = checked("npu_sparse_flash_attention", *case.args, **case.kwargs)
     plan = tiling.plan(p, H100)
-    assert plan.schedule.num_slots == 0 and plan.num_tasks == 140
-    steps = -(-plan.task_window // plan.entries_per_step)
-    balanced = partition(steps, H100.num_cores, tiling.TASK_OVERHEAD_STEPS)
+    work = device_schedule(p, plan, t)
+    assert work.schedule.num_slots == 0 and plan.num_tasks == 140
+    steps = -(-work.task_window // plan.entries_per_step)
+    balanced = partition(steps, H100.num_cores, TASK_OVERHEAD_STEPS)
     assert balanced.num_slots > 0, "the balanced cut would split tasks: whole ones are chosen"
     compare(case, platform=H100)

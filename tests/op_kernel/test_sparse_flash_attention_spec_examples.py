@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 
 from cann_attention.op_host.common.platform import CPU
-from cann_attention.op_host.sparse_flash_attention import check, params, tiling
+from cann_attention.op_host.sparse_flash_attention import schedule, tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
+from testing.calls import checked
 from testing.oracle import assert_close
 
 OP = torch.ops.custom.npu_sparse_flash_attention
@@ -34,11 +35,12 @@ def softmax_over(q, qr, k, kr, positions, scale, dtype):
 def plan_taus(q_len, kv_len, mode=3):
     q, qr, k, kr = tensors(1, q_len, max(kv_len, 1))
     idx = torch.zeros(1, q_len, 1, 4, dtype=torch.int32)
-    p = params.parse(q, k, k, idx, 1.0, 1, query_rope=qr, key_rope=kr, sparse_mode=mode,
-                     actual_seq_lengths_kv=torch.tensor([kv_len], dtype=torch.int32))
-    check.check(p)
-    t = tiling.plan(p, CPU)
-    return dict(zip(t.task_row.tolist(), t.task_tau.tolist()))
+    p, t = checked("npu_sparse_flash_attention", q, k, k, idx, 1.0, 1, query_rope=qr,
+                   key_rope=kr, sparse_mode=mode,
+                   actual_seq_lengths_kv=torch.tensor([kv_len], dtype=torch.int32))
+    work = schedule.device_schedule(p, tiling.plan(p, CPU), t)
+    # rows with tau <= 0 see nothing: their task has no step (tau 0)
+    return {r: tau for r, tau in zip(work.task_row.tolist(), work.task_tau.tolist()) if tau > 0}
 
 
 def test_section5_causal_threshold_lq3_lkv6():
@@ -46,7 +48,7 @@ def test_section5_causal_threshold_lq3_lkv6():
 
 
 def test_section5_lq_above_lkv_early_rows_see_nothing():
-    # Lq = 5, Lkv = 3: tau = [-1, 0, 1, 2, 3]; rows 0 and 1 are never scheduled
+    # Lq = 5, Lkv = 3: tau = [-1, 0, 1, 2, 3]; rows 0 and 1 see nothing
     assert plan_taus(5, 3) == {2: 1, 3: 2, 4: 3}
     q, qr, k, kr = tensors(1, 5, 3)
     idx = torch.tensor([0, 1, 2, -1], dtype=torch.int32).expand(1, 5, 1, 4).contiguous()

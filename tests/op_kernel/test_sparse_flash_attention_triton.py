@@ -24,7 +24,7 @@ triton = pytest.importorskip(
 
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, H200  # noqa: E402
-from cann_attention.op_host.sparse_flash_attention import check, params, tiling  # noqa: E402
+from cann_attention.op_host.sparse_flash_attention import schedule, tiling  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import emulate, reference  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton  # noqa: E402
 from testing.oracle import assert_close, assert_stats_close  # noqa: E402
@@ -55,16 +55,15 @@ def _on(device, x):
 
 
 def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw):
-    """Run the kernel on a fresh case and compare with the reference and the emulator."""
+    """Run the kernel of ``variant`` on a fresh case and compare with the reference and the
+    emulator; returns the reference schedule of the call."""
     seed = random.randrange(2**31)
     dtype = dtype or DTYPES[0]
     case = make_case(dtype=dtype, seed=seed, **kw)
     p, tensors = kernel_inputs(case, DEVICE)
-    plan = tiling.plan(p, platform)
+    plan = tiling.plan(p, platform, variant)
     monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
-    if variant.startswith("gluon"):
-        assert sfa_triton.gluon_serves(plan, tensors, variant), f"{case.id}: not a {variant} plan"
-    got = sfa_triton.run(p, plan, tensors, variant=variant)
+    got = sfa_triton.run(p, plan, tensors)
     monkeypatch.undo()
     want = emulate.run(p, plan, tensors)
     ref, ref_max, ref_sum = case.call(reference.sparse_flash_attention)
@@ -78,7 +77,7 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
         assert_stats_close(got[2].cpu(), ref_sum, what=f"{what} softmax_sum")
     else:
         assert got[1].shape == (0,) and got[2].shape == (0,)
-    return plan
+    return schedule.device_schedule(p, plan, tensors).schedule
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -118,11 +117,11 @@ def test_head_counts_and_dtypes(monkeypatch, n1, dtype, variant):
                          ids=lambda x: x)
 def test_gpu_plans_split_tasks(monkeypatch, platform, layout_query, layout_kv, variant):
     """Few tasks, long rows: the plan splits tasks across SMs and merges the slots."""
-    plan = check_kernel(monkeypatch, platform=platform, variant=variant, B=2, S1=2, S2=700,
-                        N1=64, K=600, layout_query=layout_query, layout_kv=layout_kv,
-                        q_lens=[2, 1], kv_lens=[700, 650], page=64,
-                        return_softmax_lse=layout_kv != "PA_BSND")
-    assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+    sched = check_kernel(monkeypatch, platform=platform, variant=variant, B=2, S1=2, S2=700,
+                         N1=64, K=600, layout_query=layout_query, layout_kv=layout_kv,
+                         q_lens=[2, 1], kv_lens=[700, 650], page=64,
+                         return_softmax_lse=layout_kv != "PA_BSND")
+    assert sched.num_slots > 0, "this case must exercise split tasks + combine"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -170,10 +169,10 @@ def test_gluon_edges(monkeypatch, dtype, variant):
     check_kernel(monkeypatch, variant=variant, dtype=dtype, B=2, S1=3, S2=150, N1=128, K=90,
                  sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
     for platform in (H100, H200):
-        plan = check_kernel(monkeypatch, platform=platform, variant=variant, dtype=dtype, B=2,
-                            S1=2, S2=700, N1=64, K=600, layout_query="TND",
-                            layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650], page=64)
-        assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+        sched = check_kernel(monkeypatch, platform=platform, variant=variant, dtype=dtype, B=2,
+                             S1=2, S2=700, N1=64, K=600, layout_query="TND",
+                             layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650], page=64)
+        assert sched.num_slots > 0, "this case must exercise split tasks + combine"
 
 
 @pytest.mark.gpu
@@ -200,10 +199,10 @@ def test_gluon_ws_few_heads_edges(monkeypatch, dtype):
                  sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
     check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=3, S1=5, S2=200, N1=8, K=80,
                  sbs=2, malformed=True, return_softmax_lse=True)
-    plan = check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=2, S2=700, N1=16,
-                        K=600, layout_query="TND", layout_kv="PA_BSND", q_lens=[2, 1],
-                        kv_lens=[700, 650], page=64, return_softmax_lse=False)
-    assert plan.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+    sched = check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=2, S2=700,
+                         N1=16, K=600, layout_query="TND", layout_kv="PA_BSND", q_lens=[2, 1],
+                         kv_lens=[700, 650], page=64, return_softmax_lse=False)
+    assert sched.num_slots > 0, "this case must exercise split tasks + combine"
 
 
 @pytest.mark.gpu
@@ -229,49 +228,13 @@ def test_gluon_page_shift(page, layout_kv, shift):
     assert sfa_triton.page_shift(p) == shift
 
 
-@pytest.mark.parametrize("n1", [1, 16, 32, 64, 128])
-@pytest.mark.parametrize("sbs", [1, 64, 128])
-def test_gluon_kernels_serve_their_plans(n1, sbs):
-    """gluon.py serves plans of 64 heads x 64 keys (8 warps); gluon-ws serves 64-key steps
-    with any head group up to 64; neither serves sparse_block_size 128 (128-key steps)."""
-    gluon = pytest.importorskip("cann_attention.op_kernel.sparse_flash_attention.gluon",
-                                reason="this Triton has no Gluon dialect")
-    from cann_attention.op_kernel.sparse_flash_attention import gluon_ws
-    case = make_case(B=1, S1=2, S2=256, N1=n1, K=2, sbs=sbs, seed=random.randrange(2**31))
-    p, _ = kernel_inputs(case, "cpu")
-    plan = tiling.plan(p, H100)
-    steps_of_64 = plan.block_s2 == 64
-    assert gluon_ws.supports(plan, 512, 64) == steps_of_64
-    assert gluon.supports(plan, 512, 64) == (steps_of_64 and plan.head_group == 64)
-    assert not gluon_ws.supports(plan, 256, 64) and not gluon_ws.supports(plan, 512, 32)
-
-
-@pytest.mark.parametrize("n1,layout_kv", [(128, "PA_BSND"), (64, "PA_BSND"), (64, "BSND"),
-                                          (128, "BSND"), (16, "BSND"), (8, "PA_BSND")])
-def test_default_variant_among_gluon_kernels(monkeypatch, n1, layout_kv):
-    """Where the Gluon kernels serve, the default is gluon-ws, else the scratch variant (the
-    rule of triton.default_variant, from the H100 sweep in BENCHMARKS.md)."""
-    case = make_case(B=2, S1=2, S2=128, N1=n1, K=64, layout_kv=layout_kv, page=64,
-                     seed=random.randrange(2**31))
-    p, tensors = kernel_inputs(case, "cpu")
-    plan = tiling.plan(p, H100)
-    monkeypatch.setattr(sfa_triton, "gluon_serves", lambda *a: True)
-    assert sfa_triton.default_variant(plan, tensors) == "gluon-ws"
-    monkeypatch.setattr(sfa_triton, "gluon_serves", lambda *a: False)
-    assert sfa_triton.default_variant(plan, tensors) == (
-        "scratch" if plan.num_warps > 4 else "registers")
-
-
-def test_unknown_or_unserved_variant_is_refused():
-    """prepare() refuses a variant name it does not know, and a Gluon variant off Hopper."""
+def test_a_gluon_plan_is_refused_off_hopper():
+    """run() refuses a Gluon variant where no Hopper GPU runs it (here: CPU tensors)."""
     case = make_case(B=1, S1=2, S2=128, N1=64, K=64, seed=random.randrange(2**31))
     p, tensors = kernel_inputs(case, "cpu")
-    plan = tiling.plan(p, H100)
-    with pytest.raises(ValueError, match="kernel variant 'fast' does not serve this call"):
-        sfa_triton.prepare(p, plan, tensors, variant="fast")
-    for variant in GLUON_VARIANTS:          # CPU tensors: no Hopper GPU
-        with pytest.raises(ValueError, match=f"kernel variant '{variant}' does not serve"):
-            sfa_triton.prepare(p, plan, tensors, variant=variant)
+    for variant in GLUON_VARIANTS:
+        with pytest.raises(ValueError, match=f"kernel variant '{variant}' does not run on cpu"):
+            sfa_triton.run(p, tiling.plan(p, H100, variant), tensors)
 
 
 @pytest.mark.gpu
@@ -281,11 +244,10 @@ def test_op_dispatches_cuda_tensors_to_triton():
                      seed=random.randrange(2**31))
     args = tuple(_on("cuda", a) for a in case.args)
     kwargs = {k: _on("cuda", v) for k, v in case.kwargs.items()}
-    from cann_attention.dispatch import select_backend
-    from cann_attention.op_host.sparse_flash_attention.capabilities import CAPABILITIES
-    p = params.parse(*args, **kwargs)
-    assert select_backend("npu_sparse_flash_attention", CAPABILITIES, p, "cuda",
-                          args[0].dtype) == "triton"
+    op = cann_attention.OPS["npu_sparse_flash_attention"]
+    p = op.parse(op.bind(args, kwargs))
+    cfg = cann_attention.config
+    assert op.select(p, "cuda", args[0].dtype, cfg).name == "triton"
     got = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
     with cann_attention.use(backend="triton"):
         named = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
@@ -308,24 +270,3 @@ def test_bad_input_is_refused_before_launch():
             torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
-
-
-def test_device_plan_is_reused_for_the_same_plan():
-    """A memoised plan (equal calls) finds its device tables again: no rebuild, no copy; a
-    different plan gets its own, and the cache is bounded."""
-    def plan_of(kv_lens):
-        case = make_case(B=2, S1=2, S2=300, N1=16, K=64, layout_query="TND", layout_kv="TND",
-                         q_lens=[2, 1], kv_lens=kv_lens, seed=5)
-        p = params.parse(*case.args, **case.kwargs)
-        check.check(p)
-        return p, tiling.plan(p, H100)
-    p, t = plan_of([300, 200])
-    first = sfa_triton.cached_device_plan(p, t, "cpu")
-    again = sfa_triton.cached_device_plan(*plan_of([300, 200]), "cpu")
-    assert again is first and again["kv_start"].tolist() == [0, 300]
-    other = sfa_triton.cached_device_plan(*plan_of([300, 250]), "cpu")
-    assert other is not first
-    assert not torch.equal(other["task_tau"], first["task_tau"])
-    for n in range(sfa_triton.DEVICE_PLAN_CACHE_SIZE + 1):    # fill it with other plans
-        sfa_triton.cached_device_plan(*plan_of([300, 100 + n]), "cpu")
-    assert len(sfa_triton._DEVICE_PLANS) == sfa_triton.DEVICE_PLAN_CACHE_SIZE

@@ -130,13 +130,8 @@ def make_case(B=2, S1=3, S2=64, N1=4, K=16, dtype=torch.bfloat16, layout_query="
 
 def kernel_inputs(case: SfaCase, device):
     """(params, tensors) of ``case`` on ``device``, checked: what a back end's ``run`` takes."""
-    from cann_attention.op_host.sparse_flash_attention import check, params
+    from testing.calls import checked
     args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in case.args)
     kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
               for k, v in case.kwargs.items()}
-    p = params.parse(*args, **kwargs)
-    check.check(p)
-    tensors = params.SparseFlashAttentionTensors(
-        args[0], args[1], args[2], args[3], kwargs["query_rope"], kwargs["key_rope"],
-        kwargs.get("block_table"), kwargs.get("sinks"))
-    return p, tensors
+    return checked("npu_sparse_flash_attention", *args, **kwargs)

@@ -4,7 +4,8 @@ import torch
 
 import cann_attention
 from cann_attention.op_host.common.errors import CannAttentionError
-from cann_attention.op_host.flash_attention.capabilities import CAPABILITIES
+from cann_attention.op_host.flash_attention.capabilities import BACKENDS
+from testing.calls import parse
 
 OP = torch.ops.custom.npu_flash_attention
 
@@ -82,9 +83,15 @@ def test_compile_fullgraph():
 
 
 def test_capability_table_and_forced_backend():
-    names = [c.name for c in CAPABILITIES]
-    assert names == ["triton", "ascendc", "emulate"]
+    # the registry is sorted by priority (highest first), no longer listed in preference order
+    names = [c.name for c in BACKENDS]
+    assert names == ["ascendc", "triton", "emulate"]
+    assert [b.priority for b in BACKENDS] == sorted((b.priority for b in BACKENDS), reverse=True)
     args, kwargs, _ = CASES["B2-S1_5-S2_9-N1_4-N2_2-D16-bf16-BSND"]()
+    op = cann_attention.OPS["npu_flash_attention"]
+    assert op.backends == BACKENDS
+    p = parse("npu_flash_attention", *args, **kwargs)
+    assert op.select(p, "cpu", args[0].dtype, cann_attention.config).name == "emulate"
     with cann_attention.use(backend="triton"):
         with pytest.raises(CannAttentionError, match="backend: 'triton' was requested"):
             OP(*args, **kwargs)

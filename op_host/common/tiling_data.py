@@ -1,0 +1,74 @@
+"""TilingData: the plain-data record a plan serialises to, with its layout defined once.
+
+A CANN kernel reads its tiling as a flat struct of fixed-width fields written by the host. Each
+op defines its record here in Python, once (``TilingLayout``): the Python plan packs it, the C++
+tiling core and the AscendC kernel read the C struct generated from the same definition
+(``c_struct``). Every record starts with its layout ``version`` and the plan's ``tiling_key``
+(the kernel variant, as CANN's ``GenTilingKey``); fields are little-endian and naturally aligned
+(64-bit fields first, then 32-bit ones), so the Python bytes and the C struct agree byte for
+byte.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+# field type -> (struct format, C type)
+TYPES = {"i64": ("q", "int64_t"), "u64": ("Q", "uint64_t"), "i32": ("i", "int32_t"),
+         "u32": ("I", "uint32_t"), "f32": ("f", "float")}
+HEADER = (("version", "u32"), ("tiling_key", "u32"))
+
+
+@dataclass(frozen=True)
+class TilingLayout:
+    name: str                               # C struct name, e.g. SparseFlashAttentionTilingData
+    version: int                            # bumped on every change of ``fields``
+    fields: tuple[tuple[str, str], ...]     # (name, type) after the header
+
+    def __post_init__(self):
+        names = [n for n, _ in HEADER + self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate field names")
+        if any(t not in TYPES for _, t in self.fields):
+            raise ValueError(f"{self.name}: field types must be among {sorted(TYPES)}")
+
+    @property
+    def ordered(self) -> tuple[tuple[str, str], ...]:
+        """Header, then 64-bit fields, then 32-bit fields: no padding anywhere."""
+        wide = tuple(f for f in self.fields if f[1] in ("i64", "u64"))
+        narrow = tuple(f for f in self.fields if f[1] not in ("i64", "u64"))
+        if wide:      # the header is 8 bytes, so 64-bit fields start aligned
+            return HEADER + wide + narrow
+        return HEADER + narrow
+
+    @property
+    def format(self) -> str:
+        return "<" + "".join(TYPES[t][0] for _, t in self.ordered)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.format)
+
+    def pack(self, tiling_key: int, **values) -> bytes:
+        """The record's bytes; ``values`` must name every field (a missing one is an error)."""
+        missing = [n for n, _ in self.fields if n not in values]
+        extra = [n for n in values if n not in dict(self.fields)]
+        if missing or extra:
+            raise ValueError(f"{self.name}: missing fields {missing}, unknown fields {extra}")
+        full = {"version": self.version, "tiling_key": tiling_key, **values}
+        return struct.pack(self.format, *(full[n] for n, _ in self.ordered))
+
+    def unpack(self, data: bytes) -> dict:
+        values = dict(zip((n for n, _ in self.ordered), struct.unpack(self.format, data)))
+        if values["version"] != self.version:
+            raise ValueError(f"{self.name}: version {values['version']}, expected {self.version}")
+        return values
+
+    def c_struct(self) -> str:
+        """The C definition the C++ tiling core and the AscendC kernel include."""
+        lines = [f"// generated from the Python definition; layout version {self.version}",
+                 f"struct {self.name} {{"]
+        lines += [f"    {TYPES[t][1]} {n};" for n, t in self.ordered]
+        lines += ["};", f"static_assert(sizeof({self.name}) == {self.size}, "
+                        f"\"{self.name} layout\");"]
+        return "\n".join(lines) + "\n"
