@@ -1,22 +1,94 @@
 """The readable golden of npu_flash_attention: spec/flash_attention.md section 10.
 
 One batch at a time, all heads and rows at once: positions ``qpos = i + L_k - L_q`` (section
-2.1), scores ``scale * q.k`` (+ pse_shift, after scaling and before masking), the visibility of
-the shared mask functor (``op_kernel/common/masks.py``; the same predicates as the emulator),
-softmax with the unscaled sink in the denominator only (section 6), and the invalid-row rule
-(section 8 / 9.4): rows with no visible key are zeros with (softmax_max, softmax_sum) =
-(-2e38, 0), a sink does not make them valid. ``compute_dtype`` runs the same computation in a
-lower precision (the oracle's baseline). Only tests import this module.
+2.1), scores ``scale * q.k`` (+ pse_shift, after scaling and before masking), visibility from
+this module's own predicates (``visible`` below, written from sections 2.1, 3, 9.2 and 12; it
+shares no code with the planner's mask geometry or the emulator's mask functors, so a bug there
+cannot hide here), softmax with the unscaled sink in the denominator only (section 6), and the
+invalid-row rule (section 8 / 9.4): rows with no visible key are zeros with (softmax_max,
+softmax_sum) = (-2e38, 0), a sink does not make them valid. ``compute_dtype`` runs the same
+computation in a lower precision (the oracle's baseline); ``round_p`` rounds the probabilities
+to the query dtype before P.V (the flash kernels feed P to the matrix unit in the input dtype,
+docs/flash_attention.md "Semantics"). Only tests import this module.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from cann_attention.op_host.common.mask_spec import INT64_MAX, MaskSpec
-
-from ..common.masks import build_mask
-
 SOFTMAX_MIN = -2e38
+INT64_MAX = 2**63 - 1
+
+
+def _clip(tokens: int, reach: int) -> int:
+    """pre/next tokens as a plain int in [-reach, reach]: a band edge further away than every
+    key of the batch (``reach`` = L_q + L_k + 1) changes nothing, and int64 sums cannot
+    overflow (INT64_MAX is the default)."""
+    return max(-reach, min(reach, int(tokens)))
+
+
+# The sparse_mode predicates of section 9.2 over local query rows i [Lq, 1] and key indices
+# j [1, Lk] of one batch (delta = L_k - L_q; i + delta is the bottom-right position qpos).
+def _mode0(i, j, delta, pre, nxt, has_mask):
+    """defaultMask: everything (pre / next unused); with an atten_mask also the band
+    i - pre <= j <= i + next (origin top-left, section 9.2)."""
+    if not has_mask:
+        return torch.ones(i.shape[0], j.shape[1], dtype=torch.bool)
+    return (i - pre <= j) & (j <= i + nxt)
+
+
+def _mode1(i, j, delta, pre, nxt, has_mask):
+    """allMask: the atten_mask alone decides (pre / next ignored)."""
+    return torch.ones(i.shape[0], j.shape[1], dtype=torch.bool)
+
+
+def _mode2(i, j, delta, pre, nxt, has_mask):
+    """leftUpCausal: j <= i (top-left diagonal, whatever the key length)."""
+    return j <= i
+
+
+def _mode3(i, j, delta, pre, nxt, has_mask):
+    """rightDownCausal: j <= i + delta, i.e. k <= qpos."""
+    return j <= i + delta
+
+
+def _mode4(i, j, delta, pre, nxt, has_mask):
+    """band with bottom-right origin: qpos - pre <= j <= qpos + next."""
+    return (i + delta - pre <= j) & (j <= i + delta + nxt)
+
+
+SPARSE_MODES = {0: _mode0, 1: _mode1, 2: _mode2, 3: _mode3, 4: _mode4}
+
+
+def visible(b, lq, lk, *, sparse_mode=0, pre_tokens=INT64_MAX, next_tokens=INT64_MAX,
+            chunk_size=None, atten_mask=None):
+    """[Lq, Lk] bool: key j is visible to local query row i of batch b.
+
+    The sparse_mode predicate AND (chunk_size) ``qpos // C == j // C`` AND (modes 0 / 1 with an
+    atten_mask) ``atten_mask[b|0, 0, i, j] == 0``, with ``qpos = i + L_k - L_q``; the key range
+    [0, L_k) is the key-length bound (section 9.4). A mask cell outside the tensor counts as
+    masked (section 3.7).
+    """
+    i = torch.arange(lq, dtype=torch.int64).view(-1, 1)
+    j = torch.arange(lk, dtype=torch.int64).view(1, -1)
+    delta = lk - lq
+    reach = lq + lk + 1
+    pre, nxt = _clip(pre_tokens, reach), _clip(next_tokens, reach)
+    vis = SPARSE_MODES[int(sparse_mode)](i, j, delta, pre, nxt, atten_mask is not None)
+    if chunk_size is not None:
+        qpos = i + delta
+        vis = vis & (torch.div(qpos, chunk_size, rounding_mode="floor")
+                     == torch.div(j, chunk_size, rounding_mode="floor"))
+    if atten_mask is not None and int(sparse_mode) in (0, 1):
+        m = atten_mask.to(torch.bool)
+        m = m.reshape((math.prod(m.shape[:-2]),) + tuple(m.shape[-2:]))   # [1 or B, S1, S2]
+        m = m[b if m.shape[0] > 1 else 0]
+        rows, cols = min(lq, m.shape[0]), min(lk, m.shape[1])
+        keep = torch.zeros(lq, lk, dtype=torch.bool)
+        keep[:rows, :cols] = ~m[:rows, :cols]
+        vis = vis & keep
+    return vis
 
 
 def _lengths(actual, layout, default, batch):
@@ -33,7 +105,7 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
                     block_table=None, actual_seq_lengths_query=None, actual_seq_lengths_kv=None,
                     learnable_sink=None, layout_query="BSND", layout_kv="BSND", sparse_mode=0,
                     pre_tokens=INT64_MAX, next_tokens=INT64_MAX, chunk_size=None,
-                    return_softmax_lse=False, compute_dtype=torch.float32):
+                    return_softmax_lse=False, compute_dtype=torch.float32, round_p=False):
     if layout_query == "BNSD":
         query = query.transpose(1, 2)                         # -> BSND
     n1, d = query.shape[-2], query.shape[-1]
@@ -60,27 +132,24 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
             return tensor[kv_start[b]:kv_start[b] + kv_len[b]]
         return tensor[b, :kv_len[b]]
 
-    spec = MaskSpec(sparse_mode, pre_tokens, next_tokens, chunk_size, atten_mask is not None)
-    mask = build_mask(spec, torch.tensor(q_len), torch.tensor(kv_len), atten_mask)
     rows_total = q_all.shape[0]
     out = torch.zeros(rows_total, n1, d, dtype=torch.float32)
     mx = torch.full((rows_total, n1), SOFTMAX_MIN)
     sm = torch.zeros(rows_total, n1)
-    heads = torch.arange(n1)
     for b in range(batch):
         lq, lk = q_len[b], kv_len[b]
         if lq == 0:
             continue
-        qpos = torch.arange(lq) + (lk - lq)
-        vis = mask.visible(torch.tensor(b).view(1, 1, 1), heads.view(-1, 1, 1),
-                           qpos.view(1, -1, 1), torch.arange(lk).view(1, 1, -1))  # [N1,Lq,Lk]
+        vis = visible(b, lq, lk, sparse_mode=sparse_mode, pre_tokens=pre_tokens,
+                      next_tokens=next_tokens, chunk_size=chunk_size,
+                      atten_mask=atten_mask)                              # [Lq, Lk]
         q = q_all[q_start[b]:q_start[b] + lq].to(compute_dtype).transpose(0, 1)  # [N1,Lq,D]
         k = keys_of(b, key).to(compute_dtype).repeat_interleave(g, dim=1).transpose(0, 1)
         v = keys_of(b, value).to(compute_dtype).repeat_interleave(g, dim=1).transpose(0, 1)
         s = (q @ k.transpose(1, 2)) * scale_value                       # [N1, Lq, Lk]
         if pse_shift is not None:
             s = s + pse_shift[b if pse_shift.shape[0] > 1 else 0, :, :lq, :lk].to(compute_dtype)
-        s = s.masked_fill(~vis, float("-inf"))
+        s = s.masked_fill(~vis, float("-inf"))                           # all heads
         m = s.amax(dim=-1) if lk else torch.full((n1, lq), float("-inf"), dtype=compute_dtype)
         valid = torch.isfinite(m)                                        # some key visible
         if learnable_sink is not None:
@@ -91,6 +160,8 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
         l = e.sum(-1)
         if learnable_sink is not None:
             l = l + torch.exp(sink - m_safe)
+        if round_p:
+            e = e.to(query.dtype).to(compute_dtype)
         o = (e @ v) / torch.where(valid, l, torch.ones_like(l)).unsqueeze(-1)
         o = torch.where(valid.unsqueeze(-1), o, torch.zeros_like(o))
         rows = slice(q_start[b], q_start[b] + lq)

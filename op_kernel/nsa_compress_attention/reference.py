@@ -11,6 +11,9 @@ order (section 6): per batch, head-major, each value replicated 8 times.
 ``compute_dtype`` runs the same computation in a lower precision (the oracle's baseline);
 in fp16 the mask value is the dtype's lowest finite number instead of -FLT_MAX.
 ``output_fp32`` returns attention_out in fp32 instead of the query dtype (the oracle's expected).
+``round_p`` rounds the unnormalised probabilities exp(S - m) to the query dtype before P.V and
+divides by l afterwards, as the kernel feeds P to the matrix unit (section 3 step 3, section 11);
+the importance scores always use the fp32 P.
 Rows of the outputs beyond sum(Sq) are zero. Only tests import this module.
 """
 from __future__ import annotations
@@ -49,7 +52,7 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
                            compress_stride, select_block_size, select_block_count, *,
                            topk_mask=None, atten_mask=None, actual_seq_qlen,
                            actual_cmp_seq_kvlen, actual_sel_seq_kvlen=None,
-                           compute_dtype=torch.float32, output_fp32=False):
+                           compute_dtype=torch.float32, output_fp32=False, round_p=False):
     del head_num, actual_sel_seq_kvlen   # = N1; the kernel derives Sel from C
     t1, n1, _ = query.shape
     n2, d2 = key.shape[1], value.shape[2]
@@ -84,7 +87,11 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
                 e = torch.exp(s - m[:, None])
                 l = e.sum(dim=-1)
                 p = e / l[:, None]
-                out[q0:q0 + sq, h] = (p @ v_c).float()
+                if round_p:
+                    e_low = e.to(query.dtype).to(compute_dtype)
+                    out[q0:q0 + sq, h] = ((e_low @ v_c) / l[:, None]).float()
+                else:
+                    out[q0:q0 + sq, h] = (p @ v_c).float()
                 flat = n1 * q0 + h * sq + torch.arange(sq)
                 stat_max[flat], stat_sum[flat] = m.float(), l.float()
                 per_head.append(block_importance(p.float(), m_blocks, nw, sel))

@@ -1,9 +1,16 @@
 """Mask functors (op_kernel/common/masks.py) and their geometry (op_host/common/mask_spec.py).
 
-The worked tables of spec/flash_attention.md section 3 are reproduced twice: by the functors
-directly, and end to end through ``custom.npu_flash_attention`` (q = 0 and one-hot values make
-each output row the uniform distribution over the visible keys, so ``out > 0`` *is* the table).
+The worked tables of spec/flash_attention.md section 3 are reproduced three times: by the
+functors directly, by the reference's own predicates (``reference.visible``, which shares no
+code with the functors), and end to end through ``custom.npu_flash_attention`` (q = 0 and
+one-hot values make each output row the uniform distribution over the visible keys, so
+``out > 0`` *is* the table). The op's visibility and the reference's are also compared on many
+random calls (modes 0-4, pre/next, chunk_size, atten_mask, L_q != L_k).
 """
+import ast
+import inspect
+import random
+
 import pytest
 import torch
 
@@ -11,6 +18,7 @@ import cann_attention  # noqa: F401  (registers the op)
 from cann_attention.op_host.common.mask_spec import INT64_MAX, TileStatus
 from cann_attention.op_kernel.common import masks as mk
 from cann_attention.op_kernel.common.score_mods import alibi_pse_shift, alibi_slopes
+from cann_attention.op_kernel.flash_attention import reference
 
 SWC3 = """1000000 1100000 1110000 0111000 0011100 0001110 0000111"""
 SWNC3 = """1111111 1111111 1111111 0111111 0011111 0001111 0000111"""
@@ -54,6 +62,48 @@ def test_worked_table_functor(name):
 def test_worked_table_op(name):
     text, _, kwargs = TABLES[name]
     assert torch.equal(_op_visibility(7, 7, **kwargs), _table(text))
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_worked_table_reference(name):
+    text, _, kwargs = TABLES[name]
+    assert torch.equal(reference.visible(0, 7, 7, **kwargs), _table(text))
+
+
+def test_reference_predicates_are_its_own():
+    """The golden must not share the mask code it checks (mask_spec / masks)."""
+    tree = ast.parse(inspect.getsource(reference))
+    imported = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported += [f"{'.' * node.level}{node.module or ''}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            imported += [a.name for a in node.names]
+    assert not [m for m in imported if "mask" in m], imported
+
+
+def _random_call(rng):
+    """(S1, S2, kwargs) of a random legal mask configuration of the dense op."""
+    s1, s2 = rng.randint(1, 9), rng.randint(1, 12)
+    mode = rng.randint(0, 4)
+    tokens = lambda: rng.choice([INT64_MAX, 0, rng.randint(-6, 12)])  # noqa: E731
+    kw = dict(sparse_mode=mode, pre_tokens=tokens(), next_tokens=tokens())
+    if mode == 4 and kw["pre_tokens"] + kw["next_tokens"] < 0:
+        kw["pre_tokens"] = -kw["next_tokens"]                 # an empty band is refused
+    if rng.random() < 0.4:
+        kw["chunk_size"] = rng.randint(1, 6)
+    if mode == 1 or (mode == 0 and rng.random() < 0.6) or rng.random() < 0.2:
+        shape = rng.choice([(s1, s2), (1, s1, s2), (1, 1, s1, s2)])
+        kw["atten_mask"] = torch.rand(shape) < 0.3            # ignored by modes 2/3/4
+    return s1, s2, kw
+
+
+def test_reference_visibility_equals_the_op_on_random_calls():
+    rng = random.Random(2024)
+    for _ in range(200):
+        s1, s2, kw = _random_call(rng)
+        want = reference.visible(0, s1, s2, **kw)
+        assert torch.equal(_op_visibility(s1, s2, **kw), want), (s1, s2, kw)
 
 
 def test_chunked_bidirectional_op():
