@@ -50,10 +50,21 @@ def register(op: OpDef, doc: str = ""):
 
 
 def clear_caches() -> None:
-    """Empty every cache of the package: the ops' static plans, the platforms read off devices,
-    and the back ends' own caches (compiled kernels stay with Triton's own cache)."""
+    """Empty every cache of the package: the ops' static entries and plans, the platforms read
+    off devices, and the caches of the back ends loaded so far (a back-end module's
+    ``clear_cache``). Compiled kernels stay in Triton's own cache."""
+    import sys
+
     from .op_host.common import platform
     for op in OPS.values():
         op.clear_cache()
+        for backend in op.backends:
+            plan_cache = getattr(backend.plan, "cache_clear", None)
+            if plan_cache is not None:
+                plan_cache()
+            module = backend.runner and sys.modules.get(
+                "cann_attention.op_kernel." + backend.runner.split(":")[0])
+            if module is not None and hasattr(module, "clear_cache"):
+                module.clear_cache()
     platform.triton_version.cache_clear()
     platform._cuda_platform.cache_clear()

@@ -9,7 +9,8 @@ buffer); programs 1.. each scan ``ROWS`` index rows for their first negative ent
 the static plan's (``tiling.max_pieces`` ...), so the launch and the buffer never depend on
 values.
 
-Every table lives in one int64 buffer (``layout``); ``build`` returns views of it.
+Every table lives in one int64 buffer (``layout``); ``build`` returns views of it. What a launch
+needs that depends only on (params, plan) is computed once per pair (``LAUNCHES``).
 """
 from __future__ import annotations
 
@@ -22,22 +23,48 @@ from cann_attention.op_host.sparse_flash_attention.schedule import (
     TASK_OVERHEAD_STEPS, SparseFlashAttentionSchedule)
 from cann_attention.op_host.common.schedule import Schedule
 
+from ..common.per_plan import PerPlanCache
+
 BLOCK = 512          # elements per pass iteration of program 0
 ROWS = 16            # index rows per first-negative program
 K_BLOCK = 256        # index entries per load of a first-negative program
 
 
+# the tables the kernels read, in buffer order (KERNEL_TABLES), then the ones only the tests
+# compare, then program 0's scratch
+KERNEL_TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", "task_window",
+                 "row_first_neg", "core_first", "piece_task", "piece_begin", "piece_end",
+                 "piece_slot", "split_task", "split_first", "split_count")
+LAYOUT_CACHE_SIZE = 64
+
+
 def layout(p, tiling) -> dict[str, int]:
-    """Sizes of the tables in the buffer, in order (outputs first, then program 0's scratch)."""
+    """Sizes of the tables in the buffer, in order (module doc)."""
     T, P, G, C, R, B = (tiling.num_tasks, tiling.max_pieces, tiling.max_split_tasks,
                         tiling.num_cores, p.num_rows, p.batch)
     return dict(kv_start=B, task_row=T, task_batch=T, task_head=T, task_tau=T, task_window=T,
                 row_first_neg=R, core_first=C + 1, piece_task=P, piece_begin=P, piece_end=P,
-                piece_core=P, piece_slot=P, split_task=G, split_first=G, split_count=G,
-                task_num_pieces=T, per_core=1,
+                piece_slot=P, split_task=G, split_first=G, split_count=G,
+                piece_core=P, task_num_pieces=T, per_core=1,
                 # scratch
                 q_start=B, q_len=B, q_end=B, kv_len=B, row_steps=R, row_end=R, cum_n=T,
-                slot_base=T, bound=C + 1, first_task=C + 1, flags=4)
+                slot_base=T, bound=C + 1, first_task=C + 1)
+
+
+class Tables:
+    """The tables of one call: views of one int64 buffer (``KERNEL_TABLES`` as attributes);
+    ``reference_form()`` gives them as schedule.device_schedule does, for comparisons."""
+    __slots__ = KERNEL_TABLES + ("meta", "launch")
+
+    def reference_form(self) -> SparseFlashAttentionSchedule:
+        v = self.launch.views(self.meta)
+        schedule = Schedule(self.launch.num_cores, v["per_core"][0], v["core_first"],
+                            v["piece_task"], v["piece_begin"], v["piece_end"], v["piece_core"],
+                            v["piece_slot"], v["task_num_pieces"], v["split_task"],
+                            v["split_first"], v["split_count"], self.launch.max_slots)
+        return SparseFlashAttentionSchedule(
+            v["kv_start"], v["task_row"], v["task_batch"], v["task_head"], v["task_tau"],
+            v["task_window"], v["row_first_neg"], schedule)
 
 
 @triton.jit
@@ -94,26 +121,12 @@ def _first_negative(idx, out, n_rows, k, ROWS: tl.constexpr, K_BLOCK: tl.constex
 
 
 @triton.jit
-def _sfa_metadata_kernel(
-    aq, akv, block_table, idx, meta,
-    o_kv_start, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
-    o_first_neg, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
-    o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces, o_per_core,
-    s_q_start, s_q_len, s_q_end, s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base,
-    s_bound, s_first_task,
-    n_batch, n_rows, rows_per_batch, k, sbs, entries, n_groups, head_group, n_cores,
-    split_cost, kv_capacity, kv_rows_per_batch, kv_total, page_size, block_num, max_blocks,
-    n_pieces_max, n_split_max,
-    Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
-    HAS_AKV: tl.constexpr, CAUSAL: tl.constexpr, OVERHEAD: tl.constexpr,
-    BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_B: tl.constexpr, LOG_T: tl.constexpr,
-    LOG_C: tl.constexpr, ROWS: tl.constexpr, K_BLOCK: tl.constexpr,
-):
-    if tl.program_id(0) > 0:
-        _first_negative(idx, meta + o_first_neg, n_rows, k, ROWS, K_BLOCK)
-        return
+def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len,
+                n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total,
+                page_size, block_num, max_blocks, Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr,
+                HAS_AQ: tl.constexpr, HAS_AKV: tl.constexpr, BLOCK: tl.constexpr):
+    """Pass 1: per batch (q_start, q_len, q_end, kv_start, kv_len), safe for any values."""
     ar = tl.arange(0, BLOCK)
-    # ---- pass 1: batches -> (q_start, q_len, q_end, kv_start, kv_len) --------------------
     carry_q = tl.zeros([], tl.int64)
     carry_k = tl.zeros([], tl.int64)
     for b0 in range(0, n_batch, BLOCK):
@@ -134,10 +147,11 @@ def _sfa_metadata_kernel(
             tl.store(meta + s_q_start + o_b, o_b.to(tl.int64) * rows_per_batch, mask=m_b)
             tl.store(meta + s_q_end + o_b, o_b.to(tl.int64) * rows_per_batch + q_len, mask=m_b)
         if KV_LAYOUT == 1:
-            v = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
-            run = tl.maximum(tl.associative_scan(v, 0, _scan_max), carry_k)
-            carry_k = tl.maximum(carry_k, tl.max(tl.where(m_b, v, carry_k), 0))
-            tl.store(meta + s_kv_len + o_b, tl.minimum(tl.maximum(run, 0), kv_total), mask=m_b)
+            w = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
+            run_k = tl.maximum(tl.associative_scan(w, 0, _scan_max), carry_k)
+            carry_k = tl.maximum(carry_k, tl.max(tl.where(m_b, w, carry_k), 0))
+            tl.store(meta + s_kv_len + o_b, tl.minimum(tl.maximum(run_k, 0), kv_total),
+                     mask=m_b)
         else:
             if HAS_AKV:
                 kv_len = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
@@ -159,28 +173,37 @@ def _sfa_metadata_kernel(
             tl.store(meta + o_kv_start + o_b, kv_start, mask=m_b)
     tl.debug_barrier()
     if Q_TND or KV_LAYOUT == 1:   # TND: starts are the previous batch's end, lengths the gaps
-        for b0 in range(0, n_batch, BLOCK):
-            o_b = b0 + ar
-            m_b = o_b < n_batch
+        for b1 in range(0, n_batch, BLOCK):
+            o_b1 = b1 + ar
+            m_b1 = o_b1 < n_batch
             if Q_TND:
-                end = tl.load(meta + s_q_end + o_b, mask=m_b, other=0)
-                start = tl.load(meta + s_q_end + o_b - 1, mask=m_b & (o_b > 0), other=0)
-                tl.store(meta + s_q_start + o_b, start, mask=m_b)
-                tl.store(meta + s_q_len + o_b, end - start, mask=m_b)
+                q_end = tl.load(meta + s_q_end + o_b1, mask=m_b1, other=0)
+                q_start = tl.load(meta + s_q_end + o_b1 - 1, mask=m_b1 & (o_b1 > 0), other=0)
+                tl.store(meta + s_q_start + o_b1, q_start, mask=m_b1)
+                tl.store(meta + s_q_len + o_b1, q_end - q_start, mask=m_b1)
             if KV_LAYOUT == 1:
-                end = tl.load(meta + s_kv_len + o_b, mask=m_b, other=0)
-                start = tl.load(meta + s_kv_len + o_b - 1, mask=m_b & (o_b > 0), other=0)
-                tl.store(meta + o_kv_start + o_b, start, mask=m_b)
+                kv_prev = tl.load(meta + s_kv_len + o_b1 - 1, mask=m_b1 & (o_b1 > 0), other=0)
+                tl.store(meta + o_kv_start + o_b1, kv_prev, mask=m_b1)
         tl.debug_barrier()
         if KV_LAYOUT == 1:
-            for b0 in range(0, n_batch, BLOCK):
-                o_b = b0 + ar
-                m_b = o_b < n_batch
-                end = tl.load(meta + s_kv_len + o_b, mask=m_b, other=0)
-                start = tl.load(meta + o_kv_start + o_b, mask=m_b, other=0)
-                tl.store(meta + s_kv_len + o_b, end - start, mask=m_b)
+            for b2 in range(0, n_batch, BLOCK):
+                o_b2 = b2 + ar
+                m_b2 = o_b2 < n_batch
+                kv_end = tl.load(meta + s_kv_len + o_b2, mask=m_b2, other=0)
+                kv_begin = tl.load(meta + o_kv_start + o_b2, mask=m_b2, other=0)
+                tl.store(meta + s_kv_len + o_b2, kv_end - kv_begin, mask=m_b2)
             tl.debug_barrier()
-    # ---- pass 2: rows -> visibility, steps, the row line ---------------------------------
+
+
+@triton.jit
+def _row_pass(meta, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
+              s_q_start, s_q_len, s_q_end, s_kv_len, s_row_steps, s_row_end,
+              n_batch, n_rows, rows_per_batch, k, sbs, entries, n_groups, head_group,
+              Q_TND: tl.constexpr, CAUSAL: tl.constexpr, OVERHEAD: tl.constexpr,
+              BLOCK: tl.constexpr, LOG_B: tl.constexpr):
+    """Pass 2: per row its batch, tau, window and steps; the tasks' tables; the row line.
+    Returns the line's total cost of one head group."""
+    ar = tl.arange(0, BLOCK)
     row_total = tl.zeros([], tl.int64)
     for r0 in range(0, n_rows, BLOCK):
         o_r = (r0 + ar).to(tl.int64)
@@ -208,18 +231,23 @@ def _sfa_metadata_kernel(
         tl.store(meta + s_row_steps + o_r, steps, mask=m_r)
         tl.store(meta + s_row_end + o_r, tl.cumsum(cost, 0) + row_total, mask=m_r)
         row_total += tl.sum(cost, 0)
-        for g in range(0, n_groups):
-            o_t = g * n_rows + o_r
+        for grp in range(0, n_groups):
+            o_t = grp * n_rows + o_r
             tl.store(meta + o_task_row + o_t, o_r, mask=m_r)
             tl.store(meta + o_task_batch + o_t, b, mask=m_r)
-            tl.store(meta + o_task_head + o_t, tl.zeros_like(o_r) + g * head_group, mask=m_r)
+            tl.store(meta + o_task_head + o_t, tl.zeros_like(o_r) + grp * head_group, mask=m_r)
             tl.store(meta + o_task_tau + o_t, tau, mask=m_r)
             tl.store(meta + o_task_window + o_t, window, mask=m_r)
-    tl.debug_barrier()
-    # ---- pass 3: tasks -> pieces per task on the balanced cut, slots, split tasks --------
-    n_tasks = n_rows * n_groups
-    total = row_total * n_groups
-    per_core = tl.maximum((total + n_cores - 1) // n_cores, 1)
+    return row_total
+
+
+@triton.jit
+def _task_pass(meta, o_split_task, o_split_first, o_split_count, o_task_pieces, s_row_steps,
+               s_row_end, s_cum_n, s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
+               OVERHEAD: tl.constexpr, BLOCK: tl.constexpr):
+    """Pass 3: per task its pieces on the balanced cut, their prefix sums, the split tasks'
+    tables. Returns (pieces, split tasks)."""
+    ar = tl.arange(0, BLOCK)
     carry_n = tl.zeros([], tl.int64)
     carry_slot = tl.zeros([], tl.int64)
     carry_split = tl.zeros([], tl.int64)
@@ -234,38 +262,43 @@ def _sfa_metadata_kernel(
         tl.store(meta + o_task_pieces + o_t, n, mask=m_t)
         split = n > 1
         pieces = tl.where(split, n, 0)
-        tl.store(meta + s_slot_base + o_t, tl.cumsum(pieces, 0) - pieces + carry_slot, mask=m_t)
+        base = tl.cumsum(pieces, 0) - pieces + carry_slot
+        tl.store(meta + s_slot_base + o_t, base, mask=m_t)
         g = tl.cumsum(split.to(tl.int64), 0) - 1 + carry_split
         tl.store(meta + o_split_task + g, o_t, mask=split)
-        tl.store(meta + o_split_first + g, tl.cumsum(pieces, 0) - pieces + carry_slot,
-                 mask=split)
+        tl.store(meta + o_split_first + g, base, mask=split)
         tl.store(meta + o_split_count + g, n, mask=split)
         carry_n += tl.sum(n, 0)
         carry_slot += tl.sum(pieces, 0)
         carry_split += tl.sum(split.to(tl.int64), 0)
-    n_pieces = carry_n
-    # ---- pass 4: whole tasks? the task boundary nearest to each cut c * total / C --------
+    return carry_n, carry_split
+
+
+@triton.jit
+def _whole_cut(meta, s_row_steps, s_row_end, s_bound, s_first_task, n_rows, n_tasks,
+               row_total, total, n_cores, OVERHEAD: tl.constexpr, BLOCK_C: tl.constexpr,
+               LOG_T: tl.constexpr):
+    """Pass 4: the whole-task cut, each cut c * total / C moved to the nearest task boundary.
+    Stores each core's first task; returns (first task [C+1], the longest core's cost)."""
     o_c = tl.arange(0, BLOCK_C).to(tl.int64)
     m_c = o_c <= n_cores
     cut = o_c * total // n_cores
-    # after: the first task whose end is >= cut (ends are the row_end line, group-shifted)
-    lo = tl.zeros([BLOCK_C], tl.int64)
+    lo = tl.zeros([BLOCK_C], tl.int64)                  # the first task whose end is >= cut
     hi = tl.zeros([BLOCK_C], tl.int64) + n_tasks
     for _ in tl.static_range(LOG_T):
         live = lo < hi
         mid = (lo + hi) // 2
-        start, steps = _task_line(tl.minimum(mid, n_tasks - 1), meta + s_row_steps,
-                                  meta + s_row_end, n_rows, row_total, OVERHEAD)
-        right = live & (start + steps + OVERHEAD < cut)
+        m_start, m_steps = _task_line(tl.minimum(mid, n_tasks - 1), meta + s_row_steps,
+                                      meta + s_row_end, n_rows, row_total, OVERHEAD)
+        right = live & (m_start + m_steps + OVERHEAD < cut)
         lo = tl.where(right, mid + 1, lo)
         hi = tl.where(live & ~right, mid, hi)
     after = tl.minimum(lo, n_tasks - 1)
-    start, steps = _task_line(after, meta + s_row_steps, meta + s_row_end, n_rows, row_total,
-                              OVERHEAD)
-    end_after = start + steps + OVERHEAD
-    end_before = start
-    nearer_before = (cut - end_before) < (end_after - cut)
-    bound = tl.where(nearer_before, end_before, end_after)
+    a_start, a_steps = _task_line(after, meta + s_row_steps, meta + s_row_end, n_rows,
+                                  row_total, OVERHEAD)
+    end_after = a_start + a_steps + OVERHEAD
+    nearer_before = (cut - a_start) < (end_after - cut)
+    bound = tl.where(nearer_before, a_start, end_after)
     first_task = tl.where(nearer_before, after, after + 1)
     bound = tl.where(o_c == 0, 0, tl.where(o_c == n_cores, total, bound))
     first_task = tl.where(o_c == 0, 0, tl.where(o_c == n_cores, n_tasks, first_task))
@@ -273,131 +306,223 @@ def _sfa_metadata_kernel(
     tl.store(meta + s_first_task + o_c, first_task, mask=m_c)
     tl.debug_barrier()
     next_bound = tl.load(meta + s_bound + o_c + 1, mask=o_c < n_cores, other=0)
-    whole_longest = tl.max(tl.where(o_c < n_cores, next_bound - bound, 0), 0)
-    use_whole = ((split_cost >= 0) & (carry_split > 0)
-                 & (whole_longest <= per_core + OVERHEAD + split_cost))
-    # ---- pass 5: the chosen schedule's piece tables --------------------------------------
-    if use_whole:
-        tl.store(meta + o_core_first + o_c, first_task, mask=m_c)
-        tl.store(meta + o_per_core, whole_longest)
-        for t0 in range(0, n_tasks, BLOCK):
-            o_t = (t0 + ar).to(tl.int64)
-            tl.store(meta + o_task_pieces + o_t, tl.zeros_like(o_t) + 1, mask=o_t < n_tasks)
-        for g0 in range(0, n_split_max, BLOCK):
-            o_g = g0 + ar
-            zero = tl.zeros([BLOCK], tl.int64)
-            tl.store(meta + o_split_task + o_g, zero, mask=o_g < n_split_max)
-            tl.store(meta + o_split_first + o_g, zero, mask=o_g < n_split_max)
-            tl.store(meta + o_split_count + o_g, zero, mask=o_g < n_split_max)
-        for p0 in range(0, n_pieces_max, BLOCK):
-            o_p = (p0 + ar).to(tl.int64)
-            m_p = o_p < n_pieces_max
-            valid = o_p < n_tasks
-            t = tl.minimum(o_p, n_tasks - 1)
-            start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows,
-                                      row_total, OVERHEAD)
-            core = _search_right(meta + s_first_task, n_cores + 1, o_p, LOG_C) - 1
-            tl.store(meta + o_piece_task + o_p, tl.where(valid, t, 0), mask=m_p)
-            tl.store(meta + o_piece_begin + o_p, tl.zeros_like(o_p), mask=m_p)
-            tl.store(meta + o_piece_end + o_p, tl.where(valid, steps, 0), mask=m_p)
-            tl.store(meta + o_piece_core + o_p, tl.where(valid, core, n_cores), mask=m_p)
-            tl.store(meta + o_piece_slot + o_p, tl.zeros_like(o_p) - 1, mask=m_p)
-    else:
-        tl.store(meta + o_per_core, per_core)
-        for g0 in range(0, n_split_max, BLOCK):    # split tables past the split tasks: padding
-            o_g = g0 + ar
-            pad = (o_g >= carry_split) & (o_g < n_split_max)
-            zero = tl.zeros([BLOCK], tl.int64)
-            tl.store(meta + o_split_task + o_g, zero, mask=pad)
-            tl.store(meta + o_split_first + o_g, zero, mask=pad)
-            tl.store(meta + o_split_count + o_g, zero, mask=pad)
-        for p0 in range(0, n_pieces_max, BLOCK):
-            o_p = (p0 + ar).to(tl.int64)
-            m_p = o_p < n_pieces_max
-            valid = o_p < n_pieces
-            t = tl.minimum(_search_right(meta + s_cum_n, n_tasks, o_p, LOG_T), n_tasks - 1)
-            cum = tl.load(meta + s_cum_n + t)
-            n = tl.load(meta + o_task_pieces + t)
-            j = o_p - (cum - n)
-            start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows,
-                                      row_total, OVERHEAD)
-            first = start + OVERHEAD
-            c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
-            core = c_first + j
-            begin = tl.where(j == 0, first, core * per_core) - first
-            end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
-            slot = tl.where(n > 1, tl.load(meta + s_slot_base + t) + j, -1)
-            tl.store(meta + o_piece_task + o_p, tl.where(valid, t, 0), mask=m_p)
-            tl.store(meta + o_piece_begin + o_p, tl.where(valid, begin, 0), mask=m_p)
-            tl.store(meta + o_piece_end + o_p, tl.where(valid, end, 0), mask=m_p)
-            tl.store(meta + o_piece_core + o_p, tl.where(valid, core, n_cores), mask=m_p)
-            tl.store(meta + o_piece_slot + o_p, tl.where(valid, slot, -1), mask=m_p)
-        # core c's first piece: in the first task whose last core is >= c
-        lo = tl.zeros([BLOCK_C], tl.int64)
-        hi = tl.zeros([BLOCK_C], tl.int64) + n_tasks
-        for _ in tl.static_range(LOG_T):
-            live = lo < hi
-            mid = (lo + hi) // 2
-            start, steps = _task_line(tl.minimum(mid, n_tasks - 1), meta + s_row_steps,
-                                      meta + s_row_end, n_rows, row_total, OVERHEAD)
-            c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
-            right = live & (c_last < o_c)
-            lo = tl.where(right, mid + 1, lo)
-            hi = tl.where(live & ~right, mid, hi)
-        t = tl.minimum(lo, n_tasks - 1)
+    return first_task, tl.max(tl.where(o_c < n_cores, next_bound - bound, 0), 0)
+
+
+@triton.jit
+def _write_whole(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+                 o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces,
+                 s_row_steps, s_row_end, s_first_task, first_task, n_rows, n_tasks, row_total,
+                 n_cores, n_pieces_max, n_split_max, OVERHEAD: tl.constexpr,
+                 BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_C: tl.constexpr):
+    """Pass 5, whole tasks: one piece a task, on the core the cut gives it; no split task."""
+    ar = tl.arange(0, BLOCK)
+    o_c = tl.arange(0, BLOCK_C).to(tl.int64)
+    tl.store(meta + o_core_first + o_c, first_task, mask=o_c <= n_cores)
+    for t0 in range(0, n_tasks, BLOCK):
+        o_t = (t0 + ar).to(tl.int64)
+        tl.store(meta + o_task_pieces + o_t, tl.zeros_like(o_t) + 1, mask=o_t < n_tasks)
+    for g0 in range(0, n_split_max, BLOCK):
+        o_g = g0 + ar
+        zero = tl.zeros([BLOCK], tl.int64)
+        tl.store(meta + o_split_task + o_g, zero, mask=o_g < n_split_max)
+        tl.store(meta + o_split_first + o_g, zero, mask=o_g < n_split_max)
+        tl.store(meta + o_split_count + o_g, zero, mask=o_g < n_split_max)
+    for p0 in range(0, n_pieces_max, BLOCK):
+        o_p = (p0 + ar).to(tl.int64)
+        m_p = o_p < n_pieces_max
+        valid = o_p < n_tasks
+        t = tl.minimum(o_p, n_tasks - 1)
         start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows, row_total,
                                   OVERHEAD)
-        c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
+        core = _search_right(meta + s_first_task, n_cores + 1, o_p, LOG_C) - 1
+        tl.store(meta + o_piece_task + o_p, tl.where(valid, t, 0), mask=m_p)
+        tl.store(meta + o_piece_begin + o_p, tl.zeros_like(o_p), mask=m_p)
+        tl.store(meta + o_piece_end + o_p, tl.where(valid, steps, 0), mask=m_p)
+        tl.store(meta + o_piece_core + o_p, tl.where(valid, core, n_cores), mask=m_p)
+        tl.store(meta + o_piece_slot + o_p, tl.zeros_like(o_p) - 1, mask=m_p)
+
+
+@triton.jit
+def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+                    o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces,
+                    s_row_steps, s_row_end, s_cum_n, s_slot_base, n_rows, n_tasks, row_total,
+                    per_core, n_cores, n_pieces, n_split, n_pieces_max, n_split_max,
+                    OVERHEAD: tl.constexpr, BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
+                    LOG_T: tl.constexpr):
+    """Pass 5, balanced cut: the pieces of pass 3, found by searching its prefix sums."""
+    ar = tl.arange(0, BLOCK)
+    for g0 in range(0, n_split_max, BLOCK):    # split tables past the split tasks: padding
+        o_g = g0 + ar
+        pad = (o_g >= n_split) & (o_g < n_split_max)
+        zero = tl.zeros([BLOCK], tl.int64)
+        tl.store(meta + o_split_task + o_g, zero, mask=pad)
+        tl.store(meta + o_split_first + o_g, zero, mask=pad)
+        tl.store(meta + o_split_count + o_g, zero, mask=pad)
+    for p0 in range(0, n_pieces_max, BLOCK):
+        o_p = (p0 + ar).to(tl.int64)
+        m_p = o_p < n_pieces_max
+        valid = o_p < n_pieces
+        t = tl.minimum(_search_right(meta + s_cum_n, n_tasks, o_p, LOG_T), n_tasks - 1)
         cum = tl.load(meta + s_cum_n + t)
         n = tl.load(meta + o_task_pieces + t)
-        first_piece = cum - n + tl.maximum(o_c - c_first, 0)
-        tl.store(meta + o_core_first + o_c, tl.where(lo < n_tasks, first_piece, n_pieces),
-                 mask=m_c)
+        j = o_p - (cum - n)
+        start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows, row_total,
+                                  OVERHEAD)
+        first = start + OVERHEAD
+        c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
+        core = c_first + j
+        begin = tl.where(j == 0, first, core * per_core) - first
+        end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
+        slot = tl.where(n > 1, tl.load(meta + s_slot_base + t) + j, -1)
+        tl.store(meta + o_piece_task + o_p, tl.where(valid, t, 0), mask=m_p)
+        tl.store(meta + o_piece_begin + o_p, tl.where(valid, begin, 0), mask=m_p)
+        tl.store(meta + o_piece_end + o_p, tl.where(valid, end, 0), mask=m_p)
+        tl.store(meta + o_piece_core + o_p, tl.where(valid, core, n_cores), mask=m_p)
+        tl.store(meta + o_piece_slot + o_p, tl.where(valid, slot, -1), mask=m_p)
+    # core c's first piece: in the first task whose last core is >= c
+    o_c = tl.arange(0, BLOCK_C).to(tl.int64)
+    lo = tl.zeros([BLOCK_C], tl.int64)
+    hi = tl.zeros([BLOCK_C], tl.int64) + n_tasks
+    for _ in tl.static_range(LOG_T):
+        live = lo < hi
+        mid = (lo + hi) // 2
+        m_start, m_steps = _task_line(tl.minimum(mid, n_tasks - 1), meta + s_row_steps,
+                                      meta + s_row_end, n_rows, row_total, OVERHEAD)
+        m_first, m_last = _cores_of(m_start, m_steps, per_core, n_cores, OVERHEAD)
+        right = live & (m_last < o_c)
+        lo = tl.where(right, mid + 1, lo)
+        hi = tl.where(live & ~right, mid, hi)
+    tc = tl.minimum(lo, n_tasks - 1)
+    tc_start, tc_steps = _task_line(tc, meta + s_row_steps, meta + s_row_end, n_rows,
+                                    row_total, OVERHEAD)
+    tc_first, tc_last = _cores_of(tc_start, tc_steps, per_core, n_cores, OVERHEAD)
+    tc_pieces = tl.load(meta + o_task_pieces + tc)
+    first_piece = tl.load(meta + s_cum_n + tc) - tc_pieces + tl.maximum(o_c - tc_first, 0)
+    tl.store(meta + o_core_first + o_c, tl.where(lo < n_tasks, first_piece, n_pieces),
+             mask=o_c <= n_cores)
+
+
+@triton.jit
+def _sfa_metadata_kernel(
+    aq, akv, block_table, idx, meta,
+    o_kv_start, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
+    o_first_neg, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+    o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces, o_per_core,
+    s_q_start, s_q_len, s_q_end, s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base,
+    s_bound, s_first_task,
+    n_batch, n_rows, rows_per_batch, k, sbs, entries, n_groups, head_group, n_cores,
+    split_cost, kv_capacity, kv_rows_per_batch, kv_total, page_size, block_num, max_blocks,
+    n_pieces_max, n_split_max,
+    Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
+    HAS_AKV: tl.constexpr, CAUSAL: tl.constexpr, OVERHEAD: tl.constexpr,
+    BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_B: tl.constexpr, LOG_T: tl.constexpr,
+    LOG_C: tl.constexpr, ROWS: tl.constexpr, K_BLOCK: tl.constexpr,
+):
+    if tl.program_id(0) > 0:
+        _first_negative(idx, meta + o_first_neg, n_rows, k, ROWS, K_BLOCK)
+    else:
+        _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end,
+                    s_kv_len, n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch,
+                    kv_total, page_size, block_num, max_blocks, Q_TND, KV_LAYOUT, HAS_AQ,
+                    HAS_AKV, BLOCK)
+        row_total = _row_pass(meta, o_task_row, o_task_batch, o_task_head, o_task_tau,
+                              o_task_window, s_q_start, s_q_len, s_q_end, s_kv_len,
+                              s_row_steps, s_row_end, n_batch, n_rows, rows_per_batch, k, sbs,
+                              entries, n_groups, head_group, Q_TND, CAUSAL, OVERHEAD, BLOCK,
+                              LOG_B)
+        tl.debug_barrier()
+        n_tasks = n_rows * n_groups
+        total = row_total * n_groups
+        per_core = tl.maximum((total + n_cores - 1) // n_cores, 1)
+        n_pieces, n_split = _task_pass(meta, o_split_task, o_split_first, o_split_count,
+                                       o_task_pieces, s_row_steps, s_row_end, s_cum_n,
+                                       s_slot_base, n_rows, n_tasks, row_total, per_core,
+                                       n_cores, OVERHEAD, BLOCK)
+        tl.debug_barrier()
+        first_task, whole_longest = _whole_cut(meta, s_row_steps, s_row_end, s_bound,
+                                               s_first_task, n_rows, n_tasks, row_total, total,
+                                               n_cores, OVERHEAD, BLOCK_C, LOG_T)
+        use_whole = ((split_cost >= 0) & (n_split > 0)
+                     & (whole_longest <= per_core + OVERHEAD + split_cost))
+        if use_whole:
+            tl.store(meta + o_per_core, whole_longest)
+            _write_whole(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
+                         o_piece_core, o_piece_slot, o_split_task, o_split_first, o_split_count,
+                         o_task_pieces, s_row_steps, s_row_end, s_first_task, first_task,
+                         n_rows, n_tasks, row_total, n_cores, n_pieces_max, n_split_max,
+                         OVERHEAD, BLOCK, BLOCK_C, LOG_C)
+        else:
+            tl.store(meta + o_per_core, per_core)
+            _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
+                            o_piece_core, o_piece_slot, o_split_task, o_split_first,
+                            o_split_count, o_task_pieces, s_row_steps, s_row_end, s_cum_n,
+                            s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
+                            n_pieces, n_split, n_pieces_max, n_split_max, OVERHEAD, BLOCK,
+                            BLOCK_C, LOG_T)
 
 
 def _log2_ceil(n: int) -> int:
     return max(1, (n + 1).bit_length())
 
 
-def build(p, tiling, t) -> SparseFlashAttentionSchedule:
+class _Launch:
+    """Everything about a call's metadata launch that depends only on (params, plan)."""
+
+    def __init__(self, p, tiling):
+        self.sizes = layout(p, tiling)
+        offsets, at = {}, 0
+        for name, size in self.sizes.items():
+            offsets[name] = at
+            at += size
+        self.offsets, self.total = offsets, at
+        kernel_len = sum(self.sizes[n] for n in KERNEL_TABLES)
+        self.split_sizes = [self.sizes[n] for n in KERNEL_TABLES] + [at - kernel_len]
+        self.num_cores, self.max_slots = tiling.num_cores, tiling.max_slots
+        R, T, C, B = p.num_rows, tiling.num_tasks, tiling.num_cores, p.batch
+        self.paged = p.kv_layout is Layout.PA_BSND
+        o = offsets
+        self.grid = (1 + triton.cdiv(R, ROWS),)
+        self.ints = (
+            o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
+            o["task_window"], o["row_first_neg"], o["core_first"], o["piece_task"],
+            o["piece_begin"], o["piece_end"], o["piece_core"], o["piece_slot"],
+            o["split_task"], o["split_first"], o["split_count"], o["task_num_pieces"],
+            o["per_core"], o["q_start"], o["q_len"], o["q_end"], o["kv_len"], o["row_steps"],
+            o["row_end"], o["cum_n"], o["slot_base"], o["bound"], o["first_task"],
+            B, R, p.s1 if p.q_layout is Layout.BSND else R, p.k, p.sparse_block_size,
+            tiling.entries_per_step, tiling.groups, tiling.head_group, C, tiling.split_cost,
+            p.s2, p.key.shape[1], p.key.shape[0], p.block_size if self.paged else 1,
+            p.key.shape[0], p.block_table.shape[1] if self.paged else 0,
+            tiling.max_pieces, tiling.max_split_tasks)
+        self.constexprs = dict(
+            Q_TND=p.q_layout is Layout.TND,
+            KV_LAYOUT={Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}[p.kv_layout],
+            HAS_AQ=p.actual_seq_lengths_query is not None,
+            HAS_AKV=p.actual_seq_lengths_kv is not None, CAUSAL=p.sparse_mode == 3,
+            OVERHEAD=TASK_OVERHEAD_STEPS, BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1),
+            LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), ROWS=ROWS,
+            K_BLOCK=K_BLOCK, num_warps=4)
+
+    def views(self, meta) -> dict:
+        return {name: meta[self.offsets[name]:self.offsets[name] + size]
+                for name, size in self.sizes.items()}
+
+
+LAUNCHES = PerPlanCache(_Launch, LAYOUT_CACHE_SIZE)
+
+
+def build(p, tiling, t) -> Tables:
     """The device schedule of a call, computed on the device in one launch (module doc)."""
-    sizes = layout(p, tiling)
-    offsets, at = {}, 0
-    for name, size in sizes.items():
-        offsets[name] = at
-        at += size
-    dev = t.sparse_indices.device
-    meta = torch.empty(at, dtype=torch.int64, device=dev)
-    idx = t.sparse_indices
-    R, T, C, B = p.num_rows, tiling.num_tasks, tiling.num_cores, p.batch
-    paged = p.kv_layout is Layout.PA_BSND
-    kv_layout = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}[p.kv_layout]
+    launch = LAUNCHES.get(p, tiling)
+    meta = torch.empty(launch.total, dtype=torch.int64, device=t.sparse_indices.device)
     aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
-    grid = (1 + triton.cdiv(R, ROWS),)
-    o = offsets
-    _sfa_metadata_kernel[grid](
+    _sfa_metadata_kernel[launch.grid](
         aq if aq is not None else meta, akv if akv is not None else meta,
-        t.block_table if paged else meta, idx, meta,
-        o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
-        o["task_window"], o["row_first_neg"], o["core_first"], o["piece_task"],
-        o["piece_begin"], o["piece_end"], o["piece_core"], o["piece_slot"], o["split_task"],
-        o["split_first"], o["split_count"], o["task_num_pieces"], o["per_core"],
-        o["q_start"], o["q_len"], o["q_end"], o["kv_len"], o["row_steps"], o["row_end"],
-        o["cum_n"], o["slot_base"], o["bound"], o["first_task"],
-        B, R, p.s1 if p.q_layout is Layout.BSND else R, p.k, p.sparse_block_size,
-        tiling.entries_per_step, tiling.groups, tiling.head_group, C, tiling.split_cost,
-        p.s2, p.key.shape[1], p.key.shape[0], p.block_size if paged else 1,
-        p.key.shape[0], t.block_table.shape[1] if paged else 0,
-        tiling.max_pieces, tiling.max_split_tasks,
-        Q_TND=p.q_layout is Layout.TND, KV_LAYOUT=kv_layout, HAS_AQ=aq is not None,
-        HAS_AKV=akv is not None, CAUSAL=p.sparse_mode == 3, OVERHEAD=TASK_OVERHEAD_STEPS,
-        BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1), LOG_B=_log2_ceil(B),
-        LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), ROWS=ROWS, K_BLOCK=K_BLOCK,
-        num_warps=4)
-    v = {name: meta[o[name]:o[name] + sizes[name]] for name in sizes}
-    schedule = Schedule(C, v["per_core"][0], v["core_first"], v["piece_task"], v["piece_begin"],
-                        v["piece_end"], v["piece_core"], v["piece_slot"], v["task_num_pieces"],
-                        v["split_task"], v["split_first"], v["split_count"], tiling.max_slots)
-    return SparseFlashAttentionSchedule(
-        v["kv_start"], v["task_row"], v["task_batch"], v["task_head"], v["task_tau"],
-        v["task_window"], v["row_first_neg"], schedule)
+        t.block_table if launch.paged else meta, t.sparse_indices, meta, *launch.ints,
+        **launch.constexprs)
+    tables = Tables()
+    for name, view in zip(KERNEL_TABLES, meta.split(launch.split_sizes)):
+        setattr(tables, name, view)
+    tables.meta, tables.launch = meta, launch
+    return tables

@@ -31,6 +31,8 @@ without the scratch tile).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -40,6 +42,7 @@ from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 
 from ..common import online_softmax as osm
+from ..common.per_plan import PerPlanCache
 from . import metadata
 
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
@@ -199,95 +202,127 @@ def run(p, tiling, t):
     """Launch the metadata kernel, the plan's kernel and the split-task merge; same outputs as
     emulate. Nothing is read back to the host, so the call can be captured in a CUDA graph and
     replayed while the tensors of ``t`` keep their addresses (their values may change)."""
-    _refuse_unserved(tiling, t.query.device)
+    launch = LAUNCHES.get(p, tiling)
+    launch.refuse_unserved(t.query.device)
     work = metadata.build(p, tiling, t)
-    buffers = _buffers(p, tiling, t)
-    _main_kernel(p, tiling, t, work, buffers)
-    _merge(p, tiling, t, work, buffers)
-    return _outputs(p, t, buffers)
+    buffers = launch.buffers(t)
+    launch.main_kernel(t, work, buffers)
+    launch.merge(t, work, buffers)
+    return launch.outputs(t, buffers)
 
 
 def kernel_only(p, tiling, t):
     """For benchmarks: a function launching the plan's kernel alone, over tables built once."""
-    _refuse_unserved(tiling, t.query.device)
+    launch = LAUNCHES.get(p, tiling)
+    launch.refuse_unserved(t.query.device)
     work = metadata.build(p, tiling, t)
-    buffers = _buffers(p, tiling, t)
-    return lambda: _main_kernel(p, tiling, t, work, buffers)
+    buffers = launch.buffers(t)
+    return lambda: launch.main_kernel(t, work, buffers)
 
 
-def _refuse_unserved(tiling, dev) -> None:
-    if tiling.variant not in GPU_VARIANTS or (tiling.variant.startswith("gluon")
-                                              and not _hopper(dev)):
-        raise ValueError(f"kernel variant {tiling.variant!r} does not run on {dev}")
+class _Launch:
+    """What launching a plan needs that depends only on (params, plan), made once per pair."""
+
+    def __init__(self, p, tiling):
+        self.p, self.tiling = p, tiling
+        hg = tiling.head_group
+        self.variant, self.grid = tiling.variant, (tiling.num_cores,)
+        self.rows_n1_d = (p.num_rows, p.n1, D)
+        self.slots = max(tiling.max_slots, 1)
+        self.scratch = (tiling.num_cores * 4 * max(16, hg) * tiling.block_s2
+                        if tiling.variant == "scratch" else 1)
+        self.paged = p.kv_layout is Layout.PA_BSND
+        self.idx_shape = (p.num_rows, p.k)
+        self.scalars = (p.scale_value, p.n1, p.k,
+                        p.block_table.shape[-1] if self.paged else p.k,
+                        p.block_size if self.paged else 1)
+        self.shapes = dict(HG=hg, BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
+                           ENTRIES=tiling.entries_per_step, DV=D, DR=p.key_rope.shape[-1],
+                           PAGED=self.paged, HAS_SINKS=p.sinks is not None)
+        if self.variant.startswith("gluon"):
+            self.shapes["PAGE_SHIFT"] = page_shift(p)
+        else:
+            self.shapes.update(HG_PAD=max(16, hg), VIA_SCRATCH=self.variant == "scratch",
+                               num_stages=tiling.stages)
+        self.num_warps = tiling.num_warps
+        self.merge_grid = (tiling.max_split_tasks, -(-hg // MERGE_HEADS))
+        self.merge_shapes = dict(HG=hg, HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)),
+                                 DV=D, HAS_SINKS=p.sinks is not None)
+        self.lse_shape = lse_shape(p.query.shape, p.layout_query, p.return_softmax_lse)
+
+    def refuse_unserved(self, dev) -> None:
+        if self.variant not in GPU_VARIANTS or (self.variant.startswith("gluon")
+                                                and not _hopper(dev)):
+            raise ValueError(f"kernel variant {self.variant!r} does not run on {dev}")
+
+    def buffers(self, t) -> dict:
+        """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile."""
+        dev, hg = t.query.device, self.tiling.head_group
+        f32 = dict(dtype=torch.float32, device=dev)
+        rows, n1, d = self.rows_n1_d
+        return dict(out=torch.empty(rows, n1, d, dtype=t.query.dtype, device=dev),
+                    smax=torch.empty(rows, n1, **f32), ssum=torch.empty(rows, n1, **f32),
+                    ws_m=torch.empty((self.slots, hg), **f32),
+                    ws_l=torch.empty((self.slots, hg), **f32),
+                    ws_acc=torch.empty((self.slots, hg, d), **f32),
+                    scratch=torch.empty(self.scratch, **f32))
+
+    def main_kernel(self, t, work, b) -> None:
+        idx = t.sparse_indices.reshape(self.idx_shape)
+        block_table = t.block_table if self.paged else idx   # any int tensor when unused
+        sinks = t.sinks if t.sinks is not None else b["ssum"]
+        tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(), t.key,
+                   t.key_rope, block_table.contiguous(), work.kv_start, sinks)
+        plan_args = (work.core_first, work.piece_task, work.piece_begin, work.piece_end,
+                     work.piece_slot, work.task_row, work.task_batch, work.task_head,
+                     work.task_tau, work.task_window, work.row_first_neg,
+                     b["out"], b["smax"], b["ssum"], b["ws_m"], b["ws_l"], b["ws_acc"])
+        if self.variant == "gluon-ws":
+            from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
+            _sfa_gluon_ws_kernel[self.grid](*tensors, *plan_args, *self.scalars, **self.shapes,
+                                            num_warps=PRODUCER_WARPS.value)
+        elif self.variant == "gluon":
+            from .gluon import _sfa_gluon_kernel
+            _sfa_gluon_kernel[self.grid](*tensors, *plan_args, *self.scalars, **self.shapes,
+                                         num_warps=self.num_warps)
+        else:
+            _sfa_kernel[self.grid](*tensors, *plan_args, b["scratch"], *self.scalars,
+                                   **self.shapes, num_warps=self.num_warps)
+
+    def merge(self, t, work, b) -> None:
+        """The split-task merge over the plan's most split tasks (programs past the call's
+        split tasks exit at once)."""
+        if not self.merge_grid[0]:
+            return
+        sinks = t.sinks if t.sinks is not None else b["ssum"]
+        _merge_kernel[self.merge_grid](
+            b["ws_m"], b["ws_l"], b["ws_acc"], work.split_task, work.split_first,
+            work.split_count, work.task_row, work.task_head, sinks, b["out"], b["smax"],
+            b["ssum"], self.p.n1, **self.merge_shapes)
+
+    def outputs(self, t, b):
+        shape = self.lse_shape
+        if not self.p.return_softmax_lse:
+            dev = t.query.device
+            return (b["out"].view(t.query.shape), torch.empty(shape, device=dev),
+                    torch.empty(shape, device=dev))
+        return b["out"].view(t.query.shape), b["smax"].view(shape), b["ssum"].view(shape)
 
 
-def _buffers(p, tiling, t) -> dict:
-    """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile."""
-    dev, hg = t.query.device, tiling.head_group
-    slots = max(tiling.max_slots, 1)
-    f32 = dict(dtype=torch.float32, device=dev)
-    scratch = (tiling.num_cores * 4 * max(16, hg) * tiling.block_s2
-               if tiling.variant == "scratch" else 1)
-    return dict(out=torch.empty(p.num_rows, p.n1, D, dtype=t.query.dtype, device=dev),
-                smax=torch.empty(p.num_rows, p.n1, **f32),
-                ssum=torch.empty(p.num_rows, p.n1, **f32),
-                ws_m=torch.empty((slots, hg), **f32), ws_l=torch.empty((slots, hg), **f32),
-                ws_acc=torch.empty((slots, hg, D), **f32), scratch=torch.empty(scratch, **f32))
-
-
-def _main_kernel(p, tiling, t, work, b) -> None:
-    hg, variant, sched = tiling.head_group, tiling.variant, work.schedule
-    idx = t.sparse_indices.reshape(p.num_rows, p.k).contiguous()
-    paged = p.kv_layout is Layout.PA_BSND
-    block_table = t.block_table.contiguous() if paged else idx   # any int tensor when unused
-    sinks = t.sinks if t.sinks is not None else b["ssum"]
-    tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx, t.key, t.key_rope,
-               block_table, work.kv_start, sinks)
-    plan_args = (sched.core_first, sched.piece_task, sched.piece_step_begin,
-                 sched.piece_step_end, sched.piece_slot, work.task_row, work.task_batch,
-                 work.task_head, work.task_tau, work.task_window, work.row_first_neg,
-                 b["out"], b["smax"], b["ssum"], b["ws_m"], b["ws_l"], b["ws_acc"])
-    scalars = (p.scale_value, p.n1, p.k, block_table.shape[-1], p.block_size if paged else 1)
-    shapes = dict(HG=hg, BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
-                  ENTRIES=tiling.entries_per_step, DV=D, DR=t.key_rope.shape[-1], PAGED=paged,
-                  HAS_SINKS=t.sinks is not None)
-    grid = (tiling.num_cores,)
-    if variant == "gluon-ws":
-        from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
-        _sfa_gluon_ws_kernel[grid](*tensors, *plan_args, *scalars, **shapes,
-                                   PAGE_SHIFT=page_shift(p), num_warps=PRODUCER_WARPS.value)
-    elif variant == "gluon":
-        from .gluon import _sfa_gluon_kernel
-        _sfa_gluon_kernel[grid](*tensors, *plan_args, *scalars, **shapes,
-                                PAGE_SHIFT=page_shift(p), num_warps=tiling.num_warps)
-    else:
-        _sfa_kernel[grid](*tensors, *plan_args, b["scratch"], *scalars, **shapes,
-                          HG_PAD=max(16, hg), VIA_SCRATCH=variant == "scratch",
-                          num_warps=tiling.num_warps, num_stages=tiling.stages)
-
-
-def _merge(p, tiling, t, work, b) -> None:
-    """The split-task merge over the plan's most split tasks (programs past the call's split
-    tasks exit at once)."""
-    if not tiling.max_split_tasks:
-        return
-    hg, sched = tiling.head_group, work.schedule
-    sinks = t.sinks if t.sinks is not None else b["ssum"]
-    _merge_kernel[(tiling.max_split_tasks, -(-hg // MERGE_HEADS))](
-        b["ws_m"], b["ws_l"], b["ws_acc"], sched.split_task, sched.split_first,
-        sched.split_count, work.task_row, work.task_head, sinks, b["out"], b["smax"],
-        b["ssum"], p.n1, HG=hg, HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)), DV=D,
-        HAS_SINKS=t.sinks is not None)
-
-
-def _outputs(p, t, b):
-    shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
-    if not p.return_softmax_lse:
-        dev = t.query.device
-        return (b["out"].reshape(t.query.shape), torch.empty(shape, device=dev),
-                torch.empty(shape, device=dev))
-    return b["out"].reshape(t.query.shape), b["smax"].reshape(shape), b["ssum"].reshape(shape)
+LAUNCHES = PerPlanCache(_Launch)
 
 
 def _hopper(device) -> bool:
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
+    return device.type == "cuda" and _capability(device.index)[0] == 9
+
+
+@functools.lru_cache(maxsize=16)
+def _capability(index) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(index)
+
+
+def clear_cache() -> None:
+    """Empty this back end's caches (cann_attention.clear_caches calls it)."""
+    metadata.LAUNCHES.clear()
+    LAUNCHES.clear()
+    _capability.cache_clear()

@@ -230,7 +230,7 @@ def test_malformed_values_are_made_safe(layout_query, layout_kv):
     entries outside the cache: every position the schedule lets a kernel read lies inside the
     cache (what the op does with value checks off)."""
     p, t = checked_case(B=3, S1=3, S2=64, N1=2, K=16, layout_query=layout_query,
-                        layout_kv=layout_kv, page=16)
+                        layout_kv=layout_kv, page=16, q_lens=[3, 2, 3], kv_lens=[64, 50, 64])
     rows, bad = p.num_rows, fields_of(t)
     if layout_query == "TND":
         bad["actual_seq_lengths_query"] = torch.tensor([5, 2, 99], dtype=torch.int32)
