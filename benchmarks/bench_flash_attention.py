@@ -4,7 +4,8 @@ CPU (default): times the emulator (the CPU back end) against torch's scaled_dot_
 on the same shapes: a causal GQA prefill, a sliding-window prefill (where tile skipping pays),
 and a paged decode step (split-K). ``--device cuda`` times the op on CUDA tensors.
 
-FLOPs count only the visible (q, k) pairs: 4 * N1 * D * visible pairs (QK^T and PV).
+FLOPs count only the visible (q, k) pairs: 4 * B * N1 * D * visible pairs (QK^T and PV), the
+rule of docs/performance.md with the mask's exact pair count (a causal mask is not taken as half).
 Times are medians of ``--repeats`` runs after one warm-up.
 
     python benchmarks/bench_flash_attention.py [--device cpu] [--repeats 3] [--json out.json]

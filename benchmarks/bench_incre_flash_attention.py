@@ -1,8 +1,8 @@
 """CPU benchmark of npu_incre_flash_attention (the emulator executing the CPU plan).
 
-Decode shapes (Q_S = 1). Accounting as in PERF.md: FLOPs = 4 * B * N1 * L * D (QK^T and PV),
-bytes = the KV bytes read (2 * B * N2 * L * D * itemsize) + query and output. Reports the median
-of ``--repeat`` runs after one warm-up.
+Decode shapes (Q_S = 1). Bytes = the KV bytes read (2 * B * N2 * L * D * itemsize) + query and
+output, as docs/performance.md counts decode (less the int8 scales); FLOPs = 4 * B * N1 * L * D
+(QK^T and PV). Reports the median of ``--repeat`` runs after one warm-up.
 
     python benchmarks/bench_incre_flash_attention.py [--repeat 5]
 """

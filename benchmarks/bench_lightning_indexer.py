@@ -1,9 +1,10 @@
-"""Benchmark of npu_lightning_indexer (PERF.md counting: FLOPs = 2 * N1 * D * visible pairs).
+"""Benchmark of npu_lightning_indexer (FLOPs = 2 * N1 * D * visible pairs, docs/performance.md).
 
 Times the op end to end (score + top-k, host planning included) and, as a peer, the naive
 PyTorch indexer of the DeepSeek-V3.2 reference (dense fp32 scores of every visible pair, masked,
-torch.topk). Median of ``--repeats`` runs after one warm-up. On CPU the default set is a small
-subset of PERF.md's indexer shapes; ``--set perf`` runs PERF.md's full set (on a GPU).
+torch.topk). Median of ``--repeats`` runs after one warm-up. The default set (``--set cpu``) is
+three small shapes for a CPU; ``--set perf`` runs the full set of prefill (S1 2048-8192, S2
+8192-131072) and paged decode (B 1-128, context 8192 / 65536) shapes, meant for a GPU.
 
     python benchmarks/bench_lightning_indexer.py [--device cpu] [--set cpu|perf] [--repeats 3]
 """

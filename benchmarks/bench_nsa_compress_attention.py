@@ -1,8 +1,9 @@
 """CPU benchmark of npu_nsa_compress_attention (the emulator executing the CPU plan).
 
-FLOP accounting (PERF.md convention: 2 per multiply-add): the attention pass does
-2 * T1 * N1 * C * (D1 + D2); the importance pass recomputes the scores over the importance window,
-2 * T1 * N1 * C * D1 (halo ignored). Bytes: query + key + value + outputs, read/written once.
+FLOP accounting (2 per multiply-add): the attention pass does 2 * T1 * N1 * C * (D1 + D2), as
+docs/performance.md counts; this CPU benchmark also counts the importance pass, which recomputes
+the scores over the importance window, 2 * T1 * N1 * C * D1 (halo ignored). Bytes: query, key,
+value and outputs, read/written once.
 Prints one line per shape: time (median of --repeat runs), GFLOP/s, and the plan's tiles.
 
 Run: python benchmarks/bench_nsa_compress_attention.py [--repeat 5]

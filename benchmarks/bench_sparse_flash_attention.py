@@ -189,7 +189,7 @@ def plain_torch(args, kwargs, chunk_rows=512):
 def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
     """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs: at
     least ``warmup`` of them, and more until ``warmup_ms`` have passed (a kernel timed right
-    after other work read 3-10% slow in its first tens of runs on the H100s)."""
+    after other work reads a few percent slow in its first tens of runs)."""
     start = time.perf_counter()
     for i in range(10 ** 6):
         if i >= warmup and (time.perf_counter() - start) * 1e3 >= warmup_ms:
@@ -204,7 +204,7 @@ def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
             flush.zero_()
         # the device waits ~0.5 ms before the start event, so the host has queued the whole
         # timed launch by then: a late host (its graph launch, a pause) cannot open a gap
-        # inside the timed region (without it, 2-4 of 88 shapes of a sweep read 2-4x slow)
+        # inside the timed region (without it, a few shapes of a sweep read several times slow)
         torch.cuda._sleep(1_000_000)
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
@@ -426,9 +426,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
     ap.add_argument("--sweep", default="headline", choices=("headline", "full", "anchor"),
-                    help="cuda: PERF.md's headline shapes, its whole grid, or the published "
-                         "prefill anchor's own workload (FlashMLA's index rule) beside our "
-                         "prefill headline")
+                    help="cuda: the headline shapes, the whole decode/prefill grid (listed "
+                         "in docs/performance.md), or the published prefill anchor's own "
+                         "workload (FlashMLA's index rule) beside our prefill headline")
     ap.add_argument("--peers", default="triton,triton-kernel,triton-gluon,triton-scratch,"
                                        "triton-registers,torch,emulate",
                     help="cuda: comma-separated subset of the default (triton: the op call "
@@ -450,8 +450,8 @@ def main():
 
 def measured_commit() -> str:
     """The commit measured: ``$BENCH_COMMIT`` when set (a copy of the tree on another machine
-    may carry a stale or no git history: the sixth session's JSONs name an older commit than
-    the one measured), else ``git rev-parse``."""
+    may carry a stale git history, or none, and would name the wrong commit), else
+    ``git rev-parse``."""
     return os.environ.get("BENCH_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 

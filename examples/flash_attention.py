@@ -28,7 +28,7 @@ def sliding_window_with_sinks():
     k = torch.randn(sum(lens), 1, 64, dtype=torch.bfloat16)
     v = torch.randn(sum(lens), 1, 64, dtype=torch.bfloat16)
     cum = torch.tensor(lens).cumsum(0).to(torch.int32)
-    sinks = torch.randn(8)                           # float32, unscaled (spec section 6)
+    sinks = torch.randn(8)                           # float32, unscaled (docs/flash_attention.md)
     out, _, _ = OP(q, k, v, 64 ** -0.5, layout_query="TND", layout_kv="TND",
                    actual_seq_lengths_query=cum, actual_seq_lengths_kv=cum,
                    sparse_mode=4, pre_tokens=127, next_tokens=0, learnable_sink=sinks)

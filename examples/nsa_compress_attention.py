@@ -6,7 +6,8 @@ compress_block_size, stride d = compress_stride: compressed token i averages raw
 ``torch.ops.custom.npu_nsa_compress_attention`` with a causal compressed mask and the NSA paper's
 forced blocks (the first block and the query's own block), and prints the selected blocks.
 Queries before the first complete window see no compressed token: as in the CANN kernel, such a
-fully masked row attends uniformly to all compressed tokens of its batch (spec section 4 notes).
+fully masked row attends uniformly to all compressed tokens of its batch
+(docs/nsa_compress_attention.md, Semantics).
 
 Run: python examples/nsa_compress_attention.py
 """

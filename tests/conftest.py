@@ -34,7 +34,7 @@ def node_seed(nodeid: str) -> int:
 
 @pytest.fixture(autouse=True)
 def _seed(request):
-    """Fixed seeds for every test (DESIGN.md, Testing): torch's generators (CPU and CUDA) at 0,
+    """Fixed seeds for every test: torch's generators (CPU and CUDA) at 0,
     as the tests' data were drawn with; Python's ``random`` and numpy's global generator at the
     test's own seed from its node id, so that tests drawing seeds with ``random.randrange``
     reproduce run after run."""

@@ -10,9 +10,9 @@ it starts (``current()``).
   ``"auto"`` takes the back end of highest priority in the op's registry that can run the call;
   any other name forces that back end and raises when it cannot run the call (never a silent
   fallback).
-- ``platform`` (``None``): a ``PlatformInfo`` whose plan the emulator executes instead of the
-  plan of the tensors' device (e.g. ``ASCEND_A3`` to run the A3 schedule on a CPU). Device back
-  ends always plan for the device they run on.
+- ``platform`` (``None``): a ``PlatformInfo`` whose plan the emulator executes instead of its
+  default, the Ascend A3 plan (the plan of the AscendC kernel it stands in for), e.g. ``H100``
+  to run a GPU schedule on a CPU. Device back ends always plan for the device they run on.
 - ``value_checks`` (``False``; env ``CANN_ATTENTION_VALUE_CHECKS=1``): also check the values
   inside device tensors (lengths against shapes, prefix sums, page-table entries) before a
   launch. They cost a device-to-host read, which synchronises the stream and cannot be captured

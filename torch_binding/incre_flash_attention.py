@@ -1,16 +1,17 @@
 """custom::npu_incre_flash_attention: the op's declaration (schema, params, checks, fake, back
 ends), which the pipeline (pipeline.py) runs, and MindSpore's Python form.
 
-The schema keeps MindSpore's argument names, order and defaults (spec section 2; seed 004),
-with ``key`` / ``value`` as tensors and ``actual_seq_lengths`` / ``kv_padding_size`` as int
-lists (spec section 16). One project extension follows CANN's arguments, keyword-only:
-``emulate_npu`` selects the NPU's exact fp16 post-quant arithmetic (spec section 8).
+The schema keeps the argument names, order and defaults of MindSpore's
+``ops.incre_flash_attention`` (docs/incre_flash_attention.md, Signature), with ``key`` /
+``value`` as tensors and ``actual_seq_lengths`` / ``kv_padding_size`` as int lists. One project
+extension follows CANN's arguments, keyword-only: ``emulate_npu`` selects the NPU's exact fp16
+post-quant arithmetic (docs/incre_flash_attention.md, Semantics).
 
 ``cann_attention.incre_flash_attention(...)`` is the MindSpore-style Python function: it also
 accepts ``key`` / ``value`` as a list of one tensor (unwrapped) or of B tensors (CANN's tensor-list
 mode: each batch its own S; padded here to the longest S with per-batch lengths, kv_padding_size
-ignored, spec sections 2 and 5), and ``actual_seq_lengths`` / ``kv_padding_size`` as tensors or
-tuples.
+ignored; docs/incre_flash_attention.md, Semantics), and ``actual_seq_lengths`` /
+``kv_padding_size`` as tensors or tuples.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=
                           num_heads=1, input_layout="BSH", scale_value=1.0,
                           num_key_value_heads=0, block_size=0, inner_precise=1,
                           kv_padding_size=None, *, emulate_npu=False):
-    """MindSpore's ``ops.incre_flash_attention`` (seed 004) on ``torch.ops.custom``."""
+    """MindSpore's ``ops.incre_flash_attention`` on ``torch.ops.custom``."""
     check_scalar_types(num_heads, input_layout, scale_value, num_key_value_heads, block_size,
                        inner_precise)
     CHECK.require_type(isinstance(query, torch.Tensor), "query", "a torch.Tensor",
@@ -123,7 +124,7 @@ def incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=
             for b, (n, cap) in enumerate(zip(asl, s_each)):
                 CHECK.require(0 <= n <= cap, "actual_seq_lengths",
                               f"a length in [0, S_b={cap}] (tensor {b}'s own S)", n)
-        pad = None       # spec section 5: left padding is ignored in tensor-list mode
+        pad = None       # left padding is ignored in tensor-list mode
     return torch.ops.custom.npu_incre_flash_attention(
         query, key_t, value_t, attn_mask, None if asl is None else list(asl), pse_shift,
         dequant_scale1, quant_scale1, dequant_scale2, quant_scale2, quant_offset2,

@@ -10,11 +10,11 @@ softmax_sum_out)``:
 - topk_indices_out (T1, N2, select_block_count) int32, batch-local selection-block ids in
   descending importance, ties to the smaller index, forced blocks (topk_mask True) first;
 - softmax_max_out / softmax_sum_out, declared (T1, N1, 8) float32, but written in the kernel's
-  memory order (docs/nsa_compress_attention.md): for batch b with query offset t0 and length Sq[b], the value of
-  head h and row i lives at flat element 8 * (N1 * t0 + h * Sq[b] + i) + r, r in [0, 8) (8
-  identical copies), i.e. the concatenation over batches of (N1, Sq[b], 8) arrays. Read naively
-  as [t, h, :] it is only right when every Sq[b] = 1 or N1 = 1. Use ``stats_by_row`` to get the
-  (T1, N1) view. Rows beyond sum(Sq) are zero in every output.
+  memory order (docs/nsa_compress_attention.md): for batch b with query offset t0 and length
+  Sq[b], the value of head h and row i lives at flat element 8 * (N1 * t0 + h * Sq[b] + i) + r,
+  r in [0, 8) (8 identical copies), i.e. the concatenation over batches of (N1, Sq[b], 8) arrays.
+  Read naively as [t, h, :] it is only right when every Sq[b] = 1 or N1 = 1. Use
+  ``stats_by_row`` to get the (T1, N1) view. Rows beyond sum(Sq) are zero in every output.
 
 Masks (bool or uint8): atten_mask (max Sq, max C), True = masked (the score is *replaced* by
 -FLT_MAX; a fully masked row attends uniformly to the batch's compressed tokens); topk_mask
@@ -57,7 +57,7 @@ npu_nsa_compress_attention = register(OP_DEF, __doc__)
 
 
 def stats_by_row(stat: torch.Tensor, actual_seq_qlen) -> torch.Tensor:
-    """(T1, N1) view [t, h] of softmax_max_out / softmax_sum_out (undoes the section 6 order)."""
+    """(T1, N1) view [t, h] of softmax_max_out / softmax_sum_out (undoes the flat order)."""
     t1, n1 = stat.shape[0], stat.shape[1]
     flat = stat.reshape(-1, STAT_REPLICAS)[:, 0]
     result = torch.zeros(t1, n1, dtype=stat.dtype, device=stat.device)

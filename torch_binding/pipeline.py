@@ -32,7 +32,6 @@ import torch
 
 from .config import current as current_config
 from .op_host.common.errors import CannAttentionError
-from .op_host.common.platform import platform_for_device
 from .op_host.common.tensor_meta import TensorMeta, with_values
 
 STATIC_CACHE_SIZE = 256       # static signatures kept per op (a model has a few per layer kind)
@@ -206,8 +205,7 @@ class OpDef:
         query = bound[self._names[0]]
         self.check_devices(bound, query.device)
         backend = self.select(params, query.device.type, query.dtype, cfg)
-        platform = (cfg.platform if backend.emulates and cfg.platform is not None
-                    else platform_for_device(query.device))
+        platform = backend.platform_for(query.device, cfg.platform)
         entry = (params, backend, backend.plan(params, platform), backend.load())
         with self._lock:                  # bounded: the oldest signature goes first
             self._cache[key] = entry

@@ -10,7 +10,8 @@ An entry says:
   software is missing, the device type, the dtype, or a rule of its own on the params);
 - ``priority``: ``auto`` dispatch tries the back ends from the highest priority down;
 - ``plan``: the op_host function that plans the kernel this back end runs on a platform (a back
-  end owns its plan);
+  end owns its plan); ``platform_for``: which platform (the device's, or for the emulator the
+  Ascend A3 whose kernel it stands in for, unless config.platform names another);
 - ``runner``: ``"module:function"`` in ``cann_attention.op_kernel``, imported on first use, so
   importing the package never imports Triton or a device library.
 """
@@ -34,6 +35,7 @@ class Backend:
     plan: Callable | None = None               # (params, platform) -> plan
     auto: bool = True                          # False: runs only when asked for by name
     emulates: bool = False                     # runs any platform's plan from host values
+    platform: object = None                    # the platform it plans for (None: the device's)
     available: Callable[[], str | None] = field(default=lambda: None)
     # extra per-call rule: params -> reason it is unsupported, or None
     rule: Callable[[object], str | None] = field(default=lambda params: None)
@@ -48,6 +50,15 @@ class Backend:
         if dtype not in self.dtypes:
             return f"supports dtypes {[str(d) for d in self.dtypes]}, not {dtype}"
         return self.rule(params)
+
+    def platform_for(self, device, configured=None):
+        """The platform whose plan it runs: an emulating back end runs ``configured``
+        (config.platform) when set, else its own platform; a device back end plans for the
+        device it runs on."""
+        from .platform import platform_for_device
+        if self.emulates:
+            return configured if configured is not None else self.platform
+        return platform_for_device(device)
 
     def load(self) -> Callable:
         """The back end's ``run(params, plan, tensors)`` (imported here, on first use)."""

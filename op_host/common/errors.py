@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 class CannAttentionError(RuntimeError):
-    """An argument breaks a rule of the op's specification (or cannot be planned)."""
+    """An argument breaks a rule of the op (docs/<op>.md, Errors), or the call cannot be planned."""
 
     def __init__(self, op: str, arg: str, message: str):
         self.op = op

@@ -1,8 +1,8 @@
 """Mask predicates as integer geometry: what the host planner knows about a mask.
 
-Masks of the dense attention ops (spec/flash_attention.md sections 3 and 9.2) are built from
-three shapes, all evaluated at the *absolute* query position ``qpos = i + (L_k - L_q)`` (the
-bottom-right alignment of section 2.1) and the key index ``k``:
+Masks of the dense attention ops (docs/flash_attention.md, Semantics) are built from three
+shapes, all evaluated at the *absolute* query position ``qpos = i + (L_k - L_q)`` (query rows
+aligned with the last L_q keys: bottom-right) and the key index ``k``:
 
 - a **band** ``qpos + lo <= k <= qpos + hi`` (causal, sliding windows, sparse_mode 2/3/4 and the
   top-left band of mode 0; ``lo``/``hi`` may depend on the batch);
@@ -39,7 +39,7 @@ class TileStatus(enum.IntEnum):
 
 
 class SparseMode(enum.IntEnum):
-    """CANN sparse_mode values supported by the dense ops (spec section 9.2)."""
+    """CANN sparse_mode values supported by the dense ops (docs/flash_attention.md, Semantics)."""
     DEFAULT = 0          # no mask, or atten_mask + top-left band (pre/next)
     ALL_MASK = 1         # atten_mask only
     LEFT_UP_CAUSAL = 2   # k <= i
@@ -99,7 +99,8 @@ def _status(empty: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """The mask of one call of a dense op, from CANN's arguments (spec sections 9.2, 12).
+    """The mask of one call of a dense op, from CANN's arguments (sparse_mode, pre_tokens,
+    next_tokens, chunk_size, atten_mask; docs/flash_attention.md, Semantics).
 
     ``band_offsets(delta)`` gives the band in absolute-position terms: visible iff
     ``qpos + lo <= k <= qpos + hi`` where ``delta = L_k(b) - L_q(b)`` per batch.

@@ -1,7 +1,7 @@
 """Platform descriptors: what a tiling plan may assume about the chip it plans for.
 
 A plan is a pure function of the op's parameters and a ``PlatformInfo``. The numbers below are
-the public figures of each chip (DESIGN.md, "Host plans, device runs"):
+the public figures of each chip:
 
 - Ascend 910B / A3: 24 cube cores, each paired with 2 vector cores; UB 192 KiB per vector core,
   L1 512 KiB, L0A/L0B 64 KiB, L0C 128 KiB per cube core.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.platform import ASCEND_A3
 from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
 from .tiling import plan
 
@@ -20,5 +21,6 @@ BACKENDS = by_priority(
         status="BSND/BNSD/TND query, BSND/TND/PA_BSND keys, GQA, sparse_mode 0-4, chunk_size, "
                "atten_mask, pse_shift, learnable_sink, lse, split-K; executes the plan with "
                "vectorised PyTorch from values read on the host",
-        runner="flash_attention.emulate:run", plan=plan, emulates=True),
+        runner="flash_attention.emulate:run", plan=plan, emulates=True,
+        platform=ASCEND_A3),
 )

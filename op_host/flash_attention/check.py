@@ -1,10 +1,10 @@
-"""Every validation rule of spec/flash_attention.md section 9.4 (+ the decisions of section 12).
+"""Every validation rule of npu_flash_attention (docs/flash_attention.md, Errors).
 
-Rule numbers in the comments are this module's (the spec lists the rules without numbers, in
-FIA's order); docs/flash_attention.md lists them with the spec sentence each one implements.
-Rule 1 (argument types) is applied while parsing. The project's own rules (marked P) refuse
-what would let a kernel read outside a tensor: lengths beyond the tensors, masks of the wrong
-shape, page-table entries outside the cache.
+Includes the project's choices (docs/flash_attention.md, Semantics, "Choices"). Rule numbers in the
+comments are this module's own; docs/flash_attention.md groups the rules by kind. Rule 1 (argument
+types) is applied while parsing. The project's own rules (marked P) refuse what would let a kernel
+read outside a tensor: lengths beyond the tensors, masks of the wrong shape, page-table entries
+outside the cache.
 """
 from __future__ import annotations
 

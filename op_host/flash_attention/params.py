@@ -83,7 +83,7 @@ class FlashAttentionParams(BatchedRows):
 
 
 def lse_shape(query_shape, layout_query: str, n2: int, return_softmax_lse: bool) -> tuple:
-    """softmax_max / softmax_sum shape (spec 9.4): (B, N2, S1, G), (N2, T1, G), or (0,)."""
+    """softmax_max / softmax_sum shape: (B, N2, S1, G), (N2, T1, G), or (0,)."""
     if not return_softmax_lse:
         return (0,)
     if layout_query == "TND":

@@ -15,15 +15,15 @@ tiles are marked so a kernel can skip the predicate, PARTIAL tiles evaluate it. 
 step is never scheduled: its rows are invalid (zeros, (-2e38, 0)).
 
 The tasks are cut into balanced per-core runs by ``common.schedule.partition`` with the
-platform's core count. A task cut across cores is a split-K task (spec section 7): each piece
+platform's core count. A task cut across cores is a split-K task: each piece
 writes (m, l, acc) to a workspace slot and a log-sum-exp combine merges them. Decode (S1 = 1,
 few tasks, long key ranges) is thereby split over all cores; long prefills are balanced
 between light (early causal) and heavy tiles without a second mechanism.
 
 Tile choice. ``block_s1`` is the largest power of two <= the platform cap that does not exceed
 the query capacity (S1, or T1 for TND; decode gets 1); then the largest ``block_s2`` (a power
-of two within the platform's range, not beyond the key capacity) whose buffers fit. What must fit (rows =
-G * block_s1, e = bytes per input element):
+of two within the platform's range, not beyond the key capacity) whose buffers fit. What must
+fit (rows = G * block_s1, e = bytes per input element):
 
 - Ascend: L1 holds the query tile and one key and one value tile, (rows + 2 bs2) D e;
   L0A/L0B a 64-deep slice of each matmul operand; L0C the fp32 score tile and output tile;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.platform import ASCEND_A3
 from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
 from .tiling import plan
 
@@ -18,5 +19,6 @@ BACKENDS = by_priority(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
         status="BSH/BNSD/BSND, GQA, paged KV (both key layouts), int8 antiquant, int8 "
                "post-quant, masks, pse_shift, left padding, split-KV plan; vectorised PyTorch",
-        runner="incre_flash_attention.emulate:run", plan=plan, emulates=True),
+        runner="incre_flash_attention.emulate:run", plan=plan, emulates=True,
+        platform=ASCEND_A3),
 )

@@ -1,7 +1,7 @@
-"""Every validation rule of spec/incre_flash_attention.md section 13, in CANN's order.
+"""Every validation rule of npu_incre_flash_attention (docs/incre_flash_attention.md, Errors).
 
-MindSpore's TypeError / ValueError / RuntimeError split is kept where the seed states it:
-dtype and Python-type errors are ``TypeError``, the four ValueError rules of the seed (length of
+MindSpore's TypeError / ValueError / RuntimeError split is kept where MindSpore states it:
+dtype and Python-type errors are ``TypeError``, MindSpore's four ValueError rules (length of
 actual_seq_lengths, input_layout, num_heads vs Q_H, num_heads vs num_key_value_heads) are
 ``ValueError``, everything else is ``RuntimeError`` (all three are ``CannAttentionError``).
 After CANN's rules come the project's own (marked P): lengths inside the cache, page tables that
@@ -157,7 +157,7 @@ def _check_lengths(p: IncreFlashAttentionParams) -> None:
                         f"length 1 or B={p.batch}", len(asl))
         cap = "max_block_num_per_seq*block_size" if p.paged else "S"
         check_counts(c, "actual_seq_lengths", asl, p.s2, cap)
-    if p.paged:   # (P) enough blocks for the lengths (spec section 6: block_num >= sum)
+    if p.paged:   # (P) enough blocks for the lengths: block_num >= sum_b ceil(L_b / block_size)
         need = sum(-(-n // p.block_size) for n in p.kv_lens)
         c.require(p.key.shape[0] >= need, "key", f"block_num (dim 0) >= sum_b ceil(L_b / "
                   f"block_size) = {need}", p.key.shape[0])
@@ -197,7 +197,7 @@ def _check_pse(p: IncreFlashAttentionParams, d: int) -> None:
 
 
 def antiquant_shape(layout: Layout, n2: int, d: int) -> tuple[int, ...]:
-    """Per-channel antiquant scale/offset shape of spec section 7 (index 0 key, 1 value)."""
+    """Per-channel antiquant scale/offset shape (index 0 key, 1 value)."""
     if layout is Layout.BNSD:
         return (2, n2, 1, d)
     if layout is Layout.BSND:

@@ -19,7 +19,7 @@ from ..common.tensor_meta import TensorMeta
 
 OP = "npu_incre_flash_attention"
 CHECK = Checker(OP)
-MASKED_LOGIT = -1e12     # spec section 1 / 9: masked logits are replaced by this value
+MASKED_LOGIT = -1e12     # masked logits are replaced by this value, not by -inf
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class IncreFlashAttentionParams:
 
     @property
     def left_padding(self) -> bool:
-        """Spec section 5: kv_padding_size counts only with actual_seq_lengths and without PA."""
+        """kv_padding_size counts only with actual_seq_lengths and without PA."""
         return (self.kv_padding_size is not None and len(self.kv_padding_size) > 0
                 and self.actual_seq_lengths is not None and not self.paged)
 
@@ -144,7 +144,7 @@ class IncreFlashAttentionParams:
 
 
 def out_shape(query_shape) -> tuple[int, ...]:
-    """attention_out has the query's shape in every layout (spec section 3)."""
+    """attention_out has the query's shape in every layout."""
     return tuple(query_shape)
 
 
@@ -166,7 +166,7 @@ def int_vector(value, check, arg: str) -> tuple[int, ...] | None:
 
 def check_scalar_types(num_heads, input_layout, scale_value, num_key_value_heads, block_size,
                        inner_precise) -> None:
-    """MindSpore's TypeError rules for the scalar arguments (spec section 13)."""
+    """MindSpore's TypeError rules for the scalar args (docs/incre_flash_attention.md, Errors)."""
     c = CHECK
 
     def is_int(x):

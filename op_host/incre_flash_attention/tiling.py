@@ -2,13 +2,13 @@
 
 Work decomposition. A *task* is one (batch b, KV head n) pair: its G = N1 / N2 query heads share
 every key and value row of head n, so the task loads the query tile [G, D] once and streams
-the batch's valid window W_b (spec section 5) through it in *steps* of ``block_s2`` positions.
-A task has ceil(|W_b| / block_s2) steps; batches with an empty window (L_b = 0, or a left-padding
-start below 0) have no task and their output is zero. Decode has few tasks (B * N2) and long
-windows, so the tasks are cut into balanced per-core runs by ``common.schedule.partition``: a
-task cut across c cores is computed as c *splits*, each writing (m, l, acc) to a workspace slot,
-merged by the log-sum-exp combine (spec section 12). ``task_num_splits`` is how many splits
-each task got: 1 when the tasks alone fill the cores, more when B * N2 is small.
+the batch's valid window W_b (docs/incre_flash_attention.md, Semantics) through it in *steps*
+of ``block_s2`` positions. A task has ceil(|W_b| / block_s2) steps; batches with an empty window
+(L_b = 0, or a left-padding start below 0) have no task and their output is zero. Decode has few
+tasks (B * N2) and long windows, so the tasks are cut into balanced per-core runs by
+``common.schedule.partition``: a task cut across c cores is computed as c *splits*, each writing
+(m, l, acc) to a workspace slot, merged by the log-sum-exp combine. ``task_num_splits`` is how
+many splits each task got: 1 when the tasks alone fill the cores, more when B * N2 is small.
 
 Tile choice. The largest step that fits the platform's buffers, with e_q = bytes of a query
 element and e_kv = bytes of a cache element (1 for int8 caches, dequantised on the fly):

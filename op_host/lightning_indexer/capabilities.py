@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.platform import ASCEND_A3
 from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
 from .tiling import plan
 
@@ -19,5 +20,6 @@ BACKENDS = by_priority(
         status="BSND/TND query, BSND/TND/PA_BSND key, sparse_mode 0/3, sparse_count 1..2048 "
                "and 3072..8192, return_value; chunked scoring with a running top-k merge along "
                "the plan, vectorised PyTorch from values read on the host",
-        runner="lightning_indexer.emulate:run", plan=plan, emulates=True),
+        runner="lightning_indexer.emulate:run", plan=plan, emulates=True,
+        platform=ASCEND_A3),
 )

@@ -1,12 +1,12 @@
-"""Every validation rule of spec/lightning_indexer.md section 6, in the order the spec lists them.
+"""Every validation rule of npu_lightning_indexer (docs/lightning_indexer.md, Errors).
 
-The spec's rules carry the CANN wording where the spec quotes it (e.g. "under non-PA
-conditions, layout_query and layout_key should be equal"). Output-tensor rules (indices int32,
-values of the query dtype, indices N2 dim == 1, last dim == sparse_count) hold by construction:
-the op allocates its outputs from ``params.output_shapes``. After CANN's rules come the
-project's own (marked P): they refuse what would let a kernel read outside a tensor (lengths
-beyond the tensors, page-table entries outside the cache) and the head-count limit of the
-A2/A3 documentation (spec section 3).
+Messages keep CANN's wording where CANN has one (e.g. "under non-PA conditions, layout_query
+and layout_key should be equal"). Output-tensor rules (indices int32, values of the query dtype,
+indices N2 dim == 1, last dim == sparse_count) hold by construction: the op allocates its
+outputs from ``params.output_shapes``. After CANN's rules come the project's own (marked P):
+they refuse what would let a kernel read outside a tensor (lengths beyond the tensors,
+page-table entries outside the cache) and the head-count limit of the A2/A3 documentation
+(N1 <= 64).
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def check(p: LightningIndexerParams) -> None:
     # heads and head dims
     n2 = k.shape[-2]
     c.require(n2 == 1, "key", "N2 (key.shape[-2]) == 1 (only support 1)", n2)
-    # N1 % N2 == 0 (spec section 6) holds for every N1 once N2 == 1: nothing left to check
+    # CANN's N1 % N2 == 0 holds for every N1 once N2 == 1: nothing left to check
     c.require(q.shape[-1] == D, "query", f"head_dim (last dim) == {D}", q.shape[-1])
     c.require(k.shape[-1] == D, "key", f"head_dim (last dim) == {D} (= query)", k.shape[-1])
     # length vectors: non-empty, one entry per batch

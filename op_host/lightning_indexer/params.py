@@ -18,7 +18,7 @@ from ..common.tensor_meta import TensorMeta
 OP = "npu_lightning_indexer"
 CHECK = Checker(OP)
 INT64_MAX = 2**63 - 1
-D = 128           # index head dim of query and key (spec section 3)
+D = 128           # index head dim of query and key (docs/lightning_indexer.md, Layouts)
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,12 @@ class LightningIndexerParams(BsndTndRows):
 
 def output_shapes(query_shape, layout_query: str, sparse_count: int,
                   return_value: bool) -> tuple[tuple, tuple]:
-    """(sparse_indices shape, sparse_values shape) of spec section 3.
+    """(sparse_indices shape, sparse_values shape) (docs/lightning_indexer.md, Layouts).
 
     BSND query: (B, S1, 1, sparse_count); TND query: (T1, 1, sparse_count). ``sparse_values``
-    has the same shape when ``return_value`` is True, else it is an empty (0,) tensor (spec
-    section 2, [choice]). The fake (meta) function and the real path both use this function.
+    has the same shape when ``return_value`` is True, else it is an empty (0,) tensor (a
+    project choice; torch_npu returns a placeholder there). The fake (meta) function and the
+    real path both use this function.
     """
     if layout_query == "TND":
         shape = (query_shape[0], 1, sparse_count)

@@ -6,17 +6,17 @@ lengths (the tasks and their cut across cores), which the emulator builds on the
 
 Work decomposition. A *task* is one query row (b, s) that sees at least one key; it needs all N1
 heads (the score sums over heads), so it loads its query tile [N1, 128] and its weights once.
-The row's visible keys [0, n_vis) (spec section 4) are streamed in *steps* of ``block_s2`` keys:
-per step the score chunk [block_s2] is computed head group by head group (``head_group`` heads
-per matmul, the kernel's groupInner), ReLU'd, weighted and summed over heads, and then merged
-with the row's running top-k list of ``sparse_count`` (value, index) pairs. A step therefore
-holds at most ``block_s2 + sparse_count`` candidates, never the full score row. Rows that see no
-key (n_vis <= 0, padded BSND rows, TND rows past the last prefix sum) are not scheduled: their
-output is all -1 / -inf. ``common.schedule.partition`` cuts the tasks into balanced per-core
+The row's visible keys [0, n_vis) (docs/lightning_indexer.md, Semantics) are streamed in *steps* of
+``block_s2`` keys: per step the score chunk [block_s2] is computed head group by head group
+(``head_group`` heads per matmul, the kernel's groupInner), ReLU'd, weighted and summed over heads,
+and then merged with the row's running top-k list of ``sparse_count`` (value, index) pairs. A step
+therefore holds at most ``block_s2 + sparse_count`` candidates, never the full score row. Rows that
+see no key (n_vis <= 0, padded BSND rows, TND rows past the last prefix sum) are not scheduled:
+their output is all -1 / -inf. ``common.schedule.partition`` cuts the tasks into balanced per-core
 runs; a task split across cores leaves one top-k list per piece in a workspace slot, and a final
-merge of those lists (top-k of their union, same tie rule) gives the row's result. Since the
-order (score descending, index ascending) is a strict total order on distinct keys, merging
-top-k lists in any grouping gives exactly the top-k of the whole row.
+merge of those lists (top-k of their union, same tie rule) gives the row's result. Since the order
+(score descending, index ascending) is a strict total order on distinct keys, merging top-k lists in
+any grouping gives exactly the top-k of the whole row.
 
 What must fit, per platform kind (e = bytes per input element, K = sparse_count, hg = head
 group, bs = block_s2; a (value, index) pair is 8 bytes):
@@ -117,7 +117,7 @@ def choose_tiles(p: LightningIndexerParams, platform: PlatformInfo) -> tuple[int
 
 
 def visible_counts(p: LightningIndexerParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(row, batch, n_vis) of every valid query row s < Lq[b] (spec section 4, clamped)."""
+    """(row, batch, n_vis) of every valid query row s < Lq[b] (n_vis clamped into [0, Lk[b]])."""
     q_lens = torch.tensor(p.q_lens, dtype=torch.int64)
     k_lens = torch.tensor(p.kv_lens, dtype=torch.int64)
     row_batch = torch.repeat_interleave(torch.arange(p.batch), q_lens)            # [R]

@@ -1,11 +1,13 @@
-"""Every validation rule of spec/nsa_compress_attention.md section 7, before any computation.
+"""Every validation rule of npu_nsa_compress_attention (docs/nsa_compress_attention.md, Errors),
+before any computation.
 
-Rule numbers in the comments are the spec's. Order: tensor dtypes, layout and ranks, the
+The numbers in the comments only label the rules. Order: tensor dtypes, layout and ranks, the
 integer attributes, heads, head dims, the length lists, then the rules that need the lengths
-(select_block_count against Sel, the UB limit on max C) and finally the masks. Project
-choices (marked [choice] in the spec) are marked P here:
-- P: compress_block_size % compress_stride == 0 (section 3, Nw note; section 11).
-- P: G must be a power of two (section 11); the docs' "128 % G == 0, G < 128" gives the same set.
+(select_block_count against Sel, the UB limit on max C) and finally the masks. The project's
+own choices (docs/nsa_compress_attention.md, Semantics, last item) are marked P here:
+- P: compress_block_size % compress_stride == 0 (the kernel would floor Nw = l/d).
+- P: G must be a power of two (the pairwise tree sum over a group's heads needs it); upstream's
+  documented "128 % G == 0, G < 128" gives the same set.
 - P: decreasing prefix sums are refused (the kernel's tiling clamps negative lengths to 0);
   prefix sums beyond the tensors are refused (no out-of-bounds read).
 - P: actual_sel_seq_kvlen must hold the same number of batches.

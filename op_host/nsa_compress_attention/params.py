@@ -7,9 +7,10 @@ of docs/nsa_compress_attention.md.
 The derived quantities (B, per-batch lengths, M, Nw, the importance weights) are valid only
 after the check.
 
-Symbols (spec section 3): l = compress_block_size, d = compress_stride, l' = select_block_size,
-M = l' / d (compressed tokens per selection block), Nw = l / d (compressed tokens one window
-overlaps), L = M + Nw - 1 importance taps with trapezoidal weights w_t = min(t+1, L-t, Nw).
+Symbols (docs/nsa_compress_attention.md, Arguments): l = compress_block_size,
+d = compress_stride, l' = select_block_size, M = l' / d (compressed tokens per selection block),
+Nw = l / d (compressed tokens one window overlaps), L = M + Nw - 1 importance taps with
+trapezoidal weights w_t = min(t+1, L-t, Nw) (Semantics, step 4).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from ..common.tensor_meta import TensorMeta
 
 OP = "npu_nsa_compress_attention"
 CHECK = Checker(OP)
-FLT_MAX = 3.4028234663852886e38    # replaces masked scores (spec section 4 step 1)
-STAT_REPLICAS = 8                  # softmax_max / softmax_sum trailing dim (spec section 6)
+FLT_MAX = 3.4028234663852886e38    # replaces masked scores (Semantics, step 1)
+STAT_REPLICAS = 8                  # softmax_max / softmax_sum trailing dim (Layouts)
 
 
 def _int_list(value, arg: str) -> tuple[int, ...] | None:
@@ -45,7 +46,7 @@ def _int_list(value, arg: str) -> tuple[int, ...] | None:
 
 
 def importance_weights(m_blocks: int, nw: int) -> tuple[int, ...]:
-    """Trapezoidal tap weights w_t = min(t+1, L-t, Nw), t in [0, L), L = M + Nw - 1 (section 4)."""
+    """Trapezoidal tap weights w_t = min(t+1, L-t, Nw), t in [0, L), L = M + Nw - 1."""
     taps = m_blocks + nw - 1
     return tuple(min(t + 1, taps - t, nw) for t in range(taps))
 
@@ -143,7 +144,7 @@ class NsaCompressAttentionParams:
 
 
 def output_shapes(query_shape, key_shape, value_shape, select_block_count: int):
-    """(attention_out, topk_indices_out, softmax_max_out, softmax_sum_out) shapes (section 3).
+    """(attention_out, topk_indices_out, softmax_max_out, softmax_sum_out) shapes (Layouts).
 
     Shared by the real path and the fake (meta) function.
     """

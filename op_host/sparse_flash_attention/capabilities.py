@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..common.platform import ASCEND_A3
 from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_importable
 from .tiling import plan
 
@@ -26,5 +27,6 @@ BACKENDS = by_priority(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
         status="all layouts, sparse_block_size 1..128, sparse_mode 0/3, lse, sinks; executes "
                "the plan of any platform with vectorised PyTorch from values read on the host",
-        runner="sparse_flash_attention.emulate:run", plan=plan, emulates=True),
+        runner="sparse_flash_attention.emulate:run", plan=plan, emulates=True,
+        platform=ASCEND_A3),
 )

@@ -1,6 +1,6 @@
-"""Every validation rule of spec/sparse_flash_attention.md section 13, in CANN's order.
+"""Every validation rule of npu_sparse_flash_attention (docs/sparse_flash_attention.md, Errors).
 
-Rule numbers in the comments are the spec's. Rule 1 (argument types) is applied while parsing.
+Rule numbers in the comments label the rules. Rule 1 (argument types) is applied while parsing.
 After CANN's rules come the project's own (marked P): they refuse what CANN leaves to the caller
 and what would otherwise let a kernel read outside a tensor or copy a cache per call. ``check``
 reads no value (shapes, dtypes, attributes); ``check_values`` holds the rules on values inside

@@ -21,7 +21,7 @@ CHECK = Checker(OP)
 INT64_MAX = 2**63 - 1
 D = 512           # nope (latent) head dim of query / key / value
 DR = 64           # rope head dim
-SOFTMAX_MIN = -2e38   # softmax_max of rows that see no key (spec section 16)
+SOFTMAX_MIN = -2e38   # softmax_max of rows that see no key (docs/sparse_flash_attention.md)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class SparseFlashAttentionParams(BsndTndRows):
 
 
 def lse_shape(query_shape, layout_query: str, return_softmax_lse: bool) -> tuple:
-    """softmax_max / softmax_sum shape (spec section 10): (B,1,S1,N1) or (1,T1,N1), or (0,)."""
+    """softmax_max / softmax_sum shape: (B,1,S1,N1) or (1,T1,N1), or (0,)."""
     if not return_softmax_lse:
         return (0,)
     if layout_query == "TND":

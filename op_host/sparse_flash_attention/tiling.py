@@ -65,7 +65,7 @@ DK = D + DR                       # 576: contraction length of the score matmul
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
 # GPU: a split task's pieces write fp32 partial outputs [head_group, 512] and a second kernel
 # merges them; on the H100 decode shapes that costs about as much as 6 steps of a core for a
-# 64-head group (measured: keeping equal decode tasks whole was 1.04-1.14x faster), so the
+# 64-head group (keeping equal decode tasks whole measured faster than splitting them), so the
 # schedule keeps tasks whole when that lengthens the longest core by less (common/schedule.py).
 # Scaled by the group's share of 64 heads: the partial outputs shrink with it.
 SPLIT_COST_STEPS_64_HEADS = 6

@@ -1,9 +1,9 @@
 """Attention masks as functors: one elementwise predicate and one per-tile status each.
 
-Every functor answers two questions (spec/flash_attention.md section 3):
+Every functor answers two questions (visibility as in docs/flash_attention.md, Semantics):
 
 - ``visible(b, h, q, k)``: a bool tensor, broadcast from int64 index tensors: batch ``b``,
-  query head ``h``, **absolute** query position ``q = i + (L_k(b) - L_q(b))`` (section 2.1) and
+  query head ``h``, **absolute** query position ``q = i + (L_k(b) - L_q(b))`` (bottom-right) and
   key index ``k``. True keeps the score; False removes it (it never enters the softmax).
 - ``tile_status(b, q_lo, q_hi, k_lo, k_hi)``: int8 ``TileStatus`` (EMPTY / PARTIAL / FULL) of
   the rectangle of absolute queries ``[q_lo, q_hi)`` x keys ``[k_lo, k_hi)`` of batch ``b``.
@@ -12,7 +12,7 @@ Every functor answers two questions (spec/flash_attention.md section 3):
 The reference and the emulator both use these functors; the tile arithmetic comes from
 ``op_host/common/mask_spec.py`` so the host planner classifies tiles identically.
 
-Combinators follow MAX's names, which are in *masking* polarity (section 3, note):
+Combinators follow MAX's names, which are in *masking* polarity (docs/flash_attention.md):
 ``OrMask(a, b)`` masks where either masks (visibility intersection) and
 ``AndMask(a, b)`` masks only where both mask (visibility union).
 """
@@ -118,7 +118,7 @@ class MaterializedMask(MaskFunctor):
     """A boolean tensor, **True = masked** (CANN ``atten_mask`` polarity).
 
     ``masked``: (R, C), (1|B, R, C) or (1|B, 1|N, R, C); a size-1 batch / head dim broadcasts.
-    Lookup as MAX's MaterializedMask (section 3.7): ``row = q - start_pos[b]``, ``col = k``;
+    Lookup as MAX's MaterializedMask: ``row = q - start_pos[b]``, ``col = k``;
     outside ``[0, R) x [0, C)`` counts as masked. ``start_pos`` defaults to ``C - R`` (mask rows
     aligned with the last R query positions); the dense op passes ``L_k(b) - L_q(b)`` so that
     ``row`` is the local query row ``i``. Only the in-range indices are ever read.
@@ -187,7 +187,7 @@ def causal_padding_mask(valid_lengths: torch.Tensor) -> OrMask:
 def build_mask(spec: MaskSpec, q_lens: torch.Tensor, kv_lens: torch.Tensor,
                atten_mask: torch.Tensor | None) -> MaskFunctor:
     """The functor of a call of a dense op: sparse_mode band AND chunk AND key length AND
-    the materialized ``atten_mask`` (modes 0/1 only; ignored for modes 2/3/4, section 9.4)."""
+    the materialized ``atten_mask`` (modes 0/1 only; ignored for modes 2/3/4)."""
     delta = (kv_lens - q_lens).to(torch.int64)
     lo, hi = spec.band_offsets(delta)
     parts: list[MaskFunctor] = [BandMask(lo, hi), KeyLengthMask(kv_lens)]

@@ -2,7 +2,7 @@
 
 State per row: running max ``m``, running sum ``l`` of exp(z - m), unnormalised output ``acc``.
 A row that has seen no visible key keeps m = -inf, l = 0. ``finalize`` applies the namespace's
-invalid-row convention (spec/sparse_flash_attention.md section 16): rows that saw no key get a
+invalid-row convention (docs/sparse_flash_attention.md, Semantics): rows that saw no key get a
 zero output and statistics (softmax_max, softmax_sum) = (-2e38, 0).
 """
 from __future__ import annotations

@@ -13,9 +13,9 @@ head); a piece walks its steps in order, each step one key tile that the plan di
 4. fp32 online-softmax update, rounding P to the input dtype before P.V as the kernels do.
 
 A whole-task piece finalizes its rows; a piece of a split task writes (m, l, acc) to its
-workspace slot, and the log-sum-exp combine merges the slots at the end (split-K, spec
-section 7). The sink enters once, in ``online_softmax.finalize`` after the combine. Rows that
-saw nothing (and rows of tasks the plan never scheduled) are zeros with (-2e38, 0).
+workspace slot, and the log-sum-exp combine merges the slots at the end (split-K). The sink
+enters once, in ``online_softmax.finalize`` after the combine. Rows that saw nothing (and rows
+of tasks the plan never scheduled) are zeros with (-2e38, 0).
 Every tile processed is checked against the platform's buffers.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _output_layout(p: FlashAttentionParams, out: torch.Tensor, query_shape) -> t
 
 
 def _stats_layout(p: FlashAttentionParams, stat: torch.Tensor) -> torch.Tensor:
-    """[rows, N1] -> (B, N2, S1, G) or (N2, T1, G) (spec 9.4)."""
+    """[rows, N1] -> (B, N2, S1, G) or (N2, T1, G) (docs/flash_attention.md, Layouts)."""
     g = p.group
     if p.q_layout is Layout.TND:
         return stat.reshape(-1, p.n2, g).permute(1, 0, 2).contiguous()

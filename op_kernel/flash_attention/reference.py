@@ -1,11 +1,11 @@
-"""The readable golden of npu_flash_attention: spec/flash_attention.md section 10.
+"""The readable golden of npu_flash_attention (docs/flash_attention.md, Semantics).
 
-One batch at a time, all heads and rows at once: positions ``qpos = i + L_k - L_q`` (section
-2.1), scores ``scale * q.k`` (+ pse_shift, after scaling and before masking), visibility from
-this module's own predicates (``visible`` below, written from sections 2.1, 3, 9.2 and 12; it
-shares no code with the planner's mask geometry or the emulator's mask functors, so a bug there
-cannot hide here), softmax with the unscaled sink in the denominator only (section 6), and the
-invalid-row rule (section 8 / 9.4): rows with no visible key are zeros with (softmax_max,
+One batch at a time, all heads and rows at once: positions ``qpos = i + L_k - L_q``
+(bottom-right), scores ``scale * q.k`` (+ pse_shift, after scaling and before masking),
+visibility from this module's own predicates (``visible`` below, written from the doc's
+visibility rules; it shares no code with the planner's mask geometry or the emulator's mask
+functors, so a bug there cannot hide here), softmax with the unscaled sink in the denominator
+only, and the invalid-row rule: rows with no visible key are zeros with (softmax_max,
 softmax_sum) = (-2e38, 0), a sink does not make them valid. ``compute_dtype`` runs the same
 computation in a lower precision (the oracle's baseline); ``round_p`` rounds the probabilities
 to the query dtype before P.V (the flash kernels feed P to the matrix unit in the input dtype,
@@ -28,11 +28,11 @@ def _clip(tokens: int, reach: int) -> int:
     return max(-reach, min(reach, int(tokens)))
 
 
-# The sparse_mode predicates of section 9.2 over local query rows i [Lq, 1] and key indices
+# The sparse_mode predicates over local query rows i [Lq, 1] and key indices
 # j [1, Lk] of one batch (delta = L_k - L_q; i + delta is the bottom-right position qpos).
 def _mode0(i, j, delta, pre, nxt, has_mask):
     """defaultMask: everything (pre / next unused); with an atten_mask also the band
-    i - pre <= j <= i + next (origin top-left, section 9.2)."""
+    i - pre <= j <= i + next (origin top-left)."""
     if not has_mask:
         return torch.ones(i.shape[0], j.shape[1], dtype=torch.bool)
     return (i - pre <= j) & (j <= i + nxt)
@@ -67,8 +67,7 @@ def visible(b, lq, lk, *, sparse_mode=0, pre_tokens=INT64_MAX, next_tokens=INT64
 
     The sparse_mode predicate AND (chunk_size) ``qpos // C == j // C`` AND (modes 0 / 1 with an
     atten_mask) ``atten_mask[b|0, 0, i, j] == 0``, with ``qpos = i + L_k - L_q``; the key range
-    [0, L_k) is the key-length bound (section 9.4). A mask cell outside the tensor counts as
-    masked (section 3.7).
+    [0, L_k) is the key-length bound. A mask cell outside the tensor counts as masked.
     """
     i = torch.arange(lq, dtype=torch.int64).view(-1, 1)
     j = torch.arange(lk, dtype=torch.int64).view(1, -1)
@@ -123,7 +122,7 @@ def flash_attention(query, key, value, scale_value, *, atten_mask=None, pse_shif
         kv_start, kv_len = _lengths(actual_seq_lengths_kv, layout_kv, s2, batch)
 
     def keys_of(b, tensor):
-        """[L_k(b), N2, D] rows 0..L_k-1 of batch b (section 10: paged lookup)."""
+        """[L_k(b), N2, D] rows 0..L_k-1 of batch b (through the page table with PA_BSND)."""
         if layout_kv == "PA_BSND":
             bs = key.shape[1]
             j = torch.arange(kv_len[b])

@@ -4,12 +4,12 @@ The schedule gives every core a list of pieces (a whole task, or a run of a task
 split of the split-KV plan). Cores run in parallel, so the emulator runs *rounds*: round r
 processes the r-th piece of every core in one batch. Within a piece it walks the steps in
 order: address ``block_s2`` KV positions of the window (page-table walk for paged caches), load
-that chunk of K and V, dequantise *the chunk only* when the cache is int8 (spec section 7), compute
-the fp32 scores ``scale * q.K`` + pse, replace masked logits by -1e12 (spec sections 1, 9),
-and update the fp32 online softmax, rounding P to the query dtype before P.V as the NPU's cube
-unit is fed. A piece that is its whole task writes its output; a split writes (m, l, acc) to its
-workspace slot, and ``online_softmax.combine`` merges the slots at the end. Every tile processed
-is checked against the platform's buffers.
+that chunk of K and V, dequantise *the chunk only* when the cache is int8, compute the fp32
+scores ``scale * q.K`` + pse, replace masked logits by -1e12 (not -inf), and update the fp32
+online softmax, rounding P to the query dtype before P.V as the NPU's cube unit is fed. A piece
+that is its whole task writes its output; a split writes (m, l, acc) to its workspace slot, and
+``online_softmax.combine`` merges the slots at the end. Every tile processed is checked against
+the platform's buffers.
 
 Out-of-range safety: positions outside the window are never addressed; padded lanes of a tail
 chunk read the window's first position (which exists: a task's window is never empty) and
@@ -40,7 +40,7 @@ def _kv4(p: IncreFlashAttentionParams, kv: torch.Tensor) -> torch.Tensor:
 
 
 def _antiquant(p: IncreFlashAttentionParams, t: IncreFlashAttentionTensors, dev):
-    """(scale, offset) as fp32 (2, kvN or 1, D or 1): index 0 key, 1 value (spec section 7)."""
+    """(scale, offset) as fp32 (2, kvN or 1, D or 1): index 0 key, 1 value."""
     if not p.antiquant:
         return None, None
     shape = (2, 1, 1) if p.antiquant_per_tensor else (2, p.n2, p.head_dim)
@@ -78,7 +78,7 @@ def run(p: IncreFlashAttentionParams, tiling: IncreFlashAttentionTiling,
         else:
             chunk = cache[b.unsqueeze(-1), pos, n.unsqueeze(-1)]
         chunk = chunk.float()
-        if aq_scale is not None:          # dequantise this chunk only (spec section 7)
+        if aq_scale is not None:          # dequantise this chunk only
             sc = aq_scale[which].expand(n2, d)[n].unsqueeze(1)
             off = aq_offset[which].expand(n2, d)[n].unsqueeze(1)
             chunk = (chunk + off) * sc

@@ -1,7 +1,8 @@
-"""int8 post-quantisation of the attention output (spec section 8), shared by the back ends.
+"""int8 post-quantisation of the attention output, shared by the back ends.
 
-Default (the spec's [choice]): ``clip(rint(o * s + off), -128, 127)`` in fp32 with
-round-half-to-even. ``emulate_npu=True`` reproduces the NPU's arithmetic exactly:
+Default (a project choice, docs/incre_flash_attention.md, Semantics):
+``clip(rint(o * s + off), -128, 127)`` in fp32 with round-half-to-even. ``emulate_npu=True``
+reproduces the NPU's arithmetic exactly:
 
 - per-tensor (AscendC ``AscendQuant``): o -> fp16; fp16 multiply by the fp16-rounded scale; fp16
   add of the fp16-rounded offset; int8 with round-half-to-even; saturation to [-128, 127].

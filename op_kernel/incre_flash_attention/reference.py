@@ -1,11 +1,11 @@
-"""The readable golden of npu_incre_flash_attention: spec section 14, line by line.
+"""The readable golden of npu_incre_flash_attention (docs/incre_flash_attention.md, Semantics).
 
 fp32 by default: per batch and query head, dequantise the window's keys and values, score
 ``scale * q.K + pse``, replace masked logits by -1e12, softmax, weight the values; zero output
 for empty windows (L_b = 0 or a left-padding start below 0). ``compute_dtype`` runs the same
 computation in a lower precision (the oracle's baseline); ``round_p`` rounds the probabilities to
-the query dtype before P.V. Post-quant follows spec section 8 (``emulate_npu`` = the NPU's fp16
-path). Only tests import this module.
+the query dtype before P.V. Post-quant follows the doc's "Post-quant" item (``emulate_npu`` = the
+NPU's fp16 path). Only tests import this module.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _heads_first(x, layout, n, d):
 
 
 def _paged_rows(cache, table, b, positions, n, d, bs):
-    """[len(positions), D] rows of KV head n of batch b from a paged cache (spec section 6)."""
+    """[len(positions), D] rows of KV head n of batch b from a paged cache (block_table)."""
     pos = torch.tensor(positions, dtype=torch.int64)
     blk = table[b, pos // bs].long()               # physical block of each logical position
     if cache.dim() == 3:                           # (block_num, block_size, kvH)
@@ -52,7 +52,7 @@ def _fp16_half_away(x):
 
 
 def postquant(o, scale, offset, emulate_npu=False):
-    """o: fp32 [N, D] -> int8 (spec section 8)."""
+    """o: fp32 [N, D] -> int8 (the doc's "Post-quant" item)."""
     s = _quant_params(scale, o.shape)
     off = _quant_params(offset, o.shape) if offset is not None else torch.zeros(())
     if not emulate_npu:

@@ -1,10 +1,11 @@
-"""The readable golden of npu_lightning_indexer: spec/lightning_indexer.md section 7, row by row.
+"""The readable golden of npu_lightning_indexer (docs/lightning_indexer.md, Semantics), row by row.
 
 For every valid query row: gather the visible keys [0, n_vis) through the layout's addressing,
 score them, sort them stably by descending score (ties: smaller key index first) and write the
 first min(sparse_count, n_vis) indices; the rest of the row is -1 (values -inf). Rows that see
 nothing (mode 3 with Lq > Lk, padded BSND rows, TND rows past the last prefix sum) are all -1.
-The kernel's -1 padding is followed, not the upstream golden's (spec section 5.1).
+The kernel's -1 padding is followed, not the upstream golden's (which fills the row with indices
+of masked keys when n_vis < sparse_count <= Lk).
 
 Score arithmetic (the project's exactly rounded form, see docs/lightning_indexer.md):
 ``x = <q[h], k[j]>`` is accumulated in fp64 (the bf16/fp16 products are exact) and rounded once
@@ -30,7 +31,7 @@ def _lengths(actual, layout, default, batch):
 
 
 class _Rows:
-    """The query rows and key addressing of one call (spec section 3)."""
+    """The query rows and key addressing of one call (docs/lightning_indexer.md, Layouts)."""
 
     def __init__(self, query, key, weights, actual_seq_lengths_query, actual_seq_lengths_key,
                  block_table, layout_query, layout_key):
@@ -78,7 +79,7 @@ def lightning_indexer(query, key, weights, *, actual_seq_lengths_query=None,
                       actual_seq_lengths_key=None, block_table=None, layout_query="BSND",
                       layout_key="BSND", sparse_count=2048, sparse_mode=3,
                       compute_dtype=torch.float32, values_dtype=None):
-    """(sparse_indices int32, sparse_values) with the output shapes of spec section 3.
+    """(sparse_indices int32, sparse_values) with the op's output shapes (BSND or TND).
 
     ``values_dtype``: dtype of the returned values (default: the query dtype; pass float32
     to get the unrounded scores).

@@ -1,6 +1,6 @@
 """Running top-k lists as one int64 sort key per entry: vectorised merges with an exact tie rule.
 
-The output order of spec/lightning_indexer.md section 5 is: score descending, ties to the
+The output order of docs/lightning_indexer.md (Semantics) is: score descending, ties to the
 smaller key index, padding (-1, -inf) last. Encoding (score, index) into one int64 makes that
 order a plain descending ``torch.topk`` on integers, with no reliance on the stability of a
 sort:

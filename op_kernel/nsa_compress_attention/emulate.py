@@ -7,13 +7,13 @@ Per task, two passes over the compressed-key chunks of the plan (tiling.py):
 1. attention pass: gather the chunk's keys/values, fp32 scores, atten_mask by replacement with
    -FLT_MAX (True = masked), padded tokens -inf, fp32 online softmax with P rounded to the input
    dtype before P.V (common/online_softmax.py). A fully masked row has max -FLT_MAX, so every
-   exp(0) = 1 and P is uniform over the batch's tokens, as in the kernel (spec section 4 notes).
+   exp(0) = 1 and P is uniform over the batch's tokens, as in the kernel.
 2. importance pass with the carried final statistics: recompute the scores over the chunk's
    importance window (halo Nw - 2 before, one token after), P = exp(S - max) / sum in fp32,
    trapezoidal taps, pairwise sum over G, topk_mask -> +FLT_MAX, merge into the running stable
    top-k (topk.py). Blocks past Sel[b] score -inf and are never chosen (K <= Sel[b]).
 
-softmax_max / softmax_sum are written in the kernel's flat order (spec section 6): index
+softmax_max / softmax_sum are written in the kernel's flat order: index
 N1 * t0(b) + h * Sq[b] + i, each value replicated 8 times. Output rows beyond sum(Sq) are zero.
 Every tile processed is checked against the platform's buffers.
 """

@@ -1,4 +1,4 @@
-"""The readable golden of npu_nsa_compress_attention: spec section 8, line by line.
+"""The readable golden of npu_nsa_compress_attention (docs/nsa_compress_attention.md, Semantics).
 
 fp32 by default. Per batch b, KV head n2 and query head h = n2*G + g:
 scores S = scale * Q K^T, masked scores *replaced* by -FLT_MAX (True = masked), softmax P,
@@ -6,13 +6,13 @@ attention_out = P V, importance Is_h[:, j] = sum_t w_t * P[:, M(j+1) - t] (1-bas
 trapezoidal weights, accumulated in the kernel's order t = 0, 1, ...), the pairwise-tree sum over
 the G heads of the group, topk_mask -> +FLT_MAX (True = force), and a stable descending sort
 (ties to the smaller block index). softmax_max / softmax_sum are written in the kernel's flat
-order (section 6): per batch, head-major, each value replicated 8 times.
+order (Semantics, Statistics): per batch, head-major, each value replicated 8 times.
 
 ``compute_dtype`` runs the same computation in a lower precision (the oracle's baseline);
 in fp16 the mask value is the dtype's lowest finite number instead of -FLT_MAX.
 ``output_fp32`` returns attention_out in fp32 instead of the query dtype (the oracle's expected).
 ``round_p`` rounds the unnormalised probabilities exp(S - m) to the query dtype before P.V and
-divides by l afterwards, as the kernel feeds P to the matrix unit (section 3 step 3, section 11);
+divides by l afterwards, as the kernel feeds P to the matrix unit (Semantics, step 3);
 the importance scores always use the fp32 P.
 Rows of the outputs beyond sum(Sq) are zero. Only tests import this module.
 """
@@ -24,7 +24,7 @@ FLT_MAX = 3.4028234663852886e38
 
 
 def importance_weights(m_blocks: int, nw: int) -> list[int]:
-    """w_t = min(t+1, L-t, Nw) for t in [0, L), L = M + Nw - 1 (spec section 4 step 4)."""
+    """w_t = min(t+1, L-t, Nw) for t in [0, L), L = M + Nw - 1 (Semantics, step 4)."""
     taps = m_blocks + nw - 1
     return [min(t + 1, taps - t, nw) for t in range(taps)]
 
@@ -65,7 +65,7 @@ def nsa_compress_attention(query, key, value, scale_value, head_num, compress_bl
     lowest = max(-FLT_MAX, torch.finfo(compute_dtype).min)    # -FLT_MAX in fp32
     out = torch.zeros(t1, n1, d2, dtype=torch.float32)
     topk = torch.zeros(t1, n2, select_block_count, dtype=torch.int32)
-    stat_max = torch.zeros(t1 * n1, dtype=torch.float32)      # flat order of section 6
+    stat_max = torch.zeros(t1 * n1, dtype=torch.float32)      # the kernel's flat order
     stat_sum = torch.zeros(t1 * n1, dtype=torch.float32)
     for b in range(len(q_ends)):
         q0, sq = q_starts[b], q_ends[b] - q_starts[b]

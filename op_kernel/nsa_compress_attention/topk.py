@@ -1,4 +1,6 @@
-"""The vector-unit half of npu_nsa_compress_attention's importance pass (spec section 4, 4-7).
+"""The vector-unit half of npu_nsa_compress_attention's importance pass.
+
+Steps 4-7 of docs/nsa_compress_attention.md, Semantics (importance, group sum, top-k).
 
 Pure tensor functions used by the emulator for one chunk of selection blocks:
 ``chunk_importance`` (trapezoidal taps over the chunk's importance window, in the kernel's

@@ -8,7 +8,7 @@ one batch. Within a piece it walks the steps in order: read ``entries_per_step``
 apply the window / -1 termination / skip-and-clip rules, gather the key rows through the
 layout's addressing (page table walk for PA_BSND), compute the fp32 scores, and update the fp32
 online softmax, rounding P to the input dtype before P.V as the NPU kernel does. Value is read
-from key (spec section 8). A piece that is a whole task writes its output; a piece of a split
+from key, never from ``value``. A piece that is a whole task writes its output; a piece of a split
 task writes (m, l, acc) to its workspace slot, and the combine merges the slots at the end.
 Every tile processed is checked against the platform's buffers.
 
@@ -31,7 +31,7 @@ from ..common import online_softmax as osm
 
 def _kv_rows(p: SparseFlashAttentionParams, t: SparseFlashAttentionTensors,
              kv_start: torch.Tensor, batch: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Row of the flattened key for logical position ``pos`` of ``batch`` (spec section 7)."""
+    """Row of the flattened key for logical position ``pos`` of ``batch`` (any layout)."""
     if p.kv_layout is Layout.PA_BSND:
         page = t.block_table[batch.unsqueeze(-1), pos // p.block_size].to(torch.int64)
         return page * p.block_size + pos % p.block_size

@@ -52,10 +52,10 @@ Shared memory: Q 72 KiB + two key stages 144 KiB + P1 8 KiB + row statistics and
 keys, 225 KiB of Hopper's 227.
 
 Served plans (op_host tiling ``gluon_serves``): 64-key steps (sparse_block_size <= 64), D 512,
-rope 64, and a head group of at most 64 heads. A smaller head group (N1 < 64, which the plan gives as one
-group of N1 heads) takes the first rows of the 64-row tile; the others hold zeros, their
-results are written nowhere, and their share of the matrix work is spent for nothing. With few
-heads the gather dominates, so that still beats the Triton kernel on every head count.
+rope 64, and a head group of at most 64 heads. A smaller head group (N1 < 64, which the plan
+gives as one group of N1 heads) takes the first rows of the 64-row tile; the others hold zeros,
+their results are written nowhere, and their share of the matrix work is spent for nothing. With
+few heads the gather dominates, so that still beats the Triton kernel on every head count.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
               PAGED: gl.constexpr, PAGE_SHIFT: gl.constexpr):
     # 8 lanes copy 128 contiguous bytes of a key row, a warp 4 rows per instruction; a thread
     # holds 4 rows, walks the page table for them once per block, and every copy of the block
-    # uses them (measured on H100: 2 lanes a row is 1.3x slower, 32 lanes a row 3x: spills)
+    # uses them (2 lanes a row is slower; 32 lanes a row spills registers)
     rows: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
     o_h = gl.arange(0, TILE_M, layout=gl.SliceLayout(1, rows))
     o_d = gl.arange(0, HALF, layout=gl.SliceLayout(0, rows))
@@ -151,7 +151,7 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
                    mask=m_q)
         async_copy.mbarrier_arrive(_bar(bars, Q_READY), increment_count=False)
         # a pair's index entries are loaded a pair ahead: the page-table walk of a pair then
-        # waits for one load, not two in a row (up to 1.05x on the H100 decode shapes)
+        # waits for one load, not two in a row (faster on decode shapes, bound by this gather)
         b_e0 = _entries(idx, step_begin, o_h, row, limit, k_entries, SBS, ENTRIES)
         b_e1 = _entries(idx, step_begin + 1, o_h, row,
                         gl.where(step_begin + 1 < step_end, limit, 0), k_entries, SBS, ENTRIES)

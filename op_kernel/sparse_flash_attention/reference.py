@@ -1,11 +1,11 @@
-"""The readable golden of npu_sparse_flash_attention: spec section 14, line by line.
+"""The readable golden of npu_sparse_flash_attention (docs/sparse_flash_attention.md, Semantics).
 
-fp32 by default, every edge case of the spec: the scan window W, termination at the first
+fp32 by default, every edge case of the doc: the scan window W, termination at the first
 negative entry, blocks past the boundary skipped and straddling blocks clipped, duplicates kept,
 value read from key, zero output and (softmax_max, softmax_sum) = (-2e38, 0) for rows that see
 nothing. ``compute_dtype`` runs the same computation in a lower precision (the oracle's
-baseline); ``round_p`` rounds the probabilities to the input dtype before P.V (spec section 12's
-``emulate_npu_rounding`` option). Only tests import this module.
+baseline); ``round_p`` rounds the probabilities to the input dtype before P.V (as the kernels
+feed P to the matrix unit). Only tests import this module.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def sparse_flash_attention(query, key, value, sparse_indices, scale_value, spars
                            return_softmax_lse=False, sinks=None,
                            compute_dtype=torch.float32, round_p=False):
     # pre_tokens / next_tokens / attention_mode have one legal value each (checked by the op)
-    del value, pre_tokens, next_tokens, attention_mode  # V is read from key (spec section 8)
+    del value, pre_tokens, next_tokens, attention_mode  # V is read from key (value never is)
     sbs = sparse_block_size
     n1 = query.shape[-2]
     if layout_query == "TND":
@@ -54,7 +54,7 @@ def sparse_flash_attention(query, key, value, sparse_indices, scale_value, spars
     kv_start, kv_len = _lengths(actual_seq_lengths_kv, kv_layout_for_lengths, kv_default, batch)
 
     def kv_rows(b, positions):
-        """[len(positions), 576] keys of batch b at logical positions (spec section 7)."""
+        """[len(positions), 576] keys of batch b at logical positions (PA_BSND: via block_table)."""
         if layout_kv == "PA_BSND":
             bs = key.shape[1]
             pages = block_table[b, [p // bs for p in positions]].long()

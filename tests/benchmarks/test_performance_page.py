@@ -63,7 +63,7 @@ def test_newest_full_sweep_per_op_and_gpu_with_peers_and_ratios(tmp_path):
            _row("prefill", 32768, "torch", 10.0), _row("decode", 4096, "triton", 0.25),
            _row("decode", 4096, "triton-op", 1.0)]
     _write(tmp_path, "sfa_h100_2026-02-01_s1_full.json", _meta("2026-02-01", "bbbbbbb"), new)
-    # same day, a later session tag: newer still; but on another GPU
+    # same day, a tag that sorts later: newer still; but on another GPU
     _write(tmp_path, "sfa_h200_2026-02-01_s2_full.json",
            _meta("2026-02-01", "ccccccc", device="NVIDIA H200"),
            [_row("decode", 4096, "triton", 0.2)])

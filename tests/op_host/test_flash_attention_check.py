@@ -187,7 +187,7 @@ def test_valid_bases_pass(make):
 
 
 def test_mask_ignored_for_modes_2_3_4():
-    """Section 9.4: atten_mask is ignored for modes 2/3/4 (CANN wants a compressed template)."""
+    """atten_mask is ignored for modes 2/3/4 (CANN wants a compressed template)."""
     args, _ = base()
     ref, _, _ = OP(*args, sparse_mode=3)
     out, _, _ = OP(*args, sparse_mode=3, atten_mask=torch.ones(2048, 2048, dtype=torch.bool))

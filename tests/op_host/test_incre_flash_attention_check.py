@@ -1,4 +1,4 @@
-"""Every validation rule of spec section 13 (and the project's rules) raises a clear error.
+"""Every validation rule (docs/incre_flash_attention.md, Errors) raises a clear error.
 
 Each case starts from a valid decode call and breaks one rule; the test checks the exception
 class of MindSpore's split (TypeError / ValueError / RuntimeError) and the message, which names

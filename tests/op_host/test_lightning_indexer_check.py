@@ -1,4 +1,4 @@
-"""Every validation rule of spec/lightning_indexer.md section 6 (and the project's rules P):
+"""Every validation rule of docs/lightning_indexer.md, Errors (and the project's rules P):
 one call that breaks it, and the message that names the argument."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every validation rule of spec/nsa_compress_attention.md section 7: a call that breaks it is
+"""Every validation rule of docs/nsa_compress_attention.md, Errors: a call that breaks it is
 refused before any computation with an error naming the argument (expected vs actual)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One test per validation rule of spec/sparse_flash_attention.md section 13 (and the project's
+"""One test per validation rule of docs/sparse_flash_attention.md, Errors (and the project's
 own rules, P): each feeds one wrong argument and checks the exception and its message."""
 from __future__ import annotations
 

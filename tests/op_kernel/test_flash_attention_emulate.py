@@ -94,7 +94,7 @@ def test_bnsd_query_with_lengths_and_padding_rows():
                              actual_seq_lengths_kv=akv))
     assert (out[1, :, 5:] == 0).all() and (out[2] == 0).all()         # padded query rows
     assert (smax[2] == -2e38).all() and (ssum[2] == 0).all()
-    assert (out[1, :, :2] == 0).all()        # Lq=5 > Lk=3: rows 0, 1 see no key (section 8)
+    assert (out[1, :, :2] == 0).all()        # Lq=5 > Lk=3: rows 0, 1 see no key
 
 
 def test_ragged_tnd():
@@ -108,7 +108,7 @@ def test_ragged_tnd():
 
 
 def paged(kv_lens, q_lens, n1, n2, d, block_size, dtype, layout_query="TND"):
-    """Shuffled page table; each batch holds cache_length + L_q keys (section 2.1)."""
+    """Shuffled page table; each batch holds cache_length + L_q keys."""
     pages = [-(-n // block_size) for n in kv_lens]
     max_pages = max(pages) + 1
     num_blocks = sum(pages) + 3
@@ -167,7 +167,7 @@ def test_split_k_decode_many_partition_counts_equal_no_split():
 
 
 def test_sink_counted_once_under_split():
-    """Sink = huge: output ~ out0 / (1 + exp(sink - lse0)) exactly once (section 6)."""
+    """Sink = huge: output ~ out0 / (1 + exp(sink - lse0)) exactly once."""
     q, k, v = dense(1, 1, 500, 2, 1, 32, torch.float32)
     sink = torch.tensor([1.0, 3.0])
     with cann_attention.use(platform=_platform(40)):

@@ -1,6 +1,6 @@
 """Mask functors (op_kernel/common/masks.py) and their geometry (op_host/common/mask_spec.py).
 
-The worked tables of spec/flash_attention.md section 3 are reproduced three times: by the
+Worked 7 x 7 visibility tables of MAX's masks (``TABLES``) are reproduced three times: by the
 functors directly, by the reference's own predicates (``reference.visible``, which shares no
 code with the functors), and end to end through ``custom.npu_flash_attention`` (q = 0 and
 one-hot values make each output row the uniform distribution over the visible keys, so
@@ -115,7 +115,7 @@ def test_chunked_bidirectional_op():
     (2, lambda i, j, dl: j <= i), (3, lambda i, j, dl: j <= i + dl),
     (4, lambda i, j, dl: (i + dl - 2 <= j) & (j <= i + dl + 1))])
 def test_sparse_modes_right_down_alignment(mode, want):
-    """S1=4 queries against S2=9 keys: mode 2 top-left, modes 3/4 bottom-right (section 9.2)."""
+    """S1=4 queries against S2=9 keys: mode 2 top-left, modes 3/4 bottom-right."""
     i, j = torch.arange(4).view(-1, 1), torch.arange(9).view(1, -1)
     got = _op_visibility(4, 9, sparse_mode=mode, pre_tokens=2, next_tokens=1)
     assert torch.equal(got, want(i, j, 5))
@@ -130,7 +130,7 @@ def test_mode0_band_is_top_left_with_mask():
 
 
 def test_cache_offset_causal_example():
-    """Section 2.1: cache_length 5, 3 new tokens: rows see keys 0..5, 0..6, 0..7."""
+    """KV cache: cache_length 5, 3 new tokens: rows see keys 0..5, 0..6, 0..7."""
     got = _op_visibility(3, 8, sparse_mode=3)
     want = torch.arange(8).view(1, -1) <= torch.tensor([5, 6, 7]).view(-1, 1)
     assert torch.equal(got, want)
@@ -143,7 +143,7 @@ def test_padding_mask_functor_and_op():
     want = (torch.arange(7).view(1, -1) <= torch.arange(7).view(-1, 1)) & (
         torch.arange(7).view(1, -1) < 4)
     assert torch.equal(vis, want)
-    # the op: sparse_mode=1 with the padding mask materialized (True = masked), section 9.3
+    # the op: sparse_mode=1 with the padding mask materialized (True = masked)
     assert torch.equal(_op_visibility(7, 7, sparse_mode=1, atten_mask=~want), want)
 
 

@@ -1,4 +1,4 @@
-"""Tight tier of npu_flash_attention (DESIGN.md, Testing): the emulator, called through the
+"""Tight tier of npu_flash_attention (oracle.assert_within_ulp): the emulator, called through the
 public op, agrees with ``reference.flash_attention(..., round_p=True)`` within 1 ULP of the
 output dtype, fp16 and bf16.
 

@@ -281,7 +281,7 @@ def test_incre_flash_attention_mask_pse(c):
 
 
 def test_incre_flash_attention_fully_masked_row_is_mean_of_values():
-    """Spec section 9: all logits -1e12 -> uniform softmax -> mean of V over the window."""
+    """All positions masked: all logits -1e12 -> uniform softmax -> mean of V over the window."""
     c = Case(b=1, n1=2, n2=2, d=64, s=40, mask="2-bool", mask_all_b0=True, lens=(25,),
              dtype="fp16")
     args = build(c)
@@ -349,7 +349,7 @@ def test_incre_flash_attention_split_kv_on_platform_plans(c, platform):
 
 
 def test_incre_flash_attention_tensor_list_mode():
-    """B tensors of batch 1, own S each (spec section 2): equals per-batch references."""
+    """B tensors of batch 1, own S each (tensor-list mode): equals per-batch references."""
     c = Case(b=3, s=50, dtype="fp16")
     g = torch.Generator().manual_seed(5)
     q = torch.randn(3, 1, 8 * 64, generator=g).half()

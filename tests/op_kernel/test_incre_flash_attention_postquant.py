@@ -1,4 +1,4 @@
-"""int8 post-quant rounding (spec section 8): half-to-even, saturation and the NPU fp16 paths."""
+"""int8 post-quant rounding (postquant.py): half-to-even, saturation and the NPU fp16 paths."""
 from __future__ import annotations
 
 import torch

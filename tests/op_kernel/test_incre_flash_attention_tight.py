@@ -1,4 +1,4 @@
-"""Tight tier of npu_incre_flash_attention (DESIGN.md, Testing): the emulator, called through
+"""Tight tier of npu_incre_flash_attention (oracle.assert_within_ulp): the emulator, called through
 the public op, agrees with ``reference.incre_flash_attention(..., round_p=True)`` within 1 ULP
 of the output dtype, fp16 and bf16.
 

@@ -166,7 +166,7 @@ def test_lightning_indexer_emulate_matches_reference(case, platform):
 
 @pytest.mark.parametrize("case", CASES[:9], ids=[c.id for c in CASES[:9]])
 def test_lightning_indexer_output_contract(case):
-    """Spec section 5 checked directly: visible, distinct, descending, -1 padding counts."""
+    """The output order checked directly: visible, distinct, descending, -1 padding counts."""
     gen = torch.Generator().manual_seed(1)
     args = build(case, gen)
     idx, _ = _call(args, CPU)

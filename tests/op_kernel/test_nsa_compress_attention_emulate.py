@@ -1,5 +1,5 @@
 """Emulator == reference: attention_out (dtype-aware oracle), top-k indices identical,
-softmax statistics (flat section 6 order) close, on the CPU plan and on device plans."""
+softmax statistics (the kernel's flat order) close, on the CPU plan and on device plans."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +16,7 @@ from testing.oracle import assert_close, assert_stats_close
 
 OP = torch.ops.custom.npu_nsa_compress_attention
 
-# (l, d, l') combinations allowed by spec section 7 (M = l'/d, Nw = l/d)
+# (l, d, l') combinations the op accepts (M = l'/d, Nw = l/d)
 LDL = [(16, 16, 16), (16, 16, 80), (32, 16, 64), (64, 16, 64), (48, 48, 96), (64, 32, 128),
        (128, 16, 128), (64, 64, 64), (96, 48, 96), (128, 64, 128)]
 CASES = [Case((5, 9, 1), (37, 20, 44), l=l, d=d, ls=ls, k=2) for l, d, ls in LDL]
@@ -59,7 +59,7 @@ def test_emulate_device_plans_match_reference(platform):
 
 
 def test_fully_masked_rows_are_uniform():
-    """Section 4 notes: every score -FLT_MAX -> P = 1/C, out = mean(V), max = -FLT_MAX, sum = C."""
+    """Fully masked: every score -FLT_MAX -> P = 1/C, out = mean(V), max = -FLT_MAX, sum = C."""
     case = Case((4,), (10,), n1=2, n2=1, d1=16, d2=16, k=2, topk_mask=False)
     args, kwargs = make(case)
     kwargs["atten_mask"] = torch.ones(4, 10, dtype=torch.bool)

@@ -1,5 +1,6 @@
-"""The reference (and the op) against the spec's hand-worked facts: section 5's index example,
-the other (l, d, l') parameterisations, mask and top-k semantics, the section 6 memory order."""
+"""The reference (and the op) against hand-worked facts of docs/nsa_compress_attention.md: the
+Semantics example, the other (l, d, l') parameterisations, mask and top-k semantics, the
+statistics' flat memory order."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,7 @@ FLT_MAX = 3.4028234663852886e38
 
 
 def test_worked_example_section5():
-    """l=32, d=16, l'=64: M=4, Nw=2, w=[1,2,2,2,1]; C=10 -> Sel=3 (spec section 5 table)."""
+    """l=32, d=16, l'=64: M=4, Nw=2, w=[1,2,2,2,1]; C=10 -> Sel=3 (the doc's example)."""
     assert ref.importance_weights(4, 2) == [1, 2, 2, 2, 1]
     p = torch.tensor([[2.0 ** i for i in range(10)]])          # p_i = 2^i: every term visible
     got = ref.block_importance(p, m_blocks=4, nw=2, sel=3)[0]

@@ -1,4 +1,4 @@
-"""Tight tier of npu_nsa_compress_attention (DESIGN.md, Testing): attention_out of the
+"""Tight tier of npu_nsa_compress_attention (oracle.assert_within_ulp): attention_out of the
 emulator, called through the public op, agrees with
 ``reference.nsa_compress_attention(..., round_p=True)`` within 1 ULP of the output dtype,
 fp16 and bf16.

@@ -90,7 +90,7 @@ def test_sinks():
 
 
 def test_duplicates_are_kept():
-    """Duplicated index entries are kept (spec section 6): block 3 enters the softmax twice, in
+    """Duplicated index entries are kept (no de-duplication): block 3 enters the softmax twice, in
     the op and in the reference alike."""
     case = make_case(B=1, S1=1, S2=16, N1=2, K=4, sparse_mode=0, return_softmax_lse=True)
     idx = case.args[3]

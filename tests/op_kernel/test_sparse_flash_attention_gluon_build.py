@@ -76,7 +76,7 @@ KERNELS = {
                "wgmma.mma_async.sync.aligned.m64n256k16.f32"],    # output, 256 columns
               None),
     # gluon_ws._in_loop keeps the consumers' wgmma descriptors in the loop; hoisted, they
-    # spilled (166-175 stores with Triton 3.9, 96-120 with 3.6; 0-10 now): 1.3x on an H100
+    # spill (about 100-175 stores, against 0-10 in the loop), the largest single cost it had
     "gluon-ws": ("gluon_ws", "_sfa_gluon_ws_kernel", 4,
                  ["wgmma.mma_async.sync.aligned.m64n64k16.f32",   # a consumer's block scores
                   "wgmma.mma_async.sync.aligned.m64n256k16.f32",  # its half of the output

@@ -1,7 +1,8 @@
-"""The worked examples of spec/sparse_flash_attention.md sections 5, 6.3 and 9, as named tests.
+"""Worked examples of docs/sparse_flash_attention.md, Semantics (the boundary tau, the scan
+window, rows that see nothing), as named tests.
 
-Expected outputs are computed here from the spec's tables (a softmax over the listed positions),
-independently of both the reference and the emulator."""
+Expected outputs are computed here from positions listed by hand (a softmax over the listed
+positions), independently of both the reference and the emulator."""
 from __future__ import annotations
 
 import torch
@@ -62,7 +63,7 @@ def test_section5_mode0_sees_all_keys():
 
 
 def test_section63_scan_window_table():
-    """Lq=3, Lkv=6, sbs=2, K=4, mode 3: the spec's table of gathered positions."""
+    """Lq=3, Lkv=6, sbs=2, K=4, mode 3: the gathered positions of each row, listed by hand."""
     q, qr, k, kr = tensors(2, 3, 6)
     rows = [[2, 0, 1, -1], [0, 1, 2, -1], [1, 2, 0, -1]]
     idx = torch.tensor([rows, [[-1, 5, 0, 0]] * 3], dtype=torch.int32).reshape(2, 3, 1, 4)

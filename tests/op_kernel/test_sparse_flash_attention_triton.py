@@ -187,7 +187,7 @@ def test_gluon_ws_few_heads(monkeypatch, layout_query, layout_kv, sbs, n1):
     check_kernel(monkeypatch, variant="gluon-ws", B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
                  layout_query=layout_query, layout_kv=layout_kv, sbs=sbs, sparse_mode=3,
                  q_lens=[3, 1, 2], kv_lens=[300, 37, 129], page=64,
-                 return_softmax_lse=layout_kv != "PA_BSND")     # lse: not with PA_BSND (spec)
+                 return_softmax_lse=layout_kv != "PA_BSND")     # lse is refused with PA_BSND
 
 
 @pytest.mark.gpu

@@ -1,4 +1,4 @@
-"""The dtype-aware comparison every op's tests use (DESIGN.md, Testing).
+"""The dtype-aware comparison every op's tests use.
 
 A kernel output passes when its max error against the fp32 reference is at most twice the error
 that the same computation done in the input dtype makes, plus one rounding step of the output

@@ -21,7 +21,7 @@ def test_schema_names_and_defaults():
     assert defaults["sparse_mode"] == 0 and defaults["pre_tokens"] == 2**63 - 1
     assert defaults["next_tokens"] == 2**63 - 1 and defaults["layout_kv"] == "BSND"
     assert defaults["return_softmax_lse"] is False and defaults["chunk_size"] is None
-    assert "window_size" not in names          # spec section 12
+    assert "window_size" not in names          # sliding windows are sparse_mode 4 only
 
 
 CASES = {
