@@ -1,6 +1,5 @@
 """plan(params, platform) / schedule(params, tiling): tile choice, tile skipping, split-K and
 refusals on fake platforms; the static plan does not depend on the lengths' values."""
-import dataclasses
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from cann_attention.op_host.common.platform import (ASCEND_910B, ASCEND_A3, CPU,
 from cann_attention.op_host.flash_attention import check
 from cann_attention.op_host.flash_attention.tiling import plan, schedule, tile_usage
 from cann_attention.op_kernel.common.masks import build_mask
-from testing.calls import checked, parse
+from testing.calls import assert_same, checked, parse
 
 OP = "npu_flash_attention"
 PLATFORMS = {p.name: p for p in (ASCEND_910B, ASCEND_A3, H100, H200, CPU)}
@@ -35,18 +34,6 @@ def static_params(b=1, s1=256, s2=256, n1=8, n2=2, d=128, dtype=torch.bfloat16, 
     p = parse(OP, *_args(b, s1, s2, n1, n2, d, dtype), **kw)
     check.check(p)
     return p
-
-
-def assert_same(a, b, path="plan"):
-    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
-    assert type(a) is type(b), path
-    if dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 def visited(work):

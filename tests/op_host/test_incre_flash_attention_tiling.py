@@ -1,7 +1,6 @@
 """The split-KV plan of npu_incre_flash_attention on the fake platforms (pure functions)."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from cann_attention.op_host.common.platform import (
 from cann_attention.op_host.incre_flash_attention import check
 from cann_attention.op_host.incre_flash_attention.tiling import (
     TASK_OVERHEAD_STEPS, plan, step_candidates, tile_usage)
-from testing.calls import parse
+from testing.calls import assert_same, parse
 
 PLATFORMS = [ASCEND_910B, ASCEND_A3, H100, H200, CPU]
 
@@ -39,18 +38,6 @@ def params(b=1, n1=32, n2=8, d=128, s=8192, lens=None, dtype=torch.bfloat16, kv_
 
 def _id(p):
     return p.name
-
-
-def assert_same(a, b, path="plan"):
-    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
-    assert type(a) is type(b), path
-    if dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=_id)

@@ -3,7 +3,6 @@ every visible key is covered exactly once, empty rows are not scheduled, refusal
 platform, and the static plan does not depend on the lengths' values (the schedule does)."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from cann_attention.op_host.common.platform import (
 from cann_attention.op_host.lightning_indexer import check
 from cann_attention.op_host.lightning_indexer.tiling import (
     MIN_BLOCK_S2, plan, schedule, tile_usage, visible_counts)
-from testing.calls import checked, parse
+from testing.calls import assert_same, checked, parse
 
 OP = "npu_lightning_indexer"
 PLATFORMS = {p.name: p for p in (ASCEND_910B, ASCEND_A3, H100, H200, CPU)}
@@ -47,18 +46,6 @@ def _static_params(**kw):
 
 def _work(p, platform):
     return schedule(p, plan(p, platform))
-
-
-def assert_same(a, b, path="plan"):
-    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
-    assert type(a) is type(b), path
-    if dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 SHAPES = {

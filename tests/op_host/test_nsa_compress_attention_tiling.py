@@ -3,7 +3,6 @@ selection blocks, every (batch, KV head, query row) in exactly one task, balance
 refusals on platforms that cannot hold the smallest tile."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
 from cann_attention.op_host.nsa_compress_attention import check, tiling
-from testing.calls import parse
+from testing.calls import assert_same, parse
 from testing.nsa_compress_attention import Case, make
 
 PLATFORMS = [ASCEND_910B, ASCEND_A3, H100, H200, CPU]
@@ -31,18 +30,6 @@ def _params(case):
     p = parse("npu_nsa_compress_attention", *args, **kwargs)
     check.check(p)
     return p
-
-
-def assert_same(a, b, path="plan"):
-    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
-    assert type(a) is type(b), path
-    if dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
-    else:
-        assert a == b, path
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=lambda p: p.name)

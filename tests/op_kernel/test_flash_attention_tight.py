@@ -22,11 +22,10 @@ import torch
 
 import cann_attention
 from cann_attention.op_host.common.platform import CPU
-from cann_attention.op_kernel.common import online_softmax
 from cann_attention.op_kernel.common.score_mods import alibi_pse_shift
 from cann_attention.op_kernel.flash_attention import reference
 from test_flash_attention_emulate import MASKS, dense, mask_kwargs, paged
-from testing.oracle import assert_within_ulp, on_grid, one_rounding_point
+from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
 OP = torch.ops.custom.npu_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -134,12 +133,7 @@ def test_sinks_below_the_row_max_within_one_ulp(dt):
 @pytest.mark.parametrize("dt", list(DTYPES))
 def test_tight_tier_detects_missing_p_rounding(dt, monkeypatch):
     """With the emulator's rounding of P removed, every case leaves the 1-ULP tier."""
-    update = online_softmax.update
-
-    def update_without_rounding(m, l, acc, scores, values, p_dtype):
-        return update(m, l, acc, scores, values, None)
-
-    monkeypatch.setattr(online_softmax, "update", update_without_rounding)
+    without_p_rounding(monkeypatch)
     for name in CASES:
         args, kwargs = tight_case(name, DTYPES[dt])
         with pytest.raises(AssertionError, match="differ by more than 1 ULP"):

@@ -22,10 +22,9 @@ import torch
 
 import cann_attention
 from cann_attention.op_host.common.platform import CPU
-from cann_attention.op_kernel.common import online_softmax
 from cann_attention.op_kernel.incre_flash_attention import reference
 from test_incre_flash_attention_emulate import Case, build
-from testing.oracle import assert_within_ulp, on_grid, one_rounding_point
+from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
 OP = torch.ops.custom.npu_incre_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -77,12 +76,7 @@ def test_emulator_within_one_ulp_of_reference_with_rounded_p(case, dt):
 @pytest.mark.parametrize("dt", list(DTYPES))
 def test_tight_tier_detects_missing_p_rounding(dt, monkeypatch):
     """With the emulator's rounding of P removed, every case leaves the 1-ULP tier."""
-    update = online_softmax.update
-
-    def update_without_rounding(m, l, acc, scores, values, p_dtype):
-        return update(m, l, acc, scores, values, None)
-
-    monkeypatch.setattr(online_softmax, "update", update_without_rounding)
+    without_p_rounding(monkeypatch)
     for case in CASES:
         with pytest.raises(AssertionError, match="differ by more than 1 ULP"):
             check_tight(tight_args(case, dt), DTYPES[dt], case.id)

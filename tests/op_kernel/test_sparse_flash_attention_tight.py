@@ -23,9 +23,8 @@ import torch
 
 import cann_attention
 from cann_attention.op_host.common.platform import CPU
-from cann_attention.op_kernel.common import online_softmax
 from cann_attention.op_kernel.sparse_flash_attention import reference
-from testing.oracle import assert_within_ulp, on_grid, one_rounding_point
+from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 from testing.sparse_flash_attention_cases import make_case
 
 OP = torch.ops.custom.npu_sparse_flash_attention
@@ -110,12 +109,7 @@ def test_sinks_below_the_row_max_within_one_ulp(dt):
 def test_tight_tier_detects_missing_p_rounding(dt, monkeypatch):
     """With the emulator's rounding of P removed, every case leaves the 1-ULP tier (and the
     same cases pass it with the rounding in place, test above): the tier sees the rounding."""
-    update = online_softmax.update
-
-    def update_without_rounding(m, l, acc, scores, values, p_dtype):
-        return update(m, l, acc, scores, values, None)
-
-    monkeypatch.setattr(online_softmax, "update", update_without_rounding)
+    without_p_rounding(monkeypatch)
     for name in CASES:
         case = tight_case(name, DTYPES[dt])
         with pytest.raises(AssertionError, match="differ by more than 1 ULP"):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 import cann_attention
 from cann_attention.op_host.common.tensor_meta import with_values
 
@@ -28,3 +30,15 @@ def checked(op: str, *args, **kwargs):
 def fields_of(tensors) -> dict:
     """The fields of a tensors dataclass by name (to rebuild it with some replaced)."""
     return {f.name: getattr(tensors, f.name) for f in dataclasses.fields(tensors)}
+
+
+def assert_same(a, b, path="plan"):
+    """Equal in every field: dataclasses field by field, tensors by dtype, shape and values."""
+    assert type(a) is type(b), path
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+    else:
+        assert a == b, path

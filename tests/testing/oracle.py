@@ -159,3 +159,14 @@ def one_rounding_point():
     moved = {k: seen[k] for k in ("update", "combine", "finalize") if seen[k]}
     assert not moved, (f"rows whose rounded P were rescaled to a new max ({moved}): multi-step "
                        f"or split-K plan, or a sink above the max: outside the tight tier")
+
+
+def without_p_rounding(monkeypatch) -> None:
+    """Make the emulators skip rounding P before P.V (to show a tight test can fail)."""
+    from cann_attention.op_kernel.common import online_softmax
+    update = online_softmax.update
+
+    def update_without_rounding(m, l, acc, scores, values, p_dtype):
+        return update(m, l, acc, scores, values, None)
+
+    monkeypatch.setattr(online_softmax, "update", update_without_rounding)
