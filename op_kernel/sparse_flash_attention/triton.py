@@ -233,6 +233,12 @@ class _Launch:
                         if tiling.variant == "scratch" else 1)
         self.paged = p.kv_layout is Layout.PA_BSND
         self.idx_shape = (p.num_rows, p.k)
+        # smax, ssum, ws_m, ws_l, ws_acc, scratch; each a multiple of 4 floats, so every view
+        # starts 16-byte aligned like a tensor of its own
+        sizes = (p.num_rows * p.n1, p.num_rows * p.n1, self.slots * hg, self.slots * hg,
+                 self.slots * hg * D, self.scratch)
+        self.f32_sizes = [-(-n // 4) * 4 for n in sizes]
+        self.f32_total = sum(self.f32_sizes)
         self.scalars = (p.scale_value, p.n1, p.k,
                         p.block_table.shape[-1] if self.paged else p.k,
                         p.block_size if self.paged else 1)
@@ -256,16 +262,14 @@ class _Launch:
             raise ValueError(f"kernel variant {self.variant!r} does not run on {dev}")
 
     def buffers(self, t) -> dict:
-        """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile."""
+        """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile:
+        the output in the query's dtype, everything fp32 as views of one allocation."""
         dev, hg = t.query.device, self.tiling.head_group
-        f32 = dict(dtype=torch.float32, device=dev)
         rows, n1, d = self.rows_n1_d
-        return dict(out=torch.empty(rows, n1, d, dtype=t.query.dtype, device=dev),
-                    smax=torch.empty(rows, n1, **f32), ssum=torch.empty(rows, n1, **f32),
-                    ws_m=torch.empty((self.slots, hg), **f32),
-                    ws_l=torch.empty((self.slots, hg), **f32),
-                    ws_acc=torch.empty((self.slots, hg, d), **f32),
-                    scratch=torch.empty(self.scratch, **f32))
+        f32 = torch.empty(self.f32_total, dtype=torch.float32, device=dev)
+        smax, ssum, ws_m, ws_l, ws_acc, scratch = f32.split(self.f32_sizes)
+        return dict(out=torch.empty(rows, n1, d, dtype=t.query.dtype, device=dev), smax=smax,
+                    ssum=ssum, ws_m=ws_m, ws_l=ws_l, ws_acc=ws_acc, scratch=scratch)
 
     def main_kernel(self, t, work, b) -> None:
         idx = t.sparse_indices.reshape(self.idx_shape)
@@ -306,7 +310,9 @@ class _Launch:
             dev = t.query.device
             return (b["out"].view(t.query.shape), torch.empty(shape, device=dev),
                     torch.empty(shape, device=dev))
-        return b["out"].view(t.query.shape), b["smax"].view(shape), b["ssum"].view(shape)
+        rows_n1 = self.rows_n1_d[0] * self.rows_n1_d[1]
+        return (b["out"].view(t.query.shape), b["smax"][:rows_n1].view(shape),
+                b["ssum"][:rows_n1].view(shape))
 
 
 LAUNCHES = PerPlanCache(_Launch)
