@@ -443,7 +443,8 @@ def main():
     meta, rows = run_cuda(a) if a.device == "cuda" else run_cpu(a)
     if a.device == "cuda":
         print_cuda(meta, rows)
-    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"), torch=torch.__version__)
+    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
+                sweep=a.sweep if a.device == "cuda" else "cpu")
     if a.json:
         write_json(a.json, meta, rows)
 

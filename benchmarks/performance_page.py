@@ -5,9 +5,10 @@
 
 A results file is ``<prefix>_<gpu>_<date>_<tag>.json`` as an op's bench writes it (``--json``):
 ``{"meta": {...}, "results": [row, ...]}``; the prefix names the op (``OPS``). Files without
-``meta``, or marked ``partial``, are ignored. A file is a full sweep where ``meta.sweep`` says so
-or, without that key, where a ``_``-separated part of its name is ``full``; an anchor sweep where
-a part starts with ``anchor``; anything else (headline runs, variant experiments) gets no table.
+``meta``, or marked ``partial``, are ignored. A file's sweep is ``meta.sweep`` (full, headline or
+anchor; the bench writes it); without that key, a file is a full sweep where a ``_``-separated
+part of its name is ``full``, an anchor sweep where a part starts with ``anchor``; anything else
+(older headline runs, variant experiments) gets no table.
 Of the files of one (op, GPU, sweep) the newest gets a table: the latest ``meta.date``, then
 ``meta.time`` where a bench writes one, then the file name. benchmarks/results/notes.md, where
 present, goes into the page verbatim.
@@ -26,7 +27,7 @@ PAGE = ROOT / "docs" / "performance.md"
 OPS = {"sfa": "npu_sparse_flash_attention", "li": "npu_lightning_indexer",
        "ifa": "npu_incre_flash_attention", "fa": "npu_flash_attention",
        "nsa": "npu_nsa_compress_attention"}
-KINDS = ("full", "anchor")          # the sweeps that get a table, in page order
+KINDS = ("full", "headline", "anchor")   # the sweeps that get a table, in page order
 OURS = "triton"                     # the impl that is our kernel (graph-replayed device work)
 EXTRAS = (("call_ms", "call ms"), ("host_us", "host us"), ("graph_ms", "graph ms"))
 IMPLS = {  # legend of the other impls a bench may time beside ours

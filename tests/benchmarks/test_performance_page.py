@@ -127,3 +127,15 @@ def test_check_fails_on_a_stale_page(tmp_path):
     out.write_text(out.read_text().replace("0.2500", "0.2400"))
     assert not page.check(tmp_path, out)
     assert page.main(["--check", "--results", str(tmp_path), "--page", str(out)]) == 1
+
+
+def test_a_headline_sweep_named_in_its_meta_gets_its_own_table(tmp_path):
+    meta = dict(_meta("2026-03-01", "ddddddd"), sweep="headline")
+    row = dict(_row("decode", 4096, "triton", 0.3), call_ms=0.31, host_us=55.0, graph_ms=0.3)
+    _write(tmp_path, "sfa_h100_2026-03-01_s1_headline.json", meta, [row])
+    _write(tmp_path, "sfa_h100_2026-01-01_full.json", _meta("2026-01-01", "aaaaaaa"),
+           [_row("decode", 4096, "triton", 0.9)])
+    heads = [head for head, _ in _sections(page.render(tmp_path))]
+    assert heads == ["### NVIDIA H100 80GB HBM3: full sweep",
+                     "### NVIDIA H100 80GB HBM3: headline sweep"]
+    assert "ddddddd" in page.render(tmp_path)
