@@ -13,6 +13,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .layouts import Layout
+
+# how a layout is written in a TilingData field
+LAYOUT_CODES = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2, Layout.BNSD: 3, Layout.BSH: 4}
 # field type -> (struct format, C type)
 TYPES = {"i64": ("q", "int64_t"), "u64": ("Q", "uint64_t"), "i32": ("i", "int32_t"),
          "u32": ("I", "uint32_t"), "f32": ("f", "float")}

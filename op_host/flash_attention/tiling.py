@@ -46,6 +46,7 @@ from ..common.errors import CannAttentionError
 from ..common.mask_spec import TileStatus
 from ..common.platform import PlatformInfo, PlatformKind
 from ..common.schedule import Schedule, partition
+from ..common.tiling_data import LAYOUT_CODES, TilingLayout
 from .params import CHECK, OP, FlashAttentionParams
 
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")
@@ -177,3 +178,27 @@ def schedule(p: FlashAttentionParams, tiling: FlashAttentionTiling) -> FlashAtte
         step_k_begin=pair_k[keep], step_status=status[keep],
         num_skipped_tiles=int((~keep).sum()) * n2, schedule=sched,
         workspace_bytes=sched.num_slots * p.group * bs1 * (p.d + 2) * 4)
+
+
+TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
+TILING_DATA = TilingLayout("FlashAttentionTilingData", version=1, fields=(
+    ("num_rows", "i64"), ("key_capacity", "i64"), ("pre_tokens", "i64"),
+    ("next_tokens", "i64"),
+    ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("n2", "u32"), ("head_dim", "u32"),
+    ("block_s1", "u32"), ("block_s2", "u32"), ("sparse_mode", "u32"), ("chunk_size", "u32"),
+    ("layout_query", "u32"), ("layout_kv", "u32"), ("has_atten_mask", "u32"),
+    ("has_pse_shift", "u32"), ("has_sink", "u32"), ("scale_value", "f32"),
+))
+
+
+def tiling_data(tiling: FlashAttentionTiling, p: FlashAttentionParams) -> bytes:
+    """The static plan as the AscendC kernel and the C++ tiling core read it (TILING_DATA)."""
+    return TILING_DATA.pack(
+        TILING_KEYS[tiling.platform.kind.value], num_rows=p.num_rows, key_capacity=p.s2,
+        pre_tokens=p.pre_tokens, next_tokens=p.next_tokens,
+        num_cores=tiling.platform.num_cores, batch=p.batch, n1=p.n1, n2=p.n2, head_dim=p.d,
+        block_s1=tiling.block_s1, block_s2=tiling.block_s2, sparse_mode=p.sparse_mode,
+        chunk_size=p.chunk_size or 0, layout_query=LAYOUT_CODES[p.q_layout],
+        layout_kv=LAYOUT_CODES[p.kv_layout], has_atten_mask=int(p.atten_mask is not None),
+        has_pse_shift=int(p.pse_shift is not None),
+        has_sink=int(p.learnable_sink is not None), scale_value=p.scale_value)

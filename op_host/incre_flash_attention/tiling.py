@@ -38,6 +38,7 @@ import torch
 from ..common.errors import CannAttentionError
 from ..common.platform import PlatformInfo, PlatformKind
 from ..common.schedule import Schedule, partition
+from ..common.tiling_data import LAYOUT_CODES, TilingLayout
 from .params import CHECK, OP, IncreFlashAttentionParams
 
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
@@ -141,3 +142,26 @@ def plan(p: IncreFlashAttentionParams, platform: PlatformInfo) -> IncreFlashAtte
         task_kv_head=task_kv_head, task_start=starts[task_batch], task_len=task_len,
         schedule=schedule, tile_bytes=tuple(usage.items()),
         workspace_bytes=schedule.num_slots * p.group * (p.head_dim + 2) * 4)
+
+
+TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
+TILING_DATA = TilingLayout("IncreFlashAttentionTilingData", version=1, fields=(
+    ("kv_capacity", "i64"), ("workspace_bytes", "i64"),
+    ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("n2", "u32"), ("head_dim", "u32"),
+    ("block_s2", "u32"), ("num_tasks", "u32"), ("page_size", "u32"), ("layout", "u32"),
+    ("antiquant", "u32"), ("post_quant", "u32"), ("has_mask", "u32"), ("has_pse", "u32"),
+    ("scale_value", "f32"),
+))
+
+
+def tiling_data(tiling: IncreFlashAttentionTiling, p: IncreFlashAttentionParams) -> bytes:
+    """The plan's scalars as the AscendC kernel and the C++ tiling core read them (TILING_DATA;
+    the task tables, from the host length lists, travel beside it)."""
+    return TILING_DATA.pack(
+        TILING_KEYS[tiling.platform.kind.value], kv_capacity=p.s2,
+        workspace_bytes=tiling.workspace_bytes, num_cores=tiling.platform.num_cores,
+        batch=p.batch, n1=p.n1, n2=p.n2, head_dim=p.head_dim, block_s2=tiling.block_s2,
+        num_tasks=tiling.num_tasks, page_size=p.block_size if p.paged else 0,
+        layout=LAYOUT_CODES[p.layout], antiquant=int(p.antiquant),
+        post_quant=int(p.post_quant), has_mask=int(p.attn_mask is not None),
+        has_pse=int(p.pse_shift is not None), scale_value=p.scale_value)

@@ -44,6 +44,8 @@ import torch
 from ..common.errors import CannAttentionError
 from ..common.platform import PlatformInfo, PlatformKind
 from ..common.schedule import Schedule, partition
+from ..common.layouts import Layout
+from ..common.tiling_data import LAYOUT_CODES, TilingLayout
 from .params import CHECK, D, OP, LightningIndexerParams
 
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")   # A2 and A3 class
@@ -150,3 +152,24 @@ def schedule(p: LightningIndexerParams, tiling: LightningIndexerTiling) -> Light
     return LightningIndexerWork(
         task_row=row[keep], task_batch=batch[keep], task_nvis=nvis[keep], schedule=sched,
         workspace_bytes=sched.num_slots * p.sparse_count * PAIR_BYTES)
+
+
+TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
+TILING_DATA = TilingLayout("LightningIndexerTilingData", version=1, fields=(
+    ("num_rows", "i64"), ("key_capacity", "i64"),
+    ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("head_group", "u32"),
+    ("block_s2", "u32"), ("sparse_count", "u32"), ("sparse_mode", "u32"),
+    ("layout_query", "u32"), ("layout_key", "u32"), ("page_size", "u32"),
+))
+
+
+def tiling_data(tiling: LightningIndexerTiling, p: LightningIndexerParams) -> bytes:
+    """The static plan as the AscendC kernel and the C++ tiling core read it (TILING_DATA)."""
+    paged = p.kv_layout is Layout.PA_BSND
+    return TILING_DATA.pack(
+        TILING_KEYS[tiling.platform.kind.value], num_rows=p.num_rows, key_capacity=p.s2,
+        num_cores=tiling.platform.num_cores, batch=p.batch, n1=p.n1,
+        head_group=tiling.head_group, block_s2=tiling.block_s2,
+        sparse_count=tiling.sparse_count, sparse_mode=p.sparse_mode,
+        layout_query=LAYOUT_CODES[p.q_layout], layout_key=LAYOUT_CODES[p.kv_layout],
+        page_size=p.block_size if paged else 0)

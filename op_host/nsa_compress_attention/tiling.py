@@ -50,6 +50,7 @@ import torch
 
 from ..common.errors import CannAttentionError
 from ..common.platform import PlatformInfo, PlatformKind
+from ..common.tiling_data import TilingLayout
 from .params import CHECK, OP, NsaCompressAttentionParams
 
 ASCEND_SOCS = ("Ascend910B", "Ascend910_93")
@@ -191,3 +192,29 @@ def plan(p: NsaCompressAttentionParams, platform: PlatformInfo) -> NsaCompressAt
         task_batch=task_batch, task_kv_head=kv_head, task_row0=row0.repeat(p.n2),
         task_rows=rows.repeat(p.n2), task_chunks=chunks, task_core=core, task_rank=rank,
         tile_bytes=tuple(usage.items()), workspace_bytes=0)
+
+
+TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
+TILING_DATA = TilingLayout("NsaCompressAttentionTilingData", version=1, fields=(
+    ("num_rows", "i64"), ("workspace_bytes", "i64"),
+    ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("n2", "u32"), ("d1", "u32"),
+    ("d2", "u32"), ("block_s1", "u32"), ("block_c", "u32"), ("blocks_per_chunk", "u32"),
+    ("importance_halo", "i32"), ("importance_width", "u32"), ("num_tasks", "u32"),
+    ("compress_block_size", "u32"), ("compress_stride", "u32"), ("select_block_size", "u32"),
+    ("select_block_count", "u32"), ("scale_value", "f32"),
+))
+
+
+def tiling_data(tiling: NsaCompressAttentionTiling, p: NsaCompressAttentionParams) -> bytes:
+    """The plan's scalars as the AscendC kernel and the C++ tiling core read them (TILING_DATA;
+    the task tables, from the host length lists, travel beside it)."""
+    return TILING_DATA.pack(
+        TILING_KEYS[tiling.platform.kind.value], num_rows=p.query.shape[0],
+        workspace_bytes=tiling.workspace_bytes, num_cores=tiling.platform.num_cores,
+        batch=p.batch, n1=p.head_num, n2=p.key.shape[1], d1=p.query.shape[-1],
+        d2=p.value.shape[-1], block_s1=tiling.block_s1, block_c=tiling.block_c,
+        blocks_per_chunk=tiling.blocks_per_chunk, importance_halo=tiling.importance_halo,
+        importance_width=tiling.importance_width, num_tasks=int(tiling.task_batch.numel()),
+        compress_block_size=p.compress_block_size, compress_stride=p.compress_stride,
+        select_block_size=p.select_block_size, select_block_count=p.select_block_count,
+        scale_value=p.scale_value)

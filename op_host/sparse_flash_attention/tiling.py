@@ -58,7 +58,7 @@ from ..common import schedule as common_schedule
 from ..common.errors import CannAttentionError
 from ..common.layouts import Layout
 from ..common.platform import PlatformInfo, PlatformKind
-from ..common.tiling_data import TilingLayout
+from ..common.tiling_data import LAYOUT_CODES, TilingLayout
 from .params import CHECK, D, DR, OP, SparseFlashAttentionParams
 
 DK = D + DR                       # 576: contraction length of the score matmul
@@ -80,7 +80,6 @@ GPU_VARIANTS = ("gluon-ws", "gluon", "scratch", "registers")
 GLUON_TILE = 64                # rows and keys of a Gluon kernel's tiles (the wgmma M and N)
 GLUON_WS_WARPS = 12            # a producer warpgroup and two consumer warpgroups
 GLUON_WS_REGISTERS = (2 * 128 * 216 + 128 * 72) * 4   # consumers 216, producer 72 a thread
-LAYOUT_CODES = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}
 
 TILING_DATA = TilingLayout("SparseFlashAttentionTilingData", version=1, fields=(
     ("num_rows", "i64"), ("num_tasks", "i64"), ("max_pieces", "i64"),
@@ -138,24 +137,25 @@ class SparseFlashAttentionTiling:
     def tiling_key(self) -> int:
         return TILING_KEYS[self.variant]
 
-    def tiling_data(self, p: SparseFlashAttentionParams) -> bytes:
-        """The plan as the AscendC kernel and the C++ tiling core read it (TILING_DATA)."""
-        paged = p.kv_layout is Layout.PA_BSND
-        return TILING_DATA.pack(
-            self.tiling_key, num_rows=self.num_rows, num_tasks=self.num_tasks,
-            max_pieces=self.max_pieces, kv_capacity=p.s2,
-            block_num=p.key.shape[0] if paged else 0, num_cores=self.num_cores,
-            head_group=self.head_group, groups=self.groups, block_s2=self.block_s2,
-            entries_per_step=self.entries_per_step, stages=self.stages,
-            num_warps=self.num_warps, max_slots=self.max_slots,
-            max_split_tasks=self.max_split_tasks, split_cost=self.split_cost, batch=p.batch,
-            rows_per_batch=p.s1 if p.q_layout is Layout.BSND else p.num_rows, n1=p.n1,
-            sparse_count=p.k, sparse_block_size=p.sparse_block_size,
-            sparse_mode=p.sparse_mode, page_size=p.block_size if paged else 0,
-            max_blocks=p.block_table.shape[1] if paged else 0,
-            layout_query=LAYOUT_CODES[p.q_layout], layout_kv=LAYOUT_CODES[p.kv_layout],
-            return_softmax_lse=int(p.return_softmax_lse), has_sinks=int(p.sinks is not None),
-            scale_value=p.scale_value)
+
+def tiling_data(tiling: SparseFlashAttentionTiling, p: SparseFlashAttentionParams) -> bytes:
+    """The plan as the AscendC kernel and the C++ tiling core read it (TILING_DATA)."""
+    paged = p.kv_layout is Layout.PA_BSND
+    return TILING_DATA.pack(
+        tiling.tiling_key, num_rows=tiling.num_rows, num_tasks=tiling.num_tasks,
+        max_pieces=tiling.max_pieces, kv_capacity=p.s2,
+        block_num=p.key.shape[0] if paged else 0, num_cores=tiling.num_cores,
+        head_group=tiling.head_group, groups=tiling.groups, block_s2=tiling.block_s2,
+        entries_per_step=tiling.entries_per_step, stages=tiling.stages,
+        num_warps=tiling.num_warps, max_slots=tiling.max_slots,
+        max_split_tasks=tiling.max_split_tasks, split_cost=tiling.split_cost, batch=p.batch,
+        rows_per_batch=p.s1 if p.q_layout is Layout.BSND else p.num_rows, n1=p.n1,
+        sparse_count=p.k, sparse_block_size=p.sparse_block_size,
+        sparse_mode=p.sparse_mode, page_size=p.block_size if paged else 0,
+        max_blocks=p.block_table.shape[1] if paged else 0,
+        layout_query=LAYOUT_CODES[p.q_layout], layout_kv=LAYOUT_CODES[p.kv_layout],
+        return_softmax_lse=int(p.return_softmax_lse), has_sinks=int(p.sinks is not None),
+        scale_value=p.scale_value)
 
 
 def tile_usage(kind: PlatformKind, head_group: int, block_s2: int, itemsize: int,
