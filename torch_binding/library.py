@@ -55,7 +55,7 @@ def clear_caches() -> None:
     ``clear_cache``). Compiled kernels stay in Triton's own cache."""
     import sys
 
-    from .op_host.common import platform
+    from .op_host.common import paging, platform
     for op in OPS.values():
         op.clear_cache()
         for backend in op.backends:
@@ -68,3 +68,4 @@ def clear_caches() -> None:
                 module.clear_cache()
     platform.triton_version.cache_clear()
     platform._cuda_platform.cache_clear()
+    paging.clear_cache()

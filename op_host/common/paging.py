@@ -30,3 +30,7 @@ def check_used_pages(check, block_table: torch.Tensor, lens: tuple[int, ...], bl
         check.fail("block_table", f"entries in [0, {block_num_name}={block_num}) for the pages that "
                    f"hold the first {lens_arg} tokens",
                    f"block_table[{b}, {j}] = {int(block_table[b, j])}")
+
+
+def clear_cache() -> None:
+    _used_pages.cache_clear()

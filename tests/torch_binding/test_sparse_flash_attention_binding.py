@@ -147,6 +147,10 @@ def test_static_part_is_cached_by_signature_not_values():
     assert len(op._cache) == 2
     cann_attention.clear_caches()
     assert len(op._cache) == 0
+    from cann_attention.op_host.common import paging
+    from cann_attention.op_host.sparse_flash_attention import tiling
+    assert tiling.plan.cache_info().currsize == 0
+    assert paging._used_pages.cache_info().currsize == 0
 
 
 def test_values_are_checked_on_cpu_every_call():
