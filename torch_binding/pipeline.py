@@ -82,12 +82,8 @@ def _convert(arg: Argument, value, check):
     return value
 
 
-def _signature(value):
-    """The static part of one argument value (hashable, no device read)."""
-    if isinstance(value, torch.Tensor):
-        return (value.shape, value.dtype, value.device, value.is_contiguous())
-    if isinstance(value, list):
-        return tuple(_signature(v) for v in value)
+def _scalar_signature(value):
+    """A scalar argument (float, int, bool, str, None) is its own static signature."""
     return value
 
 
@@ -125,7 +121,7 @@ class OpDef:
                                  f"arguments of the schema")
         self._names = tuple(names)
         self._signatures = tuple(_int_list_signature if a.kind in ("ints", "ints?")
-                                 else _signature for a in self.arguments)
+                                 else _scalar_signature for a in self.arguments)
         self._positional = tuple(a.name for a in self.arguments if not a.kwarg_only)
         self._defaults = {a.name: a.default for a in self.arguments}
         self._by_name = {a.name: a for a in self.arguments}
@@ -195,7 +191,7 @@ class OpDef:
         """(params, back end, plan, runner) of the call's static signature (cached)."""
         key = (cfg.backend, cfg.platform,
                tuple([(v.shape, v.dtype, v.device, v.is_contiguous())
-                      if type(v) is torch.Tensor else sig(v)
+                      if isinstance(v, torch.Tensor) else sig(v)
                       for v, sig in zip(map(bound.__getitem__, self._names), self._signatures)]))
         hit = self._cache.get(key)        # a dict read is atomic: no lock on the hot path
         if hit is not None:

@@ -121,6 +121,16 @@ def _first_negative(idx, out, n_rows, k, ROWS: tl.constexpr, K_BLOCK: tl.constex
 
 
 @triton.jit
+def _prefix_ends(lengths, o_b, m_b, carry, total):
+    """A block of TND batch ends from inclusive prefix sums: the running maximum (carried
+    across blocks in ``carry``), clamped to [0, total]; returns (ends, new carry)."""
+    v = tl.load(lengths + o_b, mask=m_b, other=0).to(tl.int64)
+    run = tl.maximum(tl.associative_scan(v, 0, _scan_max), carry)
+    carry = tl.maximum(carry, tl.max(tl.where(m_b, v, carry), 0))
+    return tl.minimum(tl.maximum(run, 0), total), carry
+
+
+@triton.jit
 def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len,
                 n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total,
                 page_size, block_num, max_blocks, Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr,
@@ -133,10 +143,8 @@ def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_
         o_b = b0 + ar
         m_b = o_b < n_batch
         if Q_TND:
-            v = tl.load(aq + o_b, mask=m_b, other=0).to(tl.int64)
-            run = tl.maximum(tl.associative_scan(v, 0, _scan_max), carry_q)
-            carry_q = tl.maximum(carry_q, tl.max(tl.where(m_b, v, carry_q), 0))
-            tl.store(meta + s_q_end + o_b, tl.minimum(tl.maximum(run, 0), n_rows), mask=m_b)
+            q_end, carry_q = _prefix_ends(aq, o_b, m_b, carry_q, n_rows)
+            tl.store(meta + s_q_end + o_b, q_end, mask=m_b)
         else:
             if HAS_AQ:
                 q_len = tl.load(aq + o_b, mask=m_b, other=0).to(tl.int64)
@@ -147,11 +155,8 @@ def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_
             tl.store(meta + s_q_start + o_b, o_b.to(tl.int64) * rows_per_batch, mask=m_b)
             tl.store(meta + s_q_end + o_b, o_b.to(tl.int64) * rows_per_batch + q_len, mask=m_b)
         if KV_LAYOUT == 1:
-            w = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
-            run_k = tl.maximum(tl.associative_scan(w, 0, _scan_max), carry_k)
-            carry_k = tl.maximum(carry_k, tl.max(tl.where(m_b, w, carry_k), 0))
-            tl.store(meta + s_kv_len + o_b, tl.minimum(tl.maximum(run_k, 0), kv_total),
-                     mask=m_b)
+            kv_end, carry_k = _prefix_ends(akv, o_b, m_b, carry_k, kv_total)
+            tl.store(meta + s_kv_len + o_b, kv_end, mask=m_b)
         else:
             if HAS_AKV:
                 kv_len = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)

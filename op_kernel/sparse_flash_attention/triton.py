@@ -31,13 +31,12 @@ without the scratch tile).
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
 from cann_attention.op_host.common.layouts import Layout
+from cann_attention.op_host.common.platform import platform_for_device
 from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
 from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 
@@ -264,7 +263,7 @@ class _Launch:
     def buffers(self, t) -> dict:
         """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile:
         the output in the query's dtype, everything fp32 as views of one allocation."""
-        dev, hg = t.query.device, self.tiling.head_group
+        dev = t.query.device
         rows, n1, d = self.rows_n1_d
         f32 = torch.empty(self.f32_total, dtype=torch.float32, device=dev)
         smax, ssum, ws_m, ws_l, ws_acc, scratch = f32.split(self.f32_sizes)
@@ -319,16 +318,11 @@ LAUNCHES = PerPlanCache(_Launch)
 
 
 def _hopper(device) -> bool:
-    return device.type == "cuda" and _capability(device.index)[0] == 9
-
-
-@functools.lru_cache(maxsize=16)
-def _capability(index) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(index)
+    """Whether the Gluon kernels run on ``device``: the platform read off it (once) has Gluon."""
+    return device.type == "cuda" and "gluon" in platform_for_device(device).features
 
 
 def clear_cache() -> None:
     """Empty this back end's caches (cann_attention.clear_caches calls it)."""
     metadata.LAUNCHES.clear()
     LAUNCHES.clear()
-    _capability.cache_clear()
