@@ -193,7 +193,10 @@ class OpDef:
                tuple([(v.shape, v.dtype, v.device, v.is_contiguous())
                       if isinstance(v, torch.Tensor) else sig(v)
                       for v, sig in zip(map(bound.__getitem__, self._names), self._signatures)]))
-        hit = self._cache.get(key)        # a dict read is atomic: no lock on the hot path
+        try:
+            hit = self._cache.get(key)    # a dict read is atomic: no lock on the hot path
+        except TypeError:                 # an unhashable argument (a list for a tensor...):
+            key = hit = None              # never valid; parse or check names it below
         if hit is not None:
             return hit
         params = self.parse(bound)
@@ -203,6 +206,8 @@ class OpDef:
         backend = self.select(params, query.device.type, query.dtype, cfg)
         platform = backend.platform_for(query.device, cfg.platform)
         entry = (params, backend, backend.plan(params, platform), backend.load())
+        if key is None:
+            return entry
         with self._lock:                  # bounded: the oldest signature goes first
             self._cache[key] = entry
             while len(self._cache) > STATIC_CACHE_SIZE:
