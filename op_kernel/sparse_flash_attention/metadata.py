@@ -26,6 +26,7 @@ from cann_attention.op_host.common.schedule import Schedule
 from ..common.per_plan import PerPlanCache
 
 BLOCK = 512          # elements per pass iteration of program 0
+PAGES = tl.constexpr(16)     # page-table entries per batch read at once (pass 1)
 ROWS = 16            # index rows per first-negative program
 K_BLOCK = 256        # index entries per load of a first-negative program
 
@@ -131,6 +132,24 @@ def _prefix_ends(lengths, o_b, m_b, carry, total):
 
 
 @triton.jit
+def _paged_len(block_table, o_b, m_b, kv_len, page_size, block_num, max_blocks,
+               BLOCK: tl.constexpr):
+    """min(kv_len, first bad page * page_size) per batch: only the pages the keys occupy are
+    read, PAGES of them per row at a time (a bad entry past the keys changes nothing)."""
+    pages = (kv_len + page_size - 1) // page_size
+    first_bad = tl.zeros([BLOCK], tl.int64) + max_blocks
+    o_j = tl.arange(0, PAGES)
+    rows = block_table + o_b.to(tl.int64)[:, None] * max_blocks
+    for j0 in range(0, tl.max(tl.where(m_b, pages, 0), axis=0), PAGES):
+        j = j0 + o_j
+        m = m_b[:, None] & (j[None, :] < pages[:, None])
+        page = tl.load(rows + j[None, :], mask=m, other=0)
+        bad = m & ((page < 0) | (page >= block_num))
+        first_bad = tl.minimum(first_bad, tl.min(tl.where(bad, j[None, :], max_blocks), axis=1))
+    return tl.minimum(kv_len, first_bad * page_size)
+
+
+@triton.jit
 def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len,
                 n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total,
                 page_size, block_num, max_blocks, Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr,
@@ -164,13 +183,8 @@ def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_
             else:
                 kv_len = tl.zeros([BLOCK], tl.int64) + kv_capacity
             if KV_LAYOUT == 2:    # keys end at the first page-table entry outside the cache
-                first_bad = tl.zeros([BLOCK], tl.int64) + max_blocks
-                for j in range(0, max_blocks):
-                    page = tl.load(block_table + o_b.to(tl.int64) * max_blocks + j, mask=m_b,
-                                   other=0)
-                    bad = (page < 0) | (page >= block_num)
-                    first_bad = tl.where(bad & (first_bad == max_blocks), j, first_bad)
-                kv_len = tl.minimum(kv_len, first_bad * page_size)
+                kv_len = _paged_len(block_table, o_b, m_b, kv_len, page_size, block_num,
+                                    max_blocks, BLOCK)
                 kv_start = tl.zeros([BLOCK], tl.int64)
             else:
                 kv_start = o_b.to(tl.int64) * kv_rows_per_batch
