@@ -22,7 +22,7 @@ import torch
 
 import cann_attention  # noqa: F401
 
-OP = torch.ops.custom.npu_flash_attention
+OP = torch.ops.cann_attention.npu_flash_attention
 
 
 @dataclass(frozen=True)

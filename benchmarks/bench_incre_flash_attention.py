@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{'shape':48s} {'ms':>9s} {'GFLOP/s':>9s} {'GB/s':>8s}")
     for sh in SHAPES:
         (q, k, v), kw = inputs(sh)
-        op = torch.ops.custom.npu_incre_flash_attention
+        op = torch.ops.cann_attention.npu_incre_flash_attention
         op(q, k, v, **kw)
         times = []
         for _ in range(args.repeat):

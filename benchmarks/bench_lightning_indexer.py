@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-import cann_attention  # noqa: F401  (registers torch.ops.custom.*)
+import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
 
 D = 128
 PAGE = 64
@@ -107,7 +107,7 @@ def main():
     print(f"{'shape':32s} {'op ms':>9s} {'GFLOP/s':>9s} {'naive ms':>9s}")
     for shape in CPU_SET if args.set == "cpu" else PERF_SET:
         q, key, w, kw, dense_key = inputs(shape, device)
-        op = lambda: torch.ops.custom.npu_lightning_indexer(q, key, w, **kw)  # noqa: E731
+        op = lambda: torch.ops.cann_attention.npu_lightning_indexer(q, key, w, **kw)  # noqa: E731
         t_op = _median_time(op, args.repeats, device)
         flops = 2 * shape.n1 * D * shape.visible_pairs()
         peer = "-"

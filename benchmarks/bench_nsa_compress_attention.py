@@ -51,11 +51,11 @@ def main():
         p = op.parse(op.bind(args, kwargs))
         op.check(p)
         t = tiling.plan(p, CPU)
-        torch.ops.custom.npu_nsa_compress_attention(*args, **kwargs)        # warm-up
+        torch.ops.cann_attention.npu_nsa_compress_attention(*args, **kwargs)        # warm-up
         times = []
         for _ in range(a.repeat):
             start = time.perf_counter()
-            torch.ops.custom.npu_nsa_compress_attention(*args, **kwargs)
+            torch.ops.cann_attention.npu_nsa_compress_attention(*args, **kwargs)
             times.append(time.perf_counter() - start)
         sec = statistics.median(times)
         flops = 2 * b * sq * n1 * c * (2 * d1 + d2)

@@ -300,7 +300,7 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
     p, t = op_def.parse(bound), op_def.tensors_of(bound)
     platform = platform_for_device(args[0].device)
     plan = tiling.plan(p, platform)                 # the variant the op runs
-    op = torch.ops.custom.npu_sparse_flash_attention
+    op = torch.ops.cann_attention.npu_sparse_flash_attention
 
     def call():
         return op(*args, **kwargs)
@@ -394,7 +394,7 @@ def print_cuda(meta, rows):
 
 
 def run_cpu(a):
-    op = torch.ops.custom.npu_sparse_flash_attention
+    op = torch.ops.cann_attention.npu_sparse_flash_attention
     rows = []
     for shape in CPU_SHAPES:
         args, kwargs, flops, nbytes = build(shape, "cpu")

@@ -1,5 +1,8 @@
 """One DeepSeek-V3.2-like sparse attention step through torch.ops.custom, checked densely.
 
+The calls are written as cann-recipes-infer's DeepSeek-V3.2 model makes them: each op returns
+one Tensor.
+
 A DeepSeek-V3.2 layer runs, for every query token:
 
   1. the lightning indexer: index query q_I [N1_idx, 128], index key k_I [128] per cached token,
@@ -54,16 +57,16 @@ def attention_step(rows, q_prefix, k_lens, layout_query, gen):
     q_nope, q_rope = rnd(*rows, N1, D_LATENT), rnd(*rows, N1, D_ROPE)
     aq = None if q_prefix is None else torch.tensor(q_prefix, dtype=torch.int32)
     ak = torch.tensor(k_lens, dtype=torch.int32)
-    indices, _ = torch.ops.custom.npu_lightning_indexer(
+    indices = torch.ops.custom.npu_lightning_indexer(      # cann-recipes: one Tensor
         q_idx, idx_cache, weights, actual_seq_lengths_query=aq, actual_seq_lengths_key=ak,
         block_table=table, layout_query=layout_query, layout_key="PA_BSND",
         sparse_count=TOP_K, sparse_mode=3)
     scale = 1.0 / math.sqrt(D_LATENT + D_ROPE)
-    out, _, _ = torch.ops.custom.npu_sparse_flash_attention(
+    out = torch.ops.custom.npu_sparse_flash_attention(
         q_nope, latent, latent, indices, scale, 1, block_table=table,
         actual_seq_lengths_query=aq,
         actual_seq_lengths_kv=ak, query_rope=q_rope, key_rope=rope,
-        layout_query=layout_query, layout_kv="PA_BSND", sparse_mode=3, attention_mode=2)
+        layout_query=layout_query, layout_kv="PA_BSND", sparse_mode=3)
     return dense_check(q_nope, q_rope, latent, rope, table, indices, out, q_prefix, scale)
 
 

@@ -1,4 +1,4 @@
-"""DeepSeek-V3.2 sparse MLA through torch.ops.custom.npu_sparse_flash_attention, on CPU.
+"""DeepSeek-V3.2 sparse MLA through torch_npu's npu_sparse_flash_attention (our stand-in), on CPU.
 
 1. A decode step: TND query (one new token per sequence), paged latent KV cache (PA_BSND,
    page 64, shuffled page table), K = 2048 selected tokens per query, N1 = 128 heads.
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-import cann_attention  # noqa: F401  (registers torch.ops.custom.*)
+import cann_attention.torch_npu as torch_npu   # stands in for torch_npu
 from cann_attention.op_kernel.sparse_flash_attention import reference
 
 D, DR, K = 512, 64, 2048
@@ -70,10 +70,12 @@ def run(name, build, device):
     to = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x   # noqa: E731
     dargs = tuple(to(a) for a in args)
     dkwargs = {k: to(v) for k, v in kwargs.items()}
-    op = torch.ops.custom.npu_sparse_flash_attention
-    op(*dargs, **dkwargs)                                                # warm-up
+    # torch_npu's signature: sparse_block_size keyword-only, attention_mode 2 (MLA-absorb) given
+    call = lambda: torch_npu.npu_sparse_flash_attention(   # noqa: E731
+        *dargs[:5], sparse_block_size=dargs[5], **{"attention_mode": 2, **dkwargs})
+    call()                                                               # warm-up
     t0 = time.perf_counter()
-    out, smax, ssum = op(*dargs, **dkwargs)
+    out, smax, ssum = call()
     if device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0

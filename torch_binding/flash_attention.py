@@ -1,4 +1,5 @@
-"""custom::npu_flash_attention: the op's declaration (schema, params, checks, fake, back
+"""npu_flash_attention (``torch.ops.custom`` and ``torch.ops.cann_attention``, one schema: no
+torch_npu or MindSpore op has this form): the op's declaration (schema, params, checks, fake, back
 ends); the pipeline (pipeline.py) runs it.
 
 The signature is MAX's flash attention in CANN's argument names (docs/flash_attention.md):
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .library import register
+from .faces import Face
+from .library import PRIVATE, register
 from .op_host.flash_attention import check
 from .op_host.flash_attention.capabilities import BACKENDS
 from .op_host.flash_attention.params import (
@@ -41,4 +43,5 @@ def _fake(a: dict):
 OP_DEF = OpDef(name=OP, schema=SCHEMA, params=FlashAttentionParams,
                tensors=FlashAttentionTensors, check=check.check,
                check_values=check.check_values, fake=_fake, backends=BACKENDS, checker=CHECK)
-npu_flash_attention = register(OP_DEF, __doc__)
+FACES = (Face(OP_DEF, PRIVATE, SCHEMA), Face(OP_DEF, "custom", SCHEMA))
+npu_flash_attention = register(OP_DEF, FACES, __doc__)

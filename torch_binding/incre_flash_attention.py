@@ -7,22 +7,18 @@ The schema keeps the argument names, order and defaults of MindSpore's
 extension follows CANN's arguments, keyword-only: ``emulate_npu`` selects the NPU's exact fp16
 post-quant arithmetic (docs/incre_flash_attention.md, Semantics).
 
-``cann_attention.incre_flash_attention(...)`` is the MindSpore-style Python function: it also
-accepts ``key`` / ``value`` as a list of one tensor (unwrapped) or of B tensors (CANN's tensor-list
-mode: each batch its own S; padded here to the longest S with per-batch lengths, kv_padding_size
-ignored; docs/incre_flash_attention.md, Semantics), and ``actual_seq_lengths`` /
-``kv_padding_size`` as tensors or tuples.
 """
 from __future__ import annotations
 
 import torch
 
-from .library import register
+from .faces import Face
+from .library import PRIVATE, register
 from .op_host.incre_flash_attention import check as ifa_check
 from .op_host.incre_flash_attention.capabilities import BACKENDS
 from .op_host.incre_flash_attention.params import (
     CHECK, CONVERTERS, OP, IncreFlashAttentionParams, IncreFlashAttentionTensors,
-    before_parse, check_scalar_types, int_vector, out_shape)
+    before_parse, int_vector, out_shape)
 from .pipeline import OpDef
 
 SCHEMA = (
@@ -34,7 +30,6 @@ SCHEMA = (
     "int num_key_value_heads=0, int block_size=0, int inner_precise=1, "
     "int[]? kv_padding_size=None, *, bool emulate_npu=False) -> Tensor"
 )
-MAX_TENSOR_LIST = 256
 
 
 def _fake(a: dict):
@@ -47,87 +42,30 @@ OP_DEF = OpDef(name=OP, schema=SCHEMA, params=IncreFlashAttentionParams,
                tensors=IncreFlashAttentionTensors, check=ifa_check.check,
                check_values=ifa_check.check_values, fake=_fake, backends=BACKENDS,
                converters=CONVERTERS, before_parse=before_parse, checker=CHECK)
-npu_incre_flash_attention = register(OP_DEF, __doc__)
+TORCH_NPU_SCHEMA = (   # torch_npu 2.13.0, npu_native_functions_by_codegen.yaml
+    "npu_incre_flash_attention(Tensor query, Tensor key, Tensor value, *, "
+    "Tensor? padding_mask=None, Tensor? atten_mask=None, Tensor? pse_shift=None, "
+    "SymInt[]? actual_seq_lengths=None, Tensor? antiquant_scale=None, "
+    "Tensor? antiquant_offset=None, Tensor? block_table=None, Tensor? dequant_scale1=None, "
+    "Tensor? quant_scale1=None, Tensor? dequant_scale2=None, Tensor? quant_scale2=None, "
+    "Tensor? quant_offset2=None, Tensor? kv_padding_size=None, int num_heads=1, "
+    "float scale_value=1.0, str input_layout=\"BSH\", int num_key_value_heads=0, "
+    "int block_size=0, int inner_precise=1) -> Tensor"
+)
 
 
-def _seq_axis(input_layout: str) -> int:
-    return 2 if input_layout == "BNSD" else 1
+def _padding_as_list(values: dict) -> None:
+    """torch_npu passes kv_padding_size as an int64 tensor of one value: read on the host."""
+    values["kv_padding_size"] = int_vector(values["kv_padding_size"], CHECK, "kv_padding_size")
 
 
-def _tensor_list(kv, arg: str, batch: int):
-    """A tensor, or the list form of MindSpore: one tensor, or B tensors of batch 1."""
-    if isinstance(kv, torch.Tensor):
-        return kv, None
-    CHECK.require_type(isinstance(kv, (list, tuple)) and len(kv) > 0
-                       and all(isinstance(x, torch.Tensor) for x in kv), arg,
-                       "a tensor or a non-empty list/tuple of tensors", type(kv).__name__)
-    if len(kv) == 1:
-        return kv[0], None
-    CHECK.require(len(kv) == batch, arg, f"a list of 1 or B={batch} tensors", f"{len(kv)} tensors")
-    CHECK.require(batch <= MAX_TENSOR_LIST, arg, f"B <= {MAX_TENSOR_LIST} in tensor-list mode",
-                  batch)
-    return None, list(kv)
+def _torch_npu_face(namespace: str) -> Face:
+    # padding_mask is reserved in torch_npu (documented "not used"): accepted and ignored
+    return Face(OP_DEF, namespace, TORCH_NPU_SCHEMA, renames={"atten_mask": "attn_mask"},
+                ignored=("padding_mask",), adapt=_padding_as_list)
 
 
-def _pad_tensor_list(tensors, arg: str, input_layout: str):
-    """Tensor-list mode: batch-1 tensors equal but for S -> one tensor padded to the longest S."""
-    axis = _seq_axis(input_layout)
-    first = tensors[0]
-    for i, x in enumerate(tensors):
-        same = (x.dim() == first.dim() and x.dim() > axis and x.shape[0] == 1
-                and all(x.shape[j] == first.shape[j] for j in range(x.dim()) if j != axis))
-        CHECK.require(same, arg, f"batch-1 tensors of shape {tuple(first.shape)} except the "
-                      f"S axis (dim {axis})", f"shape {tuple(x.shape)} at index {i}")
-        CHECK.require_type(x.dtype == first.dtype, arg, f"dtype {first.dtype} for every tensor",
-                           f"{x.dtype} at index {i}")
-    lens = [x.shape[axis] for x in tensors]
-    s = max(lens)
-    padded = []
-    for x in tensors:
-        shape = list(x.shape)
-        shape[axis] = s - x.shape[axis]
-        padded.append(torch.cat([x, x.new_zeros(shape)], axis))
-    return torch.cat(padded, 0), lens
+FACES = (Face(OP_DEF, PRIVATE, SCHEMA), _torch_npu_face("custom"), _torch_npu_face("npu"))
+npu_incre_flash_attention = register(OP_DEF, FACES, __doc__)
 
 
-def incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=None,
-                          pse_shift=None, dequant_scale1=None, quant_scale1=None,
-                          dequant_scale2=None, quant_scale2=None, quant_offset2=None,
-                          antiquant_scale=None, antiquant_offset=None, block_table=None,
-                          num_heads=1, input_layout="BSH", scale_value=1.0,
-                          num_key_value_heads=0, block_size=0, inner_precise=1,
-                          kv_padding_size=None, *, emulate_npu=False):
-    """MindSpore's ``ops.incre_flash_attention`` on ``torch.ops.custom``."""
-    check_scalar_types(num_heads, input_layout, scale_value, num_key_value_heads, block_size,
-                       inner_precise)
-    CHECK.require_type(isinstance(query, torch.Tensor), "query", "a torch.Tensor",
-                       type(query).__name__)
-    asl = int_vector(actual_seq_lengths, CHECK, "actual_seq_lengths")
-    pad = int_vector(kv_padding_size, CHECK, "kv_padding_size")
-    key_t, key_list = _tensor_list(key, "key", query.shape[0])
-    value_t, value_list = _tensor_list(value, "value", query.shape[0])
-    CHECK.require((key_list is None) == (value_list is None), "value",
-                  "the same form as key (tensor or list of B tensors)",
-                  "a list" if value_list is not None else "a tensor")
-    if key_list is not None:
-        CHECK.require(block_table is None, "block_table",
-                      "None in tensor-list mode (key/value given as B tensors)", "a tensor")
-        key_t, s_each = _pad_tensor_list(key_list, "key", input_layout)
-        value_t, s_value = _pad_tensor_list(value_list, "value", input_layout)
-        CHECK.require(s_value == s_each, "value", f"the S of key per batch {s_each}", s_value)
-        if asl is None:
-            asl = tuple(s_each)
-        else:
-            CHECK.require_value(len(asl) in (1, len(s_each)), "actual_seq_lengths",
-                                f"length 1 or B={len(s_each)}", len(asl))
-            asl = asl * len(s_each) if len(asl) == 1 else asl
-            for b, (n, cap) in enumerate(zip(asl, s_each)):
-                CHECK.require(0 <= n <= cap, "actual_seq_lengths",
-                              f"a length in [0, S_b={cap}] (tensor {b}'s own S)", n)
-        pad = None       # left padding is ignored in tensor-list mode
-    return torch.ops.custom.npu_incre_flash_attention(
-        query, key_t, value_t, attn_mask, None if asl is None else list(asl), pse_shift,
-        dequant_scale1, quant_scale1, dequant_scale2, quant_scale2, quant_offset2,
-        antiquant_scale, antiquant_offset, block_table, num_heads, input_layout,
-        float(scale_value), num_key_value_heads, block_size, inner_precise,
-        None if pad is None else list(pad), emulate_npu=emulate_npu)

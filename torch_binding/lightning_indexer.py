@@ -1,17 +1,19 @@
-"""custom::npu_lightning_indexer: the op's declaration (schema, params, checks, fake, back
-ends); the pipeline (pipeline.py) runs it.
+"""npu_lightning_indexer: the op's declaration (schema, params, checks, fake, back ends), which
+the pipeline (pipeline.py) runs, and its faces (faces.py):
 
-The schema is the current torch_npu / ops-transformer signature: the older call
-``(query, key, weights, *, actual_seq_lengths_query, ..., sparse_count, sparse_mode)`` is a
-prefix of it and works unchanged. The op always returns ``(sparse_indices, sparse_values)``;
-``sparse_values`` is an empty (0,) tensor of the query dtype unless ``return_value=True``
-(docs/lightning_indexer.md).
+- ``torch.ops.cann_attention.npu_lightning_indexer`` and
+  ``cann_attention.torch_npu.npu_lightning_indexer``: torch_npu 2.13's schema, returning
+  ``(sparse_indices, sparse_values)``; ``sparse_values`` is an empty (0,) tensor of the query
+  dtype unless ``return_value=True`` (docs/lightning_indexer.md);
+- ``torch.ops.custom.npu_lightning_indexer``: cann-recipes-infer's registration (no
+  pre/next tokens or return_value) ``-> Tensor``: the indices.
 """
 from __future__ import annotations
 
 import torch
 
-from .library import register
+from .faces import Face
+from .library import PRIVATE, register
 from .op_host.lightning_indexer import check
 from .op_host.lightning_indexer.capabilities import BACKENDS
 from .op_host.lightning_indexer.params import (
@@ -35,7 +37,20 @@ def _fake(a: dict):
             query.new_empty(val_shape, dtype=query.dtype))
 
 
+CUSTOM_SCHEMA = (      # cann-recipes-infer ops_def_registration.cpp, its last version (af01a94^)
+    "npu_lightning_indexer(Tensor query, Tensor key, Tensor weights, *, "
+    "Tensor? actual_seq_lengths_query=None, Tensor? actual_seq_lengths_key=None, "
+    "Tensor? block_table=None, str layout_query='BSND', str layout_key='BSND', "
+    "int sparse_count=2048, int sparse_mode=3) -> Tensor"
+)
+TORCH_NPU_SCHEMA = SCHEMA   # torch_npu 2.13.0's, argument for argument
+
 OP_DEF = OpDef(name=OP, schema=SCHEMA, params=LightningIndexerParams,
                tensors=LightningIndexerTensors, check=check.check,
                check_values=check.check_values, fake=_fake, backends=BACKENDS, checker=CHECK)
-npu_lightning_indexer = register(OP_DEF, __doc__)
+FACES = (
+    Face(OP_DEF, PRIVATE, SCHEMA),
+    Face(OP_DEF, "custom", CUSTOM_SCHEMA, outputs=lambda out: out[0]),
+    Face(OP_DEF, "npu", TORCH_NPU_SCHEMA),
+)
+npu_lightning_indexer = register(OP_DEF, FACES, __doc__)

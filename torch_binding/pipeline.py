@@ -24,6 +24,7 @@ and no planning: it can be captured in a CUDA graph.
 """
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Callable
@@ -43,6 +44,7 @@ class Argument:
     kind: str                 # "tensor", "tensor?", "float", "int", "bool", "str", "ints?"...
     default: object
     kwarg_only: bool
+    has_default: bool = True
 
 
 def schema_arguments(schema: str) -> tuple[Argument, ...]:
@@ -59,8 +61,51 @@ def schema_arguments(schema: str) -> tuple[Argument, ...]:
             raise ValueError(f"{schema.split('(')[0]}: argument {a.name} has a type the "
                              f"pipeline does not parse: {a.type}")
         out.append(Argument(a.name, kind, a.default_value if a.has_default_value() else None,
-                            a.kwarg_only))
+                            a.kwarg_only, a.has_default_value()))
     return tuple(out)
+
+
+class Signature:
+    """A schema's arguments and how a Python call binds to them (what the dispatcher does for
+    a registered op, and what the Python functions of the faces do without it)."""
+
+    def __init__(self, schema: str):
+        self.schema = schema
+        self.name = schema.split("(")[0]
+        self.arguments = schema_arguments(schema)
+        self.names = tuple(a.name for a in self.arguments)
+        self.positional = tuple(a.name for a in self.arguments if not a.kwarg_only)
+        self.defaults = {a.name: a.default for a in self.arguments}
+
+    def bind(self, args: tuple, kwargs: dict) -> dict:
+        if len(args) > len(self.positional):
+            raise TypeError(f"{self.name}() takes {len(self.positional)} positional "
+                            f"arguments but {len(args)} were given")
+        bound = dict(self.defaults)
+        bound.update(zip(self.positional, args))
+        bound.update(kwargs)
+        if len(bound) != len(self.names):
+            unknown = sorted(set(kwargs) - set(self.names))
+            raise TypeError(f"{self.name}() got unexpected keyword arguments {unknown}")
+        return bound
+
+    def bind_dispatched(self, args: tuple, kwargs: dict) -> dict:
+        """The arguments as the dispatcher hands them to a Python kernel: in schema order, any
+        of them positional (keyword-only ones too), trailing defaults possibly dropped."""
+        bound = dict(self.defaults)
+        bound.update(zip(self.names, args))
+        bound.update(kwargs)
+        return bound
+
+    def python_signature(self) -> inspect.Signature:
+        """The signature ``help()`` and ``inspect`` show for the Python function of a face."""
+        params = []
+        for a in self.arguments:
+            kind = (inspect.Parameter.KEYWORD_ONLY if a.kwarg_only
+                    else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            default = a.default if a.has_default else inspect.Parameter.empty
+            params.append(inspect.Parameter(a.name, kind, default=default))
+        return inspect.Signature(params)
 
 
 def _convert(arg: Argument, value, check):
@@ -110,10 +155,13 @@ class OpDef:
     converters: dict = field(default_factory=dict)   # name -> (value, check) -> params form
     before_parse: Callable | None = None             # (bound) -> None: Python type rules
     checker: object = None        # the op's Checker (its errors name the op)
+    gradient: Callable | None = None  # (bound, outputs, grad_outputs) -> {argument: grad}
+    non_differentiable_outputs: tuple = ()   # output positions that never carry a gradient
 
     def __post_init__(self):
-        self.arguments = schema_arguments(self.schema)
-        names = [a.name for a in self.arguments]
+        self.signature = Signature(self.schema)
+        self.arguments = self.signature.arguments
+        names = list(self.signature.names)
         for cls in (self.params, self.tensors):
             unknown = [f.name for f in fields(cls) if f.name not in names]
             if unknown:
@@ -122,8 +170,6 @@ class OpDef:
         self._names = tuple(names)
         self._signatures = tuple(_int_list_signature if a.kind in ("ints", "ints?")
                                  else _scalar_signature for a in self.arguments)
-        self._positional = tuple(a.name for a in self.arguments if not a.kwarg_only)
-        self._defaults = {a.name: a.default for a in self.arguments}
         self._by_name = {a.name: a for a in self.arguments}
         self._params_fields = tuple(f.name for f in fields(self.params))
         self._tensor_fields = tuple(f.name for f in fields(self.tensors))
@@ -132,16 +178,7 @@ class OpDef:
 
     # ---- the steps ----------------------------------------------------------------------
     def bind(self, args: tuple, kwargs: dict) -> dict:
-        if len(args) > len(self._positional):
-            raise TypeError(f"{self.name}() takes {len(self._positional)} positional "
-                            f"arguments but {len(args)} were given")
-        bound = dict(self._defaults)
-        bound.update(zip(self._positional, args))
-        bound.update(kwargs)
-        if len(bound) != len(self._names):
-            unknown = sorted(set(kwargs) - set(self._names))
-            raise TypeError(f"{self.name}() got unexpected keyword arguments {unknown}")
-        return bound
+        return self.signature.bind(args, kwargs)
 
     def parse(self, bound: dict):
         """The params of a call: shapes, dtypes, devices and scalars; no value is read."""
@@ -218,7 +255,9 @@ class OpDef:
         return self.tensors(**{name: bound[name] for name in self._tensor_fields})
 
     def call(self, args: tuple, kwargs: dict):
-        bound = self.bind(args, kwargs)
+        return self.call_bound(self.bind(args, kwargs))
+
+    def call_bound(self, bound: dict):
         cfg = current_config()
         params, backend, plan, run = self.static(bound, cfg)
         tensors = self.tensors_of(bound)

@@ -134,18 +134,22 @@ def _check_paged(p: IncreFlashAttentionParams, layout: Layout, d: int) -> None:
                   f"shape {k.shape}")
         c.require(k.shape[2] == p.n2 * d, "key",
                   f"kvH (dim 2) == num_key_value_heads*D={p.n2 * d}", f"shape {k.shape}")
-        c.require(k.shape[2] <= MAX_KVH_PAGED, "key", f"kvH <= {MAX_KVH_PAGED} for the paged "
-                  "layout (block_num, block_size, kvH)", k.shape[2])
-    elif k.rank == 4:
-        c.require(layout is Layout.BNSD, "key", "the paged layout (block_num, block_size, kvH) "
-                  f"for input_layout {layout.value} ((block_num, kvN, block_size, D) needs BNSD)",
-                  f"shape {k.shape}")
+    elif k.rank == 4 and layout is Layout.BNSD:
         c.require(k.shape[1:] == (p.n2, bs, d), "key",
                   f"(block_num, {p.n2}, {bs}, {d}) (block_num, kvN, block_size, D)",
                   f"shape {k.shape}")
+    elif k.rank == 4:   # (P) BSH / BSND: vLLM's cache shape, the 3-D layout with kvH split
+        c.require(k.shape[1:] == (bs, p.n2, d), "key",
+                  f"(block_num, {bs}, {p.n2}, {d}) (block_num, block_size, kvN, D) for "
+                  f"input_layout {layout.value} ((block_num, kvN, block_size, D) needs BNSD)",
+                  f"shape {k.shape}")
     else:
-        c.fail("key", "rank 3 (block_num, block_size, kvH) or 4 (block_num, kvN, block_size, "
-               "D) when block_table is given", f"shape {k.shape}")
+        c.fail("key", "rank 3 (block_num, block_size, kvH) or 4 ((block_num, kvN, block_size, D) "
+               "with BNSD, (block_num, block_size, kvN, D) with BSH / BSND) when block_table "
+               "is given", f"shape {k.shape}")
+    if not p.paged_bnsd:
+        c.require(p.n2 * d <= MAX_KVH_PAGED, "key", f"kvH <= {MAX_KVH_PAGED} for the paged "
+                  "layout (block_num, block_size, kvH)", p.n2 * d)
     c.require(k.shape[0] > 0, "key", "block_num (dim 0) > 0", f"shape {k.shape}")
     c.require(k.numel <= INT32_MAX, "key", "a number of elements that fits in int32", k.numel)
 

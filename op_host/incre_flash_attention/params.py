@@ -60,8 +60,9 @@ class IncreFlashAttentionParams:
 
     @property
     def paged_bnsd(self) -> bool:
-        """Paged key of shape (block_num, kvN, block_size, D) (rank 4); else (blocks, bs, kvH)."""
-        return self.paged and self.key.rank == 4
+        """Paged key of shape (block_num, kvN, block_size, D) (rank 4 with BNSD); else
+        (block_num, block_size, kvH), or its 4-D view (block_num, block_size, kvN, D)."""
+        return self.paged and self.key.rank == 4 and self.layout is Layout.BNSD
 
     @property
     def batch(self) -> int:

@@ -11,6 +11,9 @@ own choices (docs/nsa_compress_attention.md, Semantics, last item) are marked P 
 - P: decreasing prefix sums are refused (the kernel's tiling clamps negative lengths to 0);
   prefix sums beyond the tensors are refused (no out-of-bounds read).
 - P: actual_sel_seq_kvlen must hold the same number of batches.
+- P: float32 / float64 inputs are accepted on CPU only (gradient checks and references); the
+  NPU accepts fp16 / bf16.
+D1 and D2 need not be multiples of 16 (the tiling pads them, as CANN's does).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ..common.seqlens import check_prefix_sums, counts_from_prefix_sums
 from .params import CHECK, NsaCompressAttentionParams
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16)
+CPU_FLOAT_DTYPES = FLOAT_DTYPES + (torch.float32, torch.float64)
 MASK_DTYPES = (torch.bool, torch.uint8)
 COMPRESS_STRIDES = (16, 32, 48, 64)
 MAX_BLOCK = 128
@@ -33,9 +37,14 @@ GROUP_SIZES = (1, 2, 4, 8, 16, 32, 64)
 def check(p: NsaCompressAttentionParams) -> None:
     c = CHECK
     q, k, v = p.query, p.key, p.value
-    # 16. dtypes: fp16 / bf16, all equal
-    c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
-                   dtype_name(q.dtype))
+    # 16. dtypes: fp16 / bf16, all equal (P: also fp32 / fp64 on CPU)
+    if q.device is not None and q.device.type == "cpu":
+        c.require_type(q.dtype in CPU_FLOAT_DTYPES, "query",
+                       "dtype float16 or bfloat16 (float32 or float64: CPU only)",
+                       dtype_name(q.dtype))
+    else:
+        c.require_type(q.dtype in FLOAT_DTYPES, "query", "dtype float16 or bfloat16",
+                       dtype_name(q.dtype))
     c.require_type(k.dtype == q.dtype, "key", f"dtype {dtype_name(q.dtype)} (= query)",
                    dtype_name(k.dtype))
     c.require_type(v.dtype == q.dtype, "value", f"dtype {dtype_name(q.dtype)} (= query)",
@@ -73,10 +82,9 @@ def check(p: NsaCompressAttentionParams) -> None:
     # 10. head dims
     d1, d2 = q.shape[2], v.shape[2]
     c.require(k.shape[2] == d1, "key", f"D1 (key.shape[2]) == {d1} (= query)", k.shape[2])
-    c.require(0 < d1 <= MAX_HEAD_DIM and d1 % 16 == 0, "query",
-              f"D1 (query.shape[2]) a multiple of 16 in (0, {MAX_HEAD_DIM}]", d1)
-    c.require(0 < d2 <= d1 and d2 % 16 == 0, "value",
-              f"D2 (value.shape[2]) a multiple of 16 in (0, D1={d1}]", d2)
+    c.require(0 < d1 <= MAX_HEAD_DIM, "query", f"D1 (query.shape[2]) in (0, {MAX_HEAD_DIM}]",
+              d1)
+    c.require(0 < d2 <= d1, "value", f"D2 (value.shape[2]) in (0, D1={d1}]", d2)
     c.require(v.shape[0] == k.shape[0], "value", f"T2 (value.shape[0]) == {k.shape[0]} (= key)",
               v.shape[0])
     # 17. / 11. the length lists: required, one entry per batch

@@ -26,6 +26,20 @@ OP = "npu_nsa_compress_attention"
 CHECK = Checker(OP)
 FLT_MAX = 3.4028234663852886e38    # replaces masked scores (Semantics, step 1)
 STAT_REPLICAS = 8                  # softmax_max / softmax_sum trailing dim (Layouts)
+HEAD_DIM_ALIGN = 16                # the tiling pads D1, D2 up to a multiple of this
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What the emulator and the backward compute in: fp64 for fp64 inputs (CPU only), else
+    fp32; also the dtype of softmax_max / softmax_sum."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def output_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, ...]:
+    """(attention_out, topk_indices_out, softmax_max_out, softmax_sum_out) dtypes for query
+    dtype ``dtype`` (Layouts). Shared by the real path and the fake (meta) function."""
+    stats = compute_dtype(dtype)
+    return dtype, torch.int32, stats, stats
 
 
 def _int_list(value, arg: str) -> tuple[int, ...] | None:
@@ -94,6 +108,15 @@ class NsaCompressAttentionParams:
     @property
     def d2(self) -> int:
         return self.value.shape[2]
+
+    @property
+    def d1_align(self) -> int:
+        """D1 rounded up to 16: the width the tiles hold (zero padding changes no result)."""
+        return -(-self.d1 // HEAD_DIM_ALIGN) * HEAD_DIM_ALIGN
+
+    @property
+    def d2_align(self) -> int:
+        return -(-self.d2 // HEAD_DIM_ALIGN) * HEAD_DIM_ALIGN
 
     @property
     def m_blocks(self) -> int:

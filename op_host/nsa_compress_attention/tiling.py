@@ -27,18 +27,22 @@ run per core; the emulator processes round r = the r-th task of every core toget
 
 Tile choice: the query tile block_s1 is the largest power of two with G x block_s1 <= 128
 (the matrix unit's row budget) that fits; then the largest chunk (blocks_per_chunk a power of two,
-block_c <= 512 on Ascend / CPU, <= 64 on GPU). What must fit (e = bytes per input element,
-W = importance_width >= block_c, R = G x block_s1, K = select_block_count, Bc = blocks_per_chunk):
+block_c <= 512 on Ascend / CPU, <= 64 on GPU). Tiles hold D1 and D2 rounded up to 16 (as
+CANN's tiling pads them; the padding is zeros and changes no result): D1, D2 below are those.
+What must fit (e = bytes per input element, a = bytes per accumulator element: 4, or 8 for fp64
+inputs on CPU, W = importance_width >= block_c, R = G x block_s1, K = select_block_count,
+Bc = blocks_per_chunk):
 
 - Ascend: L1 holds the query tile and the key/value window, (R*D1 + W*(D1+D2))*e; L0A/L0B a
-  64-wide slice of each matmul operand; L0C the fp32 score tile R*W and the output tile in D2
-  slices of at most 256 columns; each of the 2 vector cores' UB holds half of the rows' fp32
-  scores, rounded P and fp32 output accumulator, the per-head importance R*Bc fp32, and the top-k
+  64-wide slice of each matmul operand; L0C the score tile R*W and the output tile in D2
+  slices of at most 256 columns, a bytes each; each of the 2 vector cores' UB holds half of the
+  rows' scores, rounded P and output accumulator, the per-head importance R*Bc, and the top-k
   candidates (K + Bc) x (value, index) of its query rows.
 - GPU (one CTA per SM): shared memory holds the query tile (rows padded to 16), two stages of the
-  key/value window, the P tile and the top-k candidates; registers the fp32 accumulator (D2
+  key/value window, the P tile and the top-k candidates; registers the accumulator (D2
   slices of <= 256) and the score tile.
-- CPU: the emulator's fp32 working set of one task must fit the lane's cache budget.
+- CPU: the emulator's working set of one task (a bytes per element) must fit the lane's cache
+  budget.
 
 A plan that fits nowhere is refused with an error naming the platform and the smallest tile.
 """
@@ -103,18 +107,19 @@ class NsaCompressAttentionTiling:
 def tile_usage(kind: PlatformKind, t: TileShape) -> dict:
     """Bytes each on-chip buffer needs for one step of a task (see module doc)."""
     r, w, e, bc = t.rows, t.width, t.itemsize, t.blocks_per_chunk
-    cand = (t.topk + bc) * 8
+    a = max(4, e)                                  # fp32 accumulators, fp64 for fp64 inputs
+    cand = (t.topk + bc) * (a + 4)
     if kind is PlatformKind.ASCEND:
         half_rows, half_s1 = -(-r // 2), -(-t.block_s1 // 2)
         return {"L1": (r * t.d1 + w * (t.d1 + t.d2)) * e, "L0A": r * 64 * e, "L0B": w * 64 * e,
-                "L0C": max(r * w, r * min(t.d2, ACC_SLICE)) * 4,
-                "UB": half_rows * (w * 4 + w * e + t.d2 * 4 + bc * 4) + half_s1 * cand}
+                "L0C": max(r * w, r * min(t.d2, ACC_SLICE)) * a,
+                "UB": half_rows * (w * a + w * e + t.d2 * a + bc * a) + half_s1 * cand}
     if kind is PlatformKind.GPU:
         rows = max(16, r)
         return {"SMEM": rows * t.d1 * e + 2 * w * (t.d1 + t.d2) * e + rows * w * e
                 + t.block_s1 * cand,
-                "REGISTERS": rows * min(t.d2, ACC_SLICE) * 4 + rows * w * 4}
-    return {"CACHE": (r * t.d1 + w * (t.d1 + t.d2) + 2 * r * w + r * t.d2 + r * bc) * 4
+                "REGISTERS": rows * min(t.d2, ACC_SLICE) * a + rows * w * a}
+    return {"CACHE": (r * t.d1 + w * (t.d1 + t.d2) + 2 * r * w + r * t.d2 + r * bc) * a
             + t.block_s1 * cand}
 
 
@@ -133,7 +138,7 @@ def tile_shape(p: NsaCompressAttentionParams, block_s1: int, blocks_per_chunk: i
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     return TileShape(rows=p.g * block_s1, block_s1=block_s1,
                      width=p.m_blocks * blocks_per_chunk + p.nw - 1,
-                     blocks_per_chunk=blocks_per_chunk, d1=p.d1, d2=p.d2,
+                     blocks_per_chunk=blocks_per_chunk, d1=p.d1_align, d2=p.d2_align,
                      topk=p.select_block_count, itemsize=itemsize)
 
 
@@ -195,10 +200,11 @@ def plan(p: NsaCompressAttentionParams, platform: PlatformInfo) -> NsaCompressAt
 
 
 TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
-TILING_DATA = TilingLayout("NsaCompressAttentionTilingData", version=1, fields=(
+TILING_DATA = TilingLayout("NsaCompressAttentionTilingData", version=2, fields=(
     ("num_rows", "i64"), ("workspace_bytes", "i64"),
     ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("n2", "u32"), ("d1", "u32"),
-    ("d2", "u32"), ("block_s1", "u32"), ("block_c", "u32"), ("blocks_per_chunk", "u32"),
+    ("d2", "u32"), ("d1_align", "u32"), ("d2_align", "u32"), ("block_s1", "u32"),
+    ("block_c", "u32"), ("blocks_per_chunk", "u32"),
     ("importance_halo", "i32"), ("importance_width", "u32"), ("num_tasks", "u32"),
     ("compress_block_size", "u32"), ("compress_stride", "u32"), ("select_block_size", "u32"),
     ("select_block_count", "u32"), ("scale_value", "f32"),
@@ -207,12 +213,14 @@ TILING_DATA = TilingLayout("NsaCompressAttentionTilingData", version=1, fields=(
 
 def tiling_data(tiling: NsaCompressAttentionTiling, p: NsaCompressAttentionParams) -> bytes:
     """The plan's scalars as the AscendC kernel and the C++ tiling core read them (TILING_DATA;
-    the task tables, from the host length lists, travel beside it)."""
+    the task tables, from the host length lists, travel beside it). d1 / d2 are the tensors'
+    head dims (their row strides); d1_align / d2_align the padded widths the tiles hold."""
     return TILING_DATA.pack(
         TILING_KEYS[tiling.platform.kind.value], num_rows=p.query.shape[0],
         workspace_bytes=tiling.workspace_bytes, num_cores=tiling.platform.num_cores,
         batch=p.batch, n1=p.head_num, n2=p.key.shape[1], d1=p.query.shape[-1],
-        d2=p.value.shape[-1], block_s1=tiling.block_s1, block_c=tiling.block_c,
+        d2=p.value.shape[-1], d1_align=p.d1_align, d2_align=p.d2_align,
+        block_s1=tiling.block_s1, block_c=tiling.block_c,
         blocks_per_chunk=tiling.blocks_per_chunk, importance_halo=tiling.importance_halo,
         importance_width=tiling.importance_width, num_tasks=int(tiling.task_batch.numel()),
         compress_block_size=p.compress_block_size, compress_stride=p.compress_stride,

@@ -143,10 +143,9 @@ def check(p: SparseFlashAttentionParams) -> None:
     if q_layout is Layout.TND and bt is not None:
         c.require(bt.shape[0] == batch, "block_table", f"shape[0] == B={batch}",
                   f"shape {bt.shape}")
-    # 18. lse with a paged cache
-    if p.return_softmax_lse:
-        c.require(kv_layout is not Layout.PA_BSND, "return_softmax_lse",
-                  "False when layout_kv is PA_BSND", True)
+    # 18. (none) CANN's tiling refuses return_softmax_lse with PA_BSND; vllm-ascend's build of
+    # the op returns the statistics there (its decode context parallelism merges them), and
+    # they depend on the query layout only, so lse is accepted with every key layout.
     _check_project_rules(p)
 
 

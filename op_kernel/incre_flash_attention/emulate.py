@@ -30,13 +30,12 @@ from .postquant import quantize
 
 
 def _kv4(p: IncreFlashAttentionParams, kv: torch.Tensor) -> torch.Tensor:
-    """A view (rows, S or block_size, kvN, D) of a cache tensor, without copying."""
-    d, n2 = p.head_dim, p.n2
-    if p.paged_bnsd or (not p.paged and p.layout is Layout.BNSD):
-        return kv.permute(0, 2, 1, 3)
+    """A view (rows, S or block_size, kvN, D) of a cache tensor, without copying: a 3-D cache
+    splits kvH; a 4-D one is (rows, kvN, S or block_size, D) with BNSD, else already the view
+    (BSND, or a paged (block_num, block_size, kvN, D) cache with BSH / BSND)."""
     if kv.dim() == 3:
-        return kv.unflatten(2, (n2, d))
-    return kv
+        return kv.unflatten(2, (p.n2, p.head_dim))
+    return kv.permute(0, 2, 1, 3) if p.layout is Layout.BNSD else kv
 
 
 def _antiquant(p: IncreFlashAttentionParams, t: IncreFlashAttentionTensors, dev):

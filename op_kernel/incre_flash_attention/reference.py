@@ -23,13 +23,15 @@ def _heads_first(x, layout, n, d):
     return x
 
 
-def _paged_rows(cache, table, b, positions, n, d, bs):
+def _paged_rows(cache, table, b, positions, n, d, bs, layout):
     """[len(positions), D] rows of KV head n of batch b from a paged cache (block_table)."""
     pos = torch.tensor(positions, dtype=torch.int64)
     blk = table[b, pos // bs].long()               # physical block of each logical position
     if cache.dim() == 3:                           # (block_num, block_size, kvH)
         return cache[blk, pos % bs, n * d:(n + 1) * d]
-    return cache[blk, n, pos % bs]                 # (block_num, kvN, block_size, D)
+    if layout == "BNSD":                           # (block_num, kvN, block_size, D)
+        return cache[blk, n, pos % bs]
+    return cache[blk, pos % bs, n]                 # (block_num, block_size, kvN, D)
 
 
 def _quant_params(t, per_channel_shape):
@@ -110,8 +112,8 @@ def incre_flash_attention(query, key, value, attn_mask=None, actual_seq_lengths=
         for h in range(n):
             kvh = h // g
             if paged:
-                k = _paged_rows(key, block_table, b, ps, kvh, d, block_size)
-                v = _paged_rows(value, block_table, b, ps, kvh, d, block_size)
+                k = _paged_rows(key, block_table, b, ps, kvh, d, block_size, input_layout)
+                v = _paged_rows(value, block_table, b, ps, kvh, d, block_size, input_layout)
             else:
                 k, v = k_all[b, kvh, ps], v_all[b, kvh, ps]
             k, v = k.float(), v.float()

@@ -15,7 +15,11 @@ Per task, two passes over the compressed-key chunks of the plan (tiling.py):
 
 softmax_max / softmax_sum are written in the kernel's flat order: index
 N1 * t0(b) + h * Sq[b] + i, each value replicated 8 times. Output rows beyond sum(Sq) are zero.
-Every tile processed is checked against the platform's buffers.
+Every tile processed is checked against the platform's buffers, with D1 and D2 padded to 16 as
+the plan's tiles hold them (the products use the real columns: the padding is zeros).
+
+Precision: fp32 (P rounded to fp16 / bf16 inputs before P.V); fp64 throughout for fp64 inputs
+(CPU only), whose statistics are fp64 too (params.compute_dtype).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import torch
 
 from cann_attention.op_host.nsa_compress_attention.params import (
     FLT_MAX, STAT_REPLICAS, NsaCompressAttentionParams, NsaCompressAttentionTensors,
-    output_shapes)
+    compute_dtype, output_shapes)
 from cann_attention.op_host.nsa_compress_attention.tiling import (
     NsaCompressAttentionTiling, TileShape, tile_usage)
 
@@ -53,17 +57,18 @@ class _Round:
 
 
 def _scores(p, tiling, t, rd, q_tile, tokens):
-    """fp32 scores [n, G*bs1, W] of the round's query tiles against window ``tokens`` [n, W].
+    """Scores [n, G*bs1, W] (q_tile's dtype) of the round's query tiles against window
+    ``tokens`` [n, W].
 
     Tokens outside [0, C[b]) are never addressed (they read row 0 of the batch's slot and score
     -inf); the tile is checked against the platform's buffers.
     """
     ok = (tokens >= 0) & (tokens < rd.c_len[:, None])
     rows = torch.where(ok, rd.c0[:, None] + tokens, 0)
-    k_tile = t.key[rows, rd.kv[:, None]].float()                               # [n, W, D1]
-    v_tile = t.value[rows, rd.kv[:, None]].float()                             # [n, W, D2]
+    k_tile = t.key[rows, rd.kv[:, None]].to(q_tile.dtype)                      # [n, W, D1]
+    v_tile = t.value[rows, rd.kv[:, None]].to(q_tile.dtype)                    # [n, W, D2]
     shape = TileShape(rows=q_tile.shape[1], block_s1=rd.i.shape[1], width=tokens.shape[1],
-                      blocks_per_chunk=tiling.blocks_per_chunk, d1=p.d1, d2=p.d2,
+                      blocks_per_chunk=tiling.blocks_per_chunk, d1=p.d1_align, d2=p.d2_align,
                       topk=p.select_block_count, itemsize=t.query.element_size())
     tiling.platform.assert_fits(tile_usage(tiling.platform.kind, shape),
                                 "nsa_compress_attention step")
@@ -80,11 +85,13 @@ def _scores(p, tiling, t, rd, q_tile, tokens):
 def run(p: NsaCompressAttentionParams, tiling: NsaCompressAttentionTiling,
         t: NsaCompressAttentionTensors):
     dev = t.query.device
+    cd = compute_dtype(t.query.dtype)
+    p_dtype = None if cd == t.query.dtype else t.query.dtype     # P rounded before P.V
     out_shape, idx_shape, stat_shape, _ = output_shapes(t.query.shape, t.key.shape,
                                                         t.value.shape, p.select_block_count)
     out = torch.zeros(out_shape, dtype=t.query.dtype, device=dev)
     topk = torch.zeros(idx_shape, dtype=torch.int32, device=dev)
-    stat_max = torch.zeros(out_shape[0] * p.n1, dtype=torch.float32, device=dev)
+    stat_max = torch.zeros(out_shape[0] * p.n1, dtype=cd, device=dev)
     stat_sum = torch.zeros_like(stat_max)
     lens = tuple(torch.tensor(x, dtype=torch.int64, device=dev)
                  for x in (p.q_lens, p.q_starts, p.cmp_lens, p.cmp_starts))
@@ -99,14 +106,14 @@ def run(p: NsaCompressAttentionParams, tiling: NsaCompressAttentionTiling,
     counts = torch.bincount(tiling.task_rank, minlength=tiling.num_rounds).tolist()
     for tasks in torch.split(order, counts):
         rd = _Round(p, tiling, tasks, lens, dev)
-        q_tile = t.query[rd.t[:, None, :], rd.heads[:, :, None]].float()      # [n, G, bs1, D1]
+        q_tile = t.query[rd.t[:, None, :], rd.heads[:, :, None]].to(cd)      # [n, G, bs1, D1]
         q_tile = q_tile.flatten(1, 2)                                          # [n, R, D1]
         # ---- pass 1: chunked online softmax for the output and the final statistics --------
-        m, l, acc = osm.init_state((rd.n, p.g * bs1), p.d2, dev)
+        m, l, acc = (x.to(cd) for x in osm.init_state((rd.n, p.g * bs1), p.d2, dev))
         for step in range(rd.chunks):
             tokens = step * bc + offs_c[None, :].expand(rd.n, -1)
             s, _, v_tile = _scores(p, tiling, t, rd, q_tile, tokens)
-            m, l, acc = osm.update(m, l, acc, s, v_tile, t.query.dtype)
+            m, l, acc = osm.update(m, l, acc, s, v_tile, p_dtype)
         o, m, l = osm.finalize(m, l, acc)
         ok = rd.row_ok[:, None, :].expand(-1, p.g, -1)                       # [n, G, bs1]
         tok = rd.t[:, None, :].expand(-1, p.g, -1)[ok]
@@ -117,7 +124,7 @@ def run(p: NsaCompressAttentionParams, tiling: NsaCompressAttentionTiling,
         stat_max[flat] = m.unflatten(1, (p.g, bs1))[ok]
         stat_sum[flat] = l.unflatten(1, (p.g, bs1))[ok]
         # ---- pass 2: importance with the carried statistics, streaming top-k ---------------
-        cand_val = torch.full((rd.n, bs1, k), float("-inf"), device=dev)
+        cand_val = torch.full((rd.n, bs1, k), float("-inf"), dtype=cd, device=dev)
         cand_idx = torch.zeros((rd.n, bs1, k), dtype=torch.int64, device=dev)
         for step in range(rd.chunks):
             tokens = step * bc + offs_w[None, :].expand(rd.n, -1)

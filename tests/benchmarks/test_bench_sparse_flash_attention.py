@@ -52,6 +52,6 @@ def test_flashmla_workload_runs_through_the_op_unmasked():
     idx = args[3]
     assert kwargs["sparse_mode"] == 0 and int(idx.min()) >= 0      # every slot is valid
     assert flops == 2 * 4 * (512 + 64 + 512) * 8 * 64               # duplicates count too
-    out = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)[0].float()
+    out = torch.ops.cann_attention.npu_sparse_flash_attention(*args, **kwargs)[0].float()
     want = bench.plain_torch(args, kwargs).float()
     assert (out - want).norm() / want.norm() < 1e-2

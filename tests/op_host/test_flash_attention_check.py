@@ -6,7 +6,7 @@ import torch
 import cann_attention  # noqa: F401
 from cann_attention.op_host.common.errors import CannAttentionError, CannAttentionTypeError
 
-OP = torch.ops.custom.npu_flash_attention
+OP = torch.ops.cann_attention.npu_flash_attention
 I32 = torch.int32
 
 

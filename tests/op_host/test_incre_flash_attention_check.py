@@ -36,6 +36,19 @@ def paged(block_size=16, kv_dtype=BF, lens=(40, 20)):
     return a
 
 
+def paged4(layout="BSH", kv_dtype=BF, bs=16, n2=N2, d=D):
+    """paged() with vLLM's 4-D cache (block_num, block_size, kvN, D) and a BSH / BSND query
+    (``bs``, ``n2``, ``d`` break the cache's shape)."""
+    a = paged(kv_dtype=kv_dtype)
+    a.update(key=torch.randn(8, bs, n2, d).to(kv_dtype), value=torch.randn(8, bs, n2, d).to(
+        kv_dtype), input_layout=layout)
+    if layout == "BSND":
+        a["query"] = a["query"].reshape(B, 1, N, D)
+        if kv_dtype == torch.int8:
+            a["antiquant_scale"] = torch.ones(2, N2, D, dtype=BF)
+    return a
+
+
 def with_(a, **kw):
     return {**a, **kw}
 
@@ -160,8 +173,30 @@ CASES = [
      r"key: expected block_num \(dim 0\) >= sum_b ceil\(L_b / block_size\) = 5, got 3"),
     ("pa_bnsd_key_needs_bnsd_query", with_(paged(), key=torch.randn(8, N2, 16, D).to(BF),
                                            value=torch.randn(8, N2, 16, D).to(BF)),
-     RuntimeError, r"key: expected the paged layout \(block_num, block_size, kvH\) for "
-                   r"input_layout BSH"),
+     RuntimeError, r"key: expected \(block_num, 16, 2, 64\) \(block_num, block_size, kvN, D\) "
+                   r"for input_layout BSH \(\(block_num, kvN, block_size, D\) needs BNSD\), "
+                   r"got shape \(8, 2, 16, 64\)"),
+    ("pa4_bsh_head_dim", paged4(d=D // 2), RuntimeError,
+     r"key: expected \(block_num, 16, 2, 64\) \(block_num, block_size, kvN, D\) for "
+     r"input_layout BSH .* got shape \(8, 16, 2, 32\)"),
+    ("pa4_bsh_kv_heads", paged4(n2=N2 * 2), RuntimeError,
+     r"key: expected \(block_num, 16, 2, 64\) .* got shape \(8, 16, 4, 64\)"),
+    ("pa4_bsnd_block_dim", paged4(layout="BSND", bs=32), RuntimeError,
+     r"key: expected \(block_num, 16, 2, 64\) \(block_num, block_size, kvN, D\) for "
+     r"input_layout BSND .* got shape \(8, 32, 2, 64\)"),
+    ("pa4_int8_bsh_block_size_align", paged4(kv_dtype=torch.int8), RuntimeError,
+     r"block_size: expected a positive multiple of 32 for int8 key/value, got 16"),
+    ("pa4_value_rank_differs", with_(paged4(), value=torch.randn(8, 16, N2 * D).to(BF)),
+     RuntimeError, r"value: expected shape \(8, 16, 2, 64\) \(= key\), got \(8, 16, 128\)"),
+    ("pa4_bnsd_with_vllm_shape", with_(paged4(), query=torch.randn(B, N, 1, D).to(BF),
+                                       input_layout="BNSD", key=torch.randn(8, 16, 4, D).to(BF),
+                                       value=torch.randn(8, 16, 4, D).to(BF)), RuntimeError,
+     r"key: expected \(block_num, 2, 16, 64\) \(block_num, kvN, block_size, D\), "
+     r"got shape \(8, 16, 4, 64\)"),
+    ("pa_key_rank_5", with_(paged(), key=torch.randn(8, 16, N2, D, 1).to(BF),
+                            value=torch.randn(8, 16, N2, D, 1).to(BF)), RuntimeError,
+     r"key: expected rank 3 \(block_num, block_size, kvH\) or 4 \(\(block_num, kvN, "
+     r"block_size, D\) with BNSD, \(block_num, block_size, kvN, D\) with BSH / BSND\)"),
     ("pa_key_block_dim", with_(paged(), key=torch.randn(8, 32, N2 * D).to(BF),
                                value=torch.randn(8, 32, N2 * D).to(BF)), RuntimeError,
      r"key: expected block_size \(dim 1\) == block_size=16"),
@@ -237,6 +272,13 @@ CASES = [
                                block_table=torch.zeros(1, 1, dtype=torch.int32), block_size=16,
                                actual_seq_lengths=[16]), RuntimeError,
      r"key: expected kvH <= 65535 for the paged layout"),
+    ("pa4_kvh_over_65535", dict(query=torch.randn(1, 1, 128 * 512).to(BF),
+                                key=torch.randn(1, 16, 128, 512).to(BF),
+                                value=torch.randn(1, 16, 128, 512).to(BF), num_heads=128,
+                                block_table=torch.zeros(1, 1, dtype=torch.int32), block_size=16,
+                                actual_seq_lengths=[16]), RuntimeError,
+     r"key: expected kvH <= 65535 for the paged layout \(block_num, block_size, kvH\), "
+     r"got 65536"),
     ("pa_too_many_blocks_per_seq", with_(paged(), block_table=torch.zeros(2, 16385,
                                                                           dtype=torch.int32)),
      RuntimeError, r"block_table: expected max_block_num_per_seq \(shape\[1\]\) in \[1, 16384\]"),
@@ -256,7 +298,7 @@ def test_incre_flash_attention_rule(args, exc, msg):
 def test_incre_flash_attention_rules_also_raise_through_torch_ops():
     a = with_(base(), actual_seq_lengths=[1, 2, 3])
     with pytest.raises(ValueError, match="actual_seq_lengths: expected length 1 or B=2"):
-        torch.ops.custom.npu_incre_flash_attention(a.pop("query"), a.pop("key"), a.pop("value"),
+        torch.ops.cann_attention.npu_incre_flash_attention(a.pop("query"), a.pop("key"), a.pop("value"),
                                                    **a)
 
 
@@ -273,3 +315,8 @@ def test_incre_flash_attention_valid_base_calls_pass():
         cann_attention.incre_flash_attention(**base(layout))
     cann_attention.incre_flash_attention(**paged())
     cann_attention.incre_flash_attention(**paged(block_size=32, kv_dtype=torch.int8))
+    for layout in ("BSH", "BSND"):     # vLLM's 4-D cache (block_num, block_size, kvN, D)
+        cann_attention.incre_flash_attention(**paged4(layout))
+        a = paged4(layout, kv_dtype=torch.int8, bs=32)
+        a.update(block_size=32)
+        cann_attention.incre_flash_attention(**a)

@@ -165,7 +165,7 @@ RULES = [
 @pytest.mark.parametrize("args,error,message", [r[1:] for r in RULES], ids=[r[0] for r in RULES])
 def test_lightning_indexer_check_rule(args, error, message):
     with pytest.raises(error, match=r"^npu_lightning_indexer: " + message):
-        torch.ops.custom.npu_lightning_indexer(**args)
+        torch.ops.cann_attention.npu_lightning_indexer(**args)
 
 
 def test_lightning_indexer_check_tensor_type():
@@ -180,10 +180,10 @@ def test_lightning_indexer_check_accepts_edge_values():
     """Values at the edges of the rules run: sparse_count 3072 and 1, fp32 weights, unused
     page-table entries of -1, zero-length sequences."""
     args = _with(_bsnd(), sparse_count=3072, weights=torch.randn(2, 3, 8))
-    assert torch.ops.custom.npu_lightning_indexer(**args)[0].shape == (2, 3, 1, 3072)
-    assert torch.ops.custom.npu_lightning_indexer(**_with(_bsnd(), sparse_count=1))[0].shape \
+    assert torch.ops.cann_attention.npu_lightning_indexer(**args)[0].shape == (2, 3, 1, 3072)
+    assert torch.ops.cann_attention.npu_lightning_indexer(**_with(_bsnd(), sparse_count=1))[0].shape \
         == (2, 3, 1, 1)
     pa = _with(_pa(), block_table=torch.tensor([[0, 1, -1], [3, -1, 99]], dtype=I32),
                actual_seq_lengths_key=torch.tensor([32, 0], dtype=I32))
-    idx, _ = torch.ops.custom.npu_lightning_indexer(**pa)
+    idx, _ = torch.ops.cann_attention.npu_lightning_indexer(**pa)
     assert (idx[1] == -1).all() and (idx[0, 0, 0, :16] >= 0).all()

@@ -3,15 +3,18 @@ refused before any computation with an error naming the argument (expected vs ac
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
 
 from cann_attention import npu_nsa_compress_attention
 from cann_attention.op_host.common.errors import CannAttentionError, CannAttentionTypeError
+from cann_attention.op_host.nsa_compress_attention import check
+from testing.calls import parse
 from testing.nsa_compress_attention import Case, make
 
-OP = torch.ops.custom.npu_nsa_compress_attention
+OP = torch.ops.cann_attention.npu_nsa_compress_attention
 BASE = Case((4, 3), (20, 13), n1=4, n2=2, d1=32, d2=16, l=32, d=16, ls=64, k=2)
 
 
@@ -31,8 +34,12 @@ def _t(shape, dtype=torch.float16):
 # (id, call, error type, message regex)
 RULES = [
     # 16. dtypes
-    ("dtype-query-fp32", lambda: _call(args={0: _t((8, 4, 32), torch.float32)}),
-     CannAttentionTypeError, r"query: expected dtype float16 or bfloat16, got float32"),
+    ("dtype-query-int", lambda: _call(args={0: _t((8, 4, 32), torch.int32)}),
+     CannAttentionTypeError, r"query: expected dtype float16 or bfloat16 \(float32 or float64: "
+                             r"CPU only\), got int32"),
+    ("dtype-key-fp32-for-fp64", lambda: _call(args={0: _t((8, 4, 32), torch.float64),
+                                                    1: _t((34, 2, 32), torch.float32)}),
+     CannAttentionTypeError, r"key: expected dtype float64 \(= query\), got float32"),
     ("dtype-key", lambda: _call(args={1: _t((34, 2, 32), torch.bfloat16)}),
      CannAttentionTypeError, r"key: expected dtype float16 \(= query\), got bfloat16"),
     ("dtype-value", lambda: _call(args={2: _t((34, 2, 16), torch.bfloat16)}),
@@ -84,15 +91,17 @@ RULES = [
     # 10. head dims
     ("key-d1", lambda: _call(args={1: _t((34, 2, 48))}), CannAttentionError,
      r"key: expected D1 \(key.shape\[2\]\) == 32 \(= query\), got 48"),
-    ("d1-not-mult-16", lambda: _call(args={0: _t((8, 4, 24)), 1: _t((34, 2, 24))}),
-     CannAttentionError, r"query: expected D1 \(query.shape\[2\]\) a multiple of 16 in "
-                         r"\(0, 768\], got 24"),
+    ("d1-zero", lambda: _call(args={0: _t((8, 4, 0)), 1: _t((34, 2, 0))}),
+     CannAttentionError, r"query: expected D1 \(query.shape\[2\]\) in \(0, 768\], got 0"),
     ("d1-too-big", lambda: _call(args={0: _t((8, 4, 784)), 1: _t((34, 2, 784))}),
-     CannAttentionError, r"query: expected D1 .* in \(0, 768\], got 784"),
+     CannAttentionError, r"query: expected D1 \(query.shape\[2\]\) in \(0, 768\], got 784"),
     ("d2-above-d1", lambda: _call(args={2: _t((34, 2, 48))}), CannAttentionError,
-     r"value: expected D2 \(value.shape\[2\]\) a multiple of 16 in \(0, D1=32\], got 48"),
-    ("d2-not-mult-16", lambda: _call(args={2: _t((34, 2, 8))}), CannAttentionError,
-     r"value: expected D2 .*got 8"),
+     r"value: expected D2 \(value.shape\[2\]\) in \(0, D1=32\], got 48"),
+    ("d2-above-d1-unaligned", lambda: _call(args={0: _t((8, 4, 8)), 1: _t((34, 2, 8)),
+                                                  2: _t((34, 2, 9))}),
+     CannAttentionError, r"value: expected D2 \(value.shape\[2\]\) in \(0, D1=8\], got 9"),
+    ("d2-zero", lambda: _call(args={2: _t((34, 2, 0))}), CannAttentionError,
+     r"value: expected D2 \(value.shape\[2\]\) in \(0, D1=32\], got 0"),
     ("value-t2", lambda: _call(args={2: _t((30, 2, 16))}), CannAttentionError,
      r"value: expected T2 \(value.shape\[0\]\) == 34 \(= key\), got 30"),
     # 17. required lists, 11. batch counts
@@ -162,3 +171,33 @@ def test_python_types_are_refused():
 def test_valid_base_call_passes():
     out = _call()
     assert out[1].shape == (8, 2, 2)
+
+
+@pytest.mark.parametrize("d1,d2", [(8, 7), (40, 24), (8, 8), (1, 1)])
+def test_head_dims_need_not_be_multiples_of_16(d1, d2):
+    """Only MindSpore's page asks for multiples of 16; CANN's tiling pads D (upstream tests use
+    D1 = 8, D2 = 7)."""
+    out = _call(replace(BASE, d1=d1, d2=d2))
+    assert out[0].shape == (8, 4, d2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fp32_fp64_accepted_on_cpu(dtype):
+    out, idx, smax, ssum = _call(replace(BASE, dtype=dtype))
+    assert out.dtype == dtype and idx.dtype == torch.int32
+    assert smax.dtype == ssum.dtype == (torch.float64 if dtype == torch.float64
+                                        else torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fp32_fp64_refused_off_cpu(dtype):
+    """On any other device (meta stands in for the NPU here) the fp16 / bf16 rule holds."""
+    args, kwargs = make(BASE)
+    args = (torch.empty(args[0].shape, dtype=dtype, device="meta"),
+            torch.empty(args[1].shape, dtype=dtype, device="meta"),
+            torch.empty(args[2].shape, dtype=dtype, device="meta")) + args[3:]
+    p = parse("npu_nsa_compress_attention", *args, **dict(kwargs, atten_mask=None,
+                                                           topk_mask=None))
+    with pytest.raises(CannAttentionTypeError, match=r"query: expected dtype float16 or "
+                       rf"bfloat16, got {str(dtype)[6:]}$"):
+        check.check(p)

@@ -3,6 +3,7 @@ selection blocks, every (batch, KV head, query row) in exactly one task, balance
 refusals on platforms that cannot hold the smallest tile."""
 from __future__ import annotations
 
+from dataclasses import replace
 
 import pytest
 import torch
@@ -114,3 +115,28 @@ def test_tile_usage_grows_with_the_tile():
     for kind in PlatformKind:
         u, v = tiling.tile_usage(kind, small), tiling.tile_usage(kind, big)
         assert all(v[name] >= u[name] for name in u)
+
+
+def test_head_dims_are_padded_to_16_in_the_tiles():
+    """D1 = 8, D2 = 7 plan as D1 = D2 = 16 (the tiling pads D, as CANN's does); TilingData
+    carries the real dims (the rows' strides) and the padded ones."""
+    base = CASES[0]
+    odd = _params(replace(base, d1=8, d2=7))
+    even = _params(replace(base, d1=16, d2=16))
+    assert (odd.d1_align, odd.d2_align) == (16, 16)
+    for platform in PLATFORMS:
+        a, b = tiling.plan(odd, platform), tiling.plan(even, platform)
+        assert (a.block_s1, a.block_c, a.tile_bytes) == (b.block_s1, b.block_c, b.tile_bytes)
+    fields = tiling.TILING_DATA.unpack(tiling.tiling_data(tiling.plan(odd, ASCEND_A3), odd))
+    assert (fields["d1"], fields["d2"], fields["d1_align"], fields["d2_align"]) == (8, 7, 16, 16)
+    assert _params(replace(base, d1=40, d2=24)).d1_align == 48
+
+
+def test_fp64_tiles_count_8_byte_accumulators():
+    """fp64 inputs (CPU only) run in fp64: the CPU working set is twice fp32's."""
+    shape = dict(rows=8, block_s1=4, width=32, blocks_per_chunk=8, d1=64, d2=64, topk=4)
+    fp32 = tiling.tile_usage(PlatformKind.CPU, tiling.TileShape(**shape, itemsize=4))
+    fp64 = tiling.tile_usage(PlatformKind.CPU, tiling.TileShape(**shape, itemsize=8))
+    assert fp64["CACHE"] > 1.9 * fp32["CACHE"]
+    p = _params(replace(CASES[0], dtype=torch.float64))
+    assert CPU.fits(dict(tiling.plan(p, CPU).tile_bytes))

@@ -8,7 +8,7 @@ import torch
 from cann_attention.op_host.common.errors import CannAttentionError, CannAttentionTypeError
 from testing.sparse_flash_attention_cases import make_case
 
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 
 
 def bsnd():
@@ -216,9 +216,15 @@ def test_rule17_length_vector_size():
            actual_seq_lengths_query=torch.zeros(0, dtype=torch.int32))
 
 
-def test_rule18_lse_with_paged_cache():
-    expect(paged(), CannAttentionError, "return_softmax_lse: expected False when layout_kv is "
-           "PA_BSND", return_softmax_lse=True)
+@pytest.mark.parametrize("layout_query", ["BSND", "TND"])
+def test_rule18_lse_with_paged_cache_is_accepted(layout_query):
+    """CANN's tiling refuses lse with PA_BSND; vllm-ascend's build returns it (docs): the
+    statistics take the query layout's shapes, (B, 1, S1, N1) or (1, T1, N1)."""
+    case = make_case(B=2, S1=2, S2=32, N1=4, K=8, layout_query=layout_query,
+                     layout_kv="PA_BSND", page=16)
+    _, smax, ssum = case.call(OP, return_softmax_lse=True)
+    want = (2, 1, 2, 4) if layout_query == "BSND" else (1, 4, 4)
+    assert smax.shape == ssum.shape == want and smax.dtype == ssum.dtype == torch.float32
 
 
 def test_projectP_lengths_inside_tensors():

@@ -14,7 +14,7 @@ from cann_attention.op_kernel.flash_attention.reference import flash_attention a
 from testing.calls import checked
 from testing.oracle import assert_close, assert_stats_close
 
-OP = torch.ops.custom.npu_flash_attention
+OP = torch.ops.cann_attention.npu_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 

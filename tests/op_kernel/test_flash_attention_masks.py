@@ -48,7 +48,7 @@ def _op_visibility(s1, s2, **kw):
     k = torch.randn(1, s2, 1, d)
     v = torch.zeros(1, s2, 1, d)
     v[0, torch.arange(s2), 0, torch.arange(s2)] = 1.0
-    out, _, _ = torch.ops.custom.npu_flash_attention(q, k, v, 1.0, **kw)
+    out, _, _ = torch.ops.cann_attention.npu_flash_attention(q, k, v, 1.0, **kw)
     return out[0, :, 0, :s2] > 0
 
 
@@ -208,7 +208,7 @@ def test_alibi_slopes_match_max():
 def test_alibi_max_literal_equals_textbook_under_causal():
     """MAX's -(max_prompt_len-1-k)*slope gives the textbook output inside a causal mask."""
     q, k, v = torch.randn(1, 6, 4, 16), torch.randn(1, 9, 4, 16), torch.randn(1, 9, 4, 16)
-    outs = [torch.ops.custom.npu_flash_attention(
+    outs = [torch.ops.cann_attention.npu_flash_attention(
         q, k, v, 0.25, sparse_mode=3, pse_shift=alibi_pse_shift(4, 6, 9, max_prompt_len=mp))[0]
         for mp in (None, 6, 40)]
     torch.testing.assert_close(outs[0], outs[1])

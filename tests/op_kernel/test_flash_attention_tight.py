@@ -27,7 +27,7 @@ from cann_attention.op_kernel.flash_attention import reference
 from test_flash_attention_emulate import MASKS, dense, mask_kwargs, paged
 from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
-OP = torch.ops.custom.npu_flash_attention
+OP = torch.ops.cann_attention.npu_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 SCALE = 2.0 ** -3
 

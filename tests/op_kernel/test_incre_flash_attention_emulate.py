@@ -29,7 +29,8 @@ class Case:
     layout: str = "BSH"
     dtype: str = "bf16"
     lens: tuple | None = None          # actual_seq_lengths
-    paged: str | None = None           # "PA3" (blocks, bs, kvH) or "PA4" (blocks, kvN, bs, D)
+    paged: str | None = None           # "PA3" (blocks, bs, kvH), "PA4" (blocks, kvN, bs, D) or
+    #                                    "PA4S" (blocks, bs, kvN, D): vLLM's cache, BSH / BSND
     block_size: int = 0
     int8: str | None = None            # "channel" / "tensor" antiquant
     aq_offset: bool = True
@@ -93,7 +94,8 @@ def build(c: Case) -> dict:
         total = sum(pages) + 2                                    # two spare blocks
         perm = torch.randperm(total, generator=g)
         table = torch.full((c.b, max_blocks), -1, dtype=torch.int32)
-        shape = (total, c.n2, bs, c.d) if c.paged == "PA4" else (total, bs, c.n2 * c.d)
+        shape = {"PA3": (total, bs, c.n2 * c.d), "PA4": (total, c.n2, bs, c.d),
+                 "PA4S": (total, bs, c.n2, c.d)}[c.paged]
         caches = []
         for x in kv:
             cache = (torch.randint(-128, 128, shape, generator=g, dtype=torch.int8) if c.int8
@@ -111,7 +113,7 @@ def build(c: Case) -> dict:
                     if c.paged == "PA4":
                         cache[blk, :, :r] = rows.permute(1, 0, 2)
                     else:
-                        cache[blk, :r] = rows.flatten(1)
+                        cache[blk, :r] = rows.reshape(cache[blk, :r].shape)
         key, value = caches
         kw.update(block_table=table, block_size=bs)
     else:
@@ -213,6 +215,40 @@ PAGED = [Case(b=3, s=s, paged=pa, block_size=bs, layout="BNSD" if pa == "PA4" el
 @pytest.mark.parametrize("c", PAGED, ids=lambda c: c.id)
 def test_incre_flash_attention_paged(c):
     check_case(c)
+
+
+# vLLM's 4-D cache (num_blocks, block_size, num_kv_heads, head_size) with a BSH / BSND query:
+# vllm-ascend's AscendC8KVCacheMethod passes its int8 caches so, with per-channel
+# antiquant_scale (2, kvH) in fp16 and no offset; the same cache shape in fp16 / bf16.
+VLLM_PAGED = [Case(b=3, n1=16, n2=4, d=128, s=300, paged="PA4S", block_size=128, layout=lay,
+                   int8=int8, aq_offset=off, lens=(300, 1, 129), dtype=dt)
+              for lay, int8, off, dt in [("BSH", "channel", False, "fp16"),
+                                         ("BSH", "channel", True, "bf16"),
+                                         ("BSND", "channel", True, "fp16"),
+                                         ("BSH", "tensor", False, "bf16"),
+                                         ("BSH", None, True, "fp16"),
+                                         ("BSND", None, True, "bf16")]]
+VLLM_PAGED += [Case(b=2, s=100, paged="PA4S", block_size=32, int8="channel", mask="2-bool",
+                    pse="B", lens=(100, 35), dtype="fp16"),
+               Case(b=2, n1=8, n2=1, s=600, paged="PA4S", block_size=64, layout="BSND",
+                    int8="channel", lens=(600, 200), postquant="tensor")]
+
+
+@pytest.mark.parametrize("c", VLLM_PAGED, ids=lambda c: c.id)
+def test_incre_flash_attention_paged_vllm_cache(c):
+    check_case(c)
+
+
+@pytest.mark.parametrize("platform", [ASCEND_A3, H100], ids=lambda p: p.name)
+@pytest.mark.parametrize("int8", [None, "channel"])
+def test_incre_flash_attention_paged_vllm_cache_is_the_3d_layout(int8, platform):
+    """(blocks, bs, kvN, D) gives the bits of its 3-D view (blocks, bs, kvH)."""
+    args = build(Case(b=3, s=260, paged="PA4S", block_size=64, int8=int8, lens=(260, 64, 3),
+                      dtype="fp16"))
+    flat = dict(args, key=args["key"].flatten(2), value=args["value"].flatten(2))
+    with cann_attention.use(platform=platform):
+        assert torch.equal(cann_attention.incre_flash_attention(**args),
+                           cann_attention.incre_flash_attention(**flat))
 
 
 # ---- int8 antiquant --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from cann_attention.op_kernel.incre_flash_attention import reference
 from test_incre_flash_attention_emulate import Case, build
 from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
-OP = torch.ops.custom.npu_incre_flash_attention
+OP = torch.ops.cann_attention.npu_incre_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 CASES = [
@@ -42,6 +42,8 @@ CASES = [
          mask="3-int8", pse="1"),
     Case(n1=16, n2=4, d=64, s=130, layout="BSH", int8="channel", lens=(130, 61)),
     Case(b=2, s=200, paged="PA3", block_size=32, int8="tensor", lens=(200, 31)),
+    Case(b=2, n1=16, n2=4, s=260, paged="PA4S", block_size=128, layout="BSH", int8="channel",
+         aq_offset=False, lens=(260, 129)),                                         # vLLM's
 ]
 
 

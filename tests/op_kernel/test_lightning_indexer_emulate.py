@@ -133,7 +133,7 @@ PLATFORMS = {"CPU": lambda c: CPU, "A3": lambda c: ASCEND_A3, "H100": lambda c: 
 
 def _call(args, platform):
     with cann_attention.use(backend="emulate", platform=platform):
-        return torch.ops.custom.npu_lightning_indexer(**args, return_value=
+        return torch.ops.cann_attention.npu_lightning_indexer(**args, return_value=
                                                       args["layout_key"] != "PA_BSND")
 
 
@@ -215,7 +215,7 @@ def test_lightning_indexer_ties_go_to_smaller_index():
     q = torch.randn(1, 2, 8, 128).bfloat16()
     key = torch.randn(1, 1, 1, 128).bfloat16().expand(1, 10, 1, 128).contiguous()
     w = torch.rand(1, 2, 8).bfloat16()
-    idx, val = torch.ops.custom.npu_lightning_indexer(q, key, w, sparse_count=12,
+    idx, val = torch.ops.cann_attention.npu_lightning_indexer(q, key, w, sparse_count=12,
                                                       sparse_mode=0, return_value=True)
     want = torch.tensor(list(range(10)) + [-1, -1], dtype=torch.int32)
     assert torch.equal(idx[0, 0, 0], want) and torch.equal(idx[0, 1, 0], want)

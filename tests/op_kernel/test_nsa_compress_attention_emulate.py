@@ -6,15 +6,16 @@ import pytest
 import torch
 
 import cann_attention
+from cann_attention.nsa_compress_attention import stats_by_row
 from cann_attention.op_host.common.platform import (
     ASCEND_910B, ASCEND_A3, CPU, H100, H200, KiB, PlatformInfo, PlatformKind)
 from cann_attention.op_host.nsa_compress_attention import check, tiling
 from cann_attention.op_kernel.nsa_compress_attention import reference as ref
 from testing.calls import parse
-from testing.nsa_compress_attention import Case, make
+from testing.nsa_compress_attention import Case, attention_out, make
 from testing.oracle import assert_close, assert_stats_close
 
-OP = torch.ops.custom.npu_nsa_compress_attention
+OP = torch.ops.cann_attention.npu_nsa_compress_attention
 
 # (l, d, l') combinations the op accepts (M = l'/d, Nw = l/d)
 LDL = [(16, 16, 16), (16, 16, 80), (32, 16, 64), (64, 16, 64), (48, 48, 96), (64, 32, 128),
@@ -28,6 +29,9 @@ CASES += [
     Case((13,), (70,), n1=16, n2=1, d1=32, d2=32, l=32, d=32, ls=32, k=32, topk_mask=False),
     Case((3, 11), (5, 64), n1=2, n2=2, l=64, d=16, ls=128, k=1, dtype=torch.bfloat16),
 ]
+# head dims that are not multiples of 16 (the tiling pads them; upstream tests use 8 / 7)
+CASES += [Case((5, 9, 1), (37, 20, 44), n1=4, n2=2, d1=d1, d2=d2, dtype=dt)
+          for d1, d2 in ((8, 7), (40, 24)) for dt in (torch.float16, torch.bfloat16)]
 
 
 def _check(case: Case, platform=None):
@@ -109,3 +113,45 @@ def test_many_chunks_streaming_topk_and_halo(l, d, ls):
 
 def test_largest_group_g64():
     _check(Case((3, 2), (20, 9), n1=64, n2=1, d1=16, d2=16, k=2))
+
+
+@pytest.mark.parametrize("case", [
+    Case((5, 9, 1), (37, 20, 44), n1=8, n2=2, d1=8, d2=7, dtype=torch.float64),
+    Case((7, 0, 4), (40, 9, 25), n1=4, n2=1, d1=40, d2=24, dtype=torch.float64,
+         atten_mask=False),
+], ids=lambda c: c.id)
+@pytest.mark.parametrize("platform", [ASCEND_A3, CPU, SMALL_CPU], ids=lambda p: p.name)
+def test_fp64_emulator_computes_in_fp64(case, platform):
+    """fp64 inputs (CPU only): attention_out and the fp64 statistics within 1e-12 of an fp64
+    computation, the top-k of the reference run in fp64."""
+    args, kwargs = make(case)
+    with cann_attention.use(backend="emulate", platform=platform):
+        out, idx, smax, ssum = OP(*args, **kwargs)
+    assert out.dtype == smax.dtype == ssum.dtype == torch.float64
+    torch.testing.assert_close(out, attention_out(*args[:4], **kwargs), rtol=1e-12, atol=1e-12)
+    want = ref.nsa_compress_attention(*args, **kwargs, compute_dtype=torch.float64)
+    assert torch.equal(idx, want[1])
+    q, key, scale, g = args[0], args[1], args[3], case.n1 // case.n2
+    m_row, l_row = (stats_by_row(x, kwargs["actual_seq_qlen"]) for x in (smax, ssum))
+    q0 = c0 = 0
+    for qe, ce in zip(kwargs["actual_seq_qlen"], kwargs["actual_cmp_seq_kvlen"]):
+        s = scale * torch.einsum("thd,chd->htc", q[q0:qe], key[c0:ce].repeat_interleave(g, 1))
+        if kwargs["atten_mask"] is not None:
+            s = s.masked_fill(kwargs["atten_mask"][:qe - q0, :ce - c0], -3.4028234663852886e38)
+        m = s.amax(-1)
+        torch.testing.assert_close(m_row[q0:qe].T, m, rtol=1e-12, atol=0)
+        torch.testing.assert_close(l_row[q0:qe].T, torch.exp(s - m[..., None]).sum(-1),
+                                   rtol=1e-12, atol=0)
+        q0, c0 = qe, ce
+
+
+def test_fp32_emulator_matches_reference():
+    case = Case((5, 9, 1), (37, 20, 44), n1=4, n2=2, d1=24, d2=16, dtype=torch.float32)
+    args, kwargs = make(case)
+    out, idx, smax, ssum = OP(*args, **kwargs)
+    want = ref.nsa_compress_attention(*args, **kwargs)
+    assert out.dtype == torch.float32 and smax.dtype == torch.float32
+    torch.testing.assert_close(out, want[0], rtol=1e-5, atol=1e-5)
+    assert torch.equal(idx, want[1])
+    assert_stats_close(smax, want[2], what="softmax_max_out")
+    assert_stats_close(ssum, want[3], what="softmax_sum_out")

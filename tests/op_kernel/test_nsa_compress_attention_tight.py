@@ -27,7 +27,7 @@ from cann_attention.op_kernel.nsa_compress_attention import reference
 from testing.nsa_compress_attention import Case, make
 from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
-OP = torch.ops.custom.npu_nsa_compress_attention
+OP = torch.ops.cann_attention.npu_nsa_compress_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 CASES = [
@@ -41,6 +41,8 @@ CASES = [
     Case((13,), (70,), n1=16, n2=1, d1=32, d2=32, l=32, d=32, ls=32, k=32, topk_mask=False),
     Case((3, 11), (5, 64), n1=2, n2=2, l=64, d=16, ls=128, k=1),
     Case((3, 2), (20, 9), n1=64, n2=1, d1=16, d2=16, k=2),                          # G = 64
+    Case((5, 9, 1), (37, 20, 44), n1=4, n2=2, d1=8, d2=7),                          # D < 16
+    Case((5, 9, 1), (37, 20, 44), n1=4, n2=2, d1=40, d2=24),                        # D % 16
 ]
 
 

@@ -12,7 +12,7 @@ from testing.calls import fields_of
 from testing.sparse_flash_attention_cases import make_case, random_indices
 
 pytestmark = pytest.mark.gpu
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 
 CASES = {
     "decode-TND-PA": dict(B=6, S1=2, S2=700, N1=64, K=256, layout_query="TND",

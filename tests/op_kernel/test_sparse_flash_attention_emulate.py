@@ -9,11 +9,12 @@ import cann_attention
 from cann_attention.op_host.common.platform import ASCEND_910B, ASCEND_A3, CPU, H100, H200
 from cann_attention.op_host.common.schedule import partition
 from cann_attention.op_host.sparse_flash_attention import tiling
+from cann_attention.op_host.sparse_flash_attention.params import lse_shape
 from cann_attention.op_kernel.sparse_flash_attention import reference
 from testing.oracle import assert_close, assert_stats_close
 from testing.sparse_flash_attention_cases import make_case
 
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BSND")]
 
 
@@ -42,7 +43,7 @@ def test_layouts_modes_block_sizes(layout_query, layout_kv, sparse_mode, sbs):
     case = make_case(B=3, S1=3, S2=300, N1=4, K=12, layout_query=layout_query,
                      layout_kv=layout_kv, sbs=sbs, sparse_mode=sparse_mode,
                      q_lens=[3, 1, 2], kv_lens=[300, 37, 129], page=page,
-                     return_softmax_lse=layout_kv != "PA_BSND", seed=sbs + sparse_mode)
+                     return_softmax_lse=True, seed=sbs + sparse_mode)
     compare(case)
 
 
@@ -51,7 +52,7 @@ def test_zero_length_batches_and_lq_above_lkv(layout_query, layout_kv):
     """A batch with no queries, one with no keys, one with Lq > Lkv (early rows see nothing)."""
     case = make_case(B=4, S1=6, S2=64, N1=2, K=8, layout_query=layout_query, layout_kv=layout_kv,
                      q_lens=[0, 3, 6, 2], kv_lens=[5, 0, 4, 64], page=16,
-                     return_softmax_lse=layout_kv != "PA_BSND")
+                     return_softmax_lse=True)
     compare(case)
 
 
@@ -70,7 +71,8 @@ def test_head_counts_and_dtypes(n1, dtype):
 def test_every_platform_plan(platform, layout_query, layout_kv):
     """The emulator executes each chip's schedule (split tasks, combine) to the same result."""
     case = make_case(B=2, S1=4, S2=700, N1=128, K=600, layout_query=layout_query,
-                     layout_kv=layout_kv, q_lens=[4, 2], kv_lens=[700, 650], page=64)
+                     layout_kv=layout_kv, q_lens=[4, 2], kv_lens=[700, 650], page=64,
+                     return_softmax_lse=True)
     compare(case, platform)
 
 
@@ -124,3 +126,72 @@ def test_gpu_plan_with_whole_tasks():
     balanced = partition(steps, H100.num_cores, TASK_OVERHEAD_STEPS)
     assert balanced.num_slots > 0, "the balanced cut would split tasks: whole ones are chosen"
     compare(case, platform=H100)
+
+
+# ---- softmax statistics with a paged cache (vllm-ascend's decode context parallelism) -------
+GARBAGE = (-1, -7, 2**31 - 1, -(2**31), 123456)
+
+
+def _garbage_unused_entries(case, seed=0):
+    """Fill the page-table entries past each batch's pages with values far outside the cache."""
+    table, page = case.kwargs["block_table"], case.args[1].shape[1]
+    gen = torch.Generator().manual_seed(seed)
+    for b, n in enumerate(case.kv_lens):
+        for j in range(-(-n // page), table.shape[1]):
+            table[b, j] = GARBAGE[int(torch.randint(len(GARBAGE), (1,), generator=gen))]
+    return case
+
+
+@pytest.mark.parametrize("page", [16, 64, 128])
+@pytest.mark.parametrize("layout_query", ["TND", "BSND"])
+def test_paged_lse_matches_reference(layout_query, page):
+    case = make_case(B=3, S1=4, S2=300, N1=8, K=40, layout_query=layout_query,
+                     layout_kv="PA_BSND", q_lens=[4, 1, 3], kv_lens=[300, 17, 130], page=page,
+                     sbs=16 if page > 16 else 1, return_softmax_lse=True, seed=page)
+    compare(_garbage_unused_entries(case, seed=page))
+    compare(case, H100)                                   # the GPU plan: split tasks merged
+
+
+def _paged_copy(case, page, seed=0):
+    """The same call on a PA_BSND cache: each batch's first Lkv[b] keys in shuffled pages, the
+    rest of the cache NaN, unused page-table entries garbage."""
+    q_layout, key, key_rope = case.kwargs["layout_query"], case.args[1], case.kwargs["key_rope"]
+    if q_layout == "TND":
+        ends = case.kwargs["actual_seq_lengths_kv"].tolist()
+        starts = [0] + ends[:-1]
+        rows = [(key[s:e], key_rope[s:e]) for s, e in zip(starts, ends)]
+    else:
+        rows = [(key[b, :n], key_rope[b, :n]) for b, n in enumerate(case.kv_lens)]
+    pages = [-(-n // page) for n in case.kv_lens]
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(sum(pages) + 2, generator=gen).tolist()
+    new_key = torch.full((len(perm), page, 1, key.shape[-1]), float("nan"), dtype=key.dtype)
+    new_rope = torch.full((len(perm), page, 1, key_rope.shape[-1]), float("nan"),
+                          dtype=key.dtype)
+    table = torch.full((len(rows), max(pages) + 1), -1, dtype=torch.int32)
+    for b, (k, kr) in enumerate(rows):
+        for j in range(pages[b]):
+            blk = table[b, j] = perm.pop()
+            new_key[blk, :len(k[j * page:(j + 1) * page])] = k[j * page:(j + 1) * page]
+            new_rope[blk, :len(kr[j * page:(j + 1) * page])] = kr[j * page:(j + 1) * page]
+    kwargs = dict(case.kwargs, layout_kv="PA_BSND", key_rope=new_rope, block_table=table,
+                  actual_seq_lengths_kv=torch.tensor(case.kv_lens, dtype=torch.int32))
+    paged = type(case)((case.args[0], new_key, new_key) + case.args[3:], kwargs, case.id,
+                       case.q_lens, case.kv_lens)
+    return _garbage_unused_entries(paged, seed)
+
+
+@pytest.mark.parametrize("platform", [ASCEND_A3, H100], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [16, 64, 128])
+@pytest.mark.parametrize("layout_query", ["TND", "BSND"])
+def test_paged_lse_equals_contiguous_bitwise(layout_query, page, platform):
+    """PA_BSND and the equivalent contiguous cache give the same bits: output and statistics."""
+    case = make_case(B=3, S1=4, S2=300, N1=16, K=48, layout_query=layout_query,
+                     layout_kv=layout_query, q_lens=[4, 2, 3], kv_lens=[300, 5, 129],
+                     sbs=16, return_softmax_lse=True, sinks=page == 64, seed=page)
+    with cann_attention.use(platform=platform):
+        contiguous = case.call(OP)
+        paged = _paged_copy(case, page, seed=page).call(OP)
+    assert contiguous[1].shape == lse_shape(case.args[0].shape, layout_query, True)
+    for got, want in zip(paged, contiguous):
+        assert got.shape == want.shape and torch.equal(got, want)

@@ -13,7 +13,7 @@ from cann_attention.op_kernel.sparse_flash_attention import reference
 from testing.calls import checked
 from testing.oracle import assert_close
 
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 SOFTMAX_MIN = -2e38
 
 

@@ -27,7 +27,7 @@ from cann_attention.op_kernel.sparse_flash_attention import reference
 from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 from testing.sparse_flash_attention_cases import make_case
 
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 SCALE = 2.0 ** -5                  # ~ 1 / sqrt(576), a power of two: scale * q.k stays exact
 

@@ -248,9 +248,9 @@ def test_op_dispatches_cuda_tensors_to_triton():
     p = op.parse(op.bind(args, kwargs))
     cfg = cann_attention.config
     assert op.select(p, "cuda", args[0].dtype, cfg).name == "triton"
-    got = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
+    got = torch.ops.cann_attention.npu_sparse_flash_attention(*args, **kwargs)
     with cann_attention.use(backend="triton"):
-        named = torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
+        named = torch.ops.cann_attention.npu_sparse_flash_attention(*args, **kwargs)
     assert torch.equal(got[0], named[0])
     ref = case.call(reference.sparse_flash_attention)[0]
     low = case.call(reference.sparse_flash_attention, compute_dtype=torch.bfloat16)[0]
@@ -267,6 +267,6 @@ def test_bad_input_is_refused_before_launch():
         kwargs = {k: _on(dev, v) for k, v in case.kwargs.items()}
         kwargs["sparse_mode"] = 2                              # only 0 and 3 exist
         with pytest.raises(RuntimeError) as e:
-            torch.ops.custom.npu_sparse_flash_attention(*args, **kwargs)
+            torch.ops.cann_attention.npu_sparse_flash_attention(*args, **kwargs)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]

@@ -1,10 +1,14 @@
-"""Input builders for the npu_nsa_compress_attention tests (one case = one frozen Case)."""
+"""Input builders for the npu_nsa_compress_attention tests (one case = one frozen Case), and
+``attention_out``, a plain differentiable formulation of the op's attention output (the
+autograd oracle of the backward tests)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 import torch
+
+FLT_MAX = torch.finfo(torch.float32).max
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        dt = {torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+        dt = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32",
+              torch.float64: "fp64"}[self.dtype]
         masks = ("AM" if self.atten_mask else "") + ("TM" if self.topk_mask else "")
         return (f"B{len(self.q_lens)}-S1_{'_'.join(map(str, self.q_lens))}-"
                 f"C_{'_'.join(map(str, self.c_lens))}-N1_{self.n1}-N2_{self.n2}-"
@@ -63,3 +68,23 @@ def make(case: Case, seed: int = 0) -> tuple[tuple, dict]:
     scale = case.scale or case.d1 ** -0.5
     args = (q, k, v, scale, case.n1, case.l, case.d, case.ls, case.k)
     return args, kwargs
+
+
+def attention_out(query, key, value, scale_value, *, atten_mask=None, actual_seq_qlen,
+                  actual_cmp_seq_kvlen, **_):
+    """attention_out of docs/nsa_compress_attention.md (Equivalent PyTorch) in the inputs'
+    dtype, one (batch, head) at a time with torch.softmax: differentiable by autograd. Masked
+    scores are replaced by -FLT_MAX (a fully masked row attends uniformly); rows outside the
+    batches are zero. Extra keyword arguments of a call (topk_mask, ...) are ignored."""
+    t1, n1, _ = query.shape
+    g = n1 // key.shape[1]
+    out = query.new_zeros(t1, n1, value.shape[2])
+    q0 = c0 = 0
+    for qe, ce in zip(actual_seq_qlen, actual_cmp_seq_kvlen):
+        for h in range(n1):
+            s = scale_value * (query[q0:qe, h] @ key[c0:ce, h // g].T)
+            if atten_mask is not None:
+                s = s.masked_fill(atten_mask[:qe - q0, :ce - c0].bool(), -FLT_MAX)
+            out[q0:qe, h] = torch.softmax(s, dim=-1) @ value[c0:ce, h // g]
+        q0, c0 = qe, ce
+    return out

@@ -36,3 +36,15 @@ def test_every_registered_backend_is_loadable():
         for backend in op.backends:
             if backend.runner is not None:
                 assert callable(backend.load()), f"{op.name}: {backend.name}"
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    """.ci/run evaluates README's two marked commands and installs nothing of its own."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for marker in ("install-command", "test-command"):
+        assert f"<!-- {marker} -->" in readme
+        assert f"command_after {marker}" in ci
+    assert "pip install" not in ci and "pip " not in ci
+    install = readme.split("<!-- install-command -->")[1].split("```")[1]
+    assert '-e ".[test,gpu]"' in install and "examples/" in install

@@ -7,7 +7,7 @@ from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.flash_attention.capabilities import BACKENDS
 from testing.calls import parse
 
-OP = torch.ops.custom.npu_flash_attention
+OP = torch.ops.cann_attention.npu_flash_attention
 
 
 def test_schema_names_and_defaults():

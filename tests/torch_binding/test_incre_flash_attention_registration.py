@@ -7,7 +7,7 @@ import torch
 import cann_attention
 from cann_attention.op_host.common.errors import CannAttentionError
 
-OP = torch.ops.custom.npu_incre_flash_attention.default
+OP = torch.ops.cann_attention.npu_incre_flash_attention.default
 MINDSPORE_ARGS = ["query", "key", "value", "attn_mask", "actual_seq_lengths", "pse_shift",
                   "dequant_scale1", "quant_scale1", "dequant_scale2", "quant_scale2",
                   "quant_offset2", "antiquant_scale", "antiquant_offset", "block_table",
@@ -67,7 +67,7 @@ def test_incre_flash_attention_compile_fullgraph(quant, backend):
     args, kw = _inputs(quant)
 
     def f(q, k, v):
-        return torch.ops.custom.npu_incre_flash_attention(q, k, v, **kw)
+        return torch.ops.cann_attention.npu_incre_flash_attention(q, k, v, **kw)
 
     compiled = torch.compile(f, fullgraph=True, backend=backend)   # traces the fake
     assert torch.equal(compiled(*args), f(*args))

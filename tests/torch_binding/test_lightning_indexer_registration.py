@@ -28,7 +28,7 @@ def _tnd_pa():
 
 
 def test_lightning_indexer_schema_names_and_defaults():
-    schema = torch.ops.custom.npu_lightning_indexer.default._schema
+    schema = torch.ops.cann_attention.npu_lightning_indexer.default._schema
     names = [a.name for a in schema.arguments]
     assert names == ["query", "key", "weights", "actual_seq_lengths_query",
                      "actual_seq_lengths_key", "block_table", "layout_query", "layout_key",
@@ -44,7 +44,7 @@ def test_lightning_indexer_schema_names_and_defaults():
 @pytest.mark.parametrize("return_value", [False, True], ids=["values_empty", "values"])
 def test_lightning_indexer_outputs(return_value):
     q, k, w = _bsnd()
-    idx, val = torch.ops.custom.npu_lightning_indexer(q, k, w, sparse_count=16,
+    idx, val = torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=16,
                                                       return_value=return_value)
     assert idx.shape == (2, 3, 1, 16) and idx.dtype == torch.int32
     if return_value:
@@ -56,7 +56,7 @@ def test_lightning_indexer_outputs(return_value):
 def test_lightning_indexer_seed_era_call():
     """The old custom.npu_lightning_indexer call (no pre/next_tokens, no return_value) works."""
     (q, k, w), kw = _tnd_pa()
-    idx, _ = torch.ops.custom.npu_lightning_indexer(q, k, w, **kw, sparse_mode=3)
+    idx, _ = torch.ops.cann_attention.npu_lightning_indexer(q, k, w, **kw, sparse_mode=3)
     assert idx.shape == (5, 1, 24)
 
 
@@ -66,7 +66,7 @@ def test_lightning_indexer_opcheck(layout):
         args, kw = _bsnd(), dict(sparse_count=16, return_value=True)
     else:
         args, kw = _tnd_pa()
-    torch.library.opcheck(torch.ops.custom.npu_lightning_indexer.default, args, kw)
+    torch.library.opcheck(torch.ops.cann_attention.npu_lightning_indexer.default, args, kw)
 
 
 @pytest.mark.parametrize("return_value", [False, True], ids=["values_empty", "values"])
@@ -75,7 +75,7 @@ def test_lightning_indexer_fake_shapes(return_value):
     q, k, w = _bsnd(torch.float16)
     with FakeTensorMode() as mode:
         fq, fk, fw = (mode.from_tensor(x) for x in (q, k, w))
-        idx, val = torch.ops.custom.npu_lightning_indexer(fq, fk, fw, sparse_count=32,
+        idx, val = torch.ops.cann_attention.npu_lightning_indexer(fq, fk, fw, sparse_count=32,
                                                           return_value=return_value)
     assert idx.shape == (2, 3, 1, 32) and idx.dtype == torch.int32
     assert val.shape == ((2, 3, 1, 32) if return_value else (0,)) and val.dtype == torch.float16
@@ -85,7 +85,7 @@ def test_lightning_indexer_torch_compile_fullgraph():
     q, k, w = _bsnd()
 
     def step(q, k, w):
-        idx, val = torch.ops.custom.npu_lightning_indexer(q, k, w, sparse_count=8,
+        idx, val = torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=8,
                                                           sparse_mode=0, return_value=True)
         return idx + 0, val.float() * 2
 
@@ -99,7 +99,7 @@ def test_lightning_indexer_backend_forced():
     with cann_attention.use(backend="triton"):
         with pytest.raises(CannAttentionError, match=r"npu_lightning_indexer: backend: "
                            r"'triton' was requested but cannot run this call: not available"):
-            torch.ops.custom.npu_lightning_indexer(q, k, w, sparse_count=8)
+            torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=8)
     with cann_attention.use(backend="emulate"):
-        assert torch.ops.custom.npu_lightning_indexer(q, k, w, sparse_count=8)[0].shape \
+        assert torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=8)[0].shape \
             == (2, 3, 1, 8)

@@ -11,7 +11,7 @@ from cann_attention.nsa_compress_attention import SCHEMA
 from cann_attention.op_host.common.errors import CannAttentionError
 from testing.nsa_compress_attention import Case, make
 
-OP = torch.ops.custom.npu_nsa_compress_attention
+OP = torch.ops.cann_attention.npu_nsa_compress_attention
 CASE = Case((3, 5), (17, 24), n1=4, n2=2, d1=32, d2=16, l=32, d=16, ls=64, k=3)
 
 

@@ -11,7 +11,7 @@ from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.sparse_flash_attention.capabilities import BACKENDS
 from testing.sparse_flash_attention_cases import make_case
 
-OP = torch.ops.custom.npu_sparse_flash_attention
+OP = torch.ops.cann_attention.npu_sparse_flash_attention
 
 
 def test_seed001_positional_sparse_block_size():
