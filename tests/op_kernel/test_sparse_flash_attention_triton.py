@@ -89,7 +89,7 @@ def test_layouts_modes_block_sizes(monkeypatch, layout_query, layout_kv, sparse_
     check_kernel(monkeypatch, variant=variant, B=3, S1=3, S2=300, N1=4, K=12,
                  layout_query=layout_query, layout_kv=layout_kv, sbs=sbs,
                  sparse_mode=sparse_mode, q_lens=[3, 1, 2], kv_lens=[300, 37, 129],
-                 page=128 if sbs == 128 else 32, return_softmax_lse=layout_kv != "PA_BSND")
+                 page=128 if sbs == 128 else 32, return_softmax_lse=True)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -99,7 +99,7 @@ def test_zero_length_batches_and_lq_above_lkv(monkeypatch, layout_query, layout_
     rows the plan never visits must still be written (zeros, -2e38 / 0 statistics)."""
     check_kernel(monkeypatch, variant=variant, B=4, S1=6, S2=64, N1=2, K=8,
                  layout_query=layout_query, layout_kv=layout_kv, q_lens=[0, 3, 6, 2],
-                 kv_lens=[5, 0, 4, 64], page=16, return_softmax_lse=layout_kv != "PA_BSND")
+                 kv_lens=[5, 0, 4, 64], page=16, return_softmax_lse=True)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -120,7 +120,7 @@ def test_gpu_plans_split_tasks(monkeypatch, platform, layout_query, layout_kv, v
     sched = check_kernel(monkeypatch, platform=platform, variant=variant, B=2, S1=2, S2=700,
                          N1=64, K=600, layout_query=layout_query, layout_kv=layout_kv,
                          q_lens=[2, 1], kv_lens=[700, 650], page=64,
-                         return_softmax_lse=layout_kv != "PA_BSND")
+                         return_softmax_lse=True)
     assert sched.num_slots > 0, "this case must exercise split tasks + combine"
 
 
@@ -152,7 +152,7 @@ def test_gluon_layouts_modes_block_sizes(monkeypatch, layout_query, layout_kv, s
     check_kernel(monkeypatch, variant=variant, B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
                  layout_query=layout_query, layout_kv=layout_kv, sbs=sbs,
                  sparse_mode=sparse_mode, q_lens=[3, 1, 2], kv_lens=[300, 37, 129],
-                 page=64, return_softmax_lse=layout_kv != "PA_BSND")
+                 page=64, return_softmax_lse=True)
 
 
 @pytest.mark.gpu
@@ -187,7 +187,7 @@ def test_gluon_ws_few_heads(monkeypatch, layout_query, layout_kv, sbs, n1):
     check_kernel(monkeypatch, variant="gluon-ws", B=3, S1=3, S2=300, N1=n1, K=96 // sbs + 5,
                  layout_query=layout_query, layout_kv=layout_kv, sbs=sbs, sparse_mode=3,
                  q_lens=[3, 1, 2], kv_lens=[300, 37, 129], page=64,
-                 return_softmax_lse=layout_kv != "PA_BSND")     # lse is refused with PA_BSND
+                 return_softmax_lse=True)
 
 
 @pytest.mark.gpu
