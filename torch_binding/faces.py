@@ -64,7 +64,14 @@ class Face:
                 raise ValueError(f"{self.namespace}::{self.name}: argument {name} maps to no "
                                  f"argument of {self.op.name}")
         self._op_names = self.op.signature.names
-        self._op_defaults = self.op.signature.defaults
+        # face argument -> op argument (None: ignored); the op's values before any argument
+        self._target = {name: None if name in self.ignored else self.renames.get(name, name)
+                        for name in self.signature.names}
+        base = dict(self.op.signature.defaults)
+        base.update(self.fixed)
+        base.update({self._target[a.name]: a.default for a in self.signature.arguments
+                     if self._target[a.name] is not None})
+        self._base = base
         self._tensor_args = tuple(a.name for a in self.signature.arguments
                                   if a.kind in ("tensor", "tensor?"))
 
@@ -72,25 +79,25 @@ class Face:
     def qualname(self) -> str:
         return f"{self.namespace}::{self.name}"
 
-    def op_arguments(self, bound: dict) -> list:
-        """The op's arguments, in its schema's order, for a call bound to this face."""
-        values = dict(self._op_defaults)
-        values.update(self.fixed)
-        renames, ignored = self.renames, self.ignored
-        for name, value in bound.items():
-            if name not in ignored:
-                values[renames.get(name, name)] = value
+    def op_values(self, args: tuple, kwargs: dict) -> dict:
+        """The op's arguments by name for a call of this face: ``args`` are the face's first
+        arguments in schema order (as the dispatcher passes them), ``kwargs`` the others."""
+        values = dict(self._base)
+        target = self._target
+        for name, value in zip(self.signature.names, args):
+            if target[name] is not None:
+                values[target[name]] = value
+        for name, value in kwargs.items():
+            if target[name] is not None:
+                values[target[name]] = value
         if self.adapt is not None:
             self.adapt(values)
-        return [values[name] for name in self._op_names]
-
-    def run(self, bound: dict):
-        out = run_op(self.op, self.op_arguments(bound))
-        return out if self.outputs is None else self.outputs(out)
+        return values
 
     def kernel(self, *args, **kwargs):
         """What the dispatcher runs for the registered face."""
-        return self.run(self.signature.bind_dispatched(args, kwargs))
+        out = run_op(self.op, self.op_values(args, kwargs))
+        return out if self.outputs is None else self.outputs(out)
 
     def python_function(self) -> Callable:
         """The face as a Python function. Before the dispatcher sees the call, the op's static
@@ -98,7 +105,7 @@ class Face:
         on another device gets the op's own error naming the argument, and ``int[]`` arguments
         may be integer tensors (read on the host)."""
         face, op = self, self.op
-        int_lists = [i for i, a in enumerate(op.arguments) if a.kind in ("ints", "ints?")]
+        int_lists = [a.name for a in op.arguments if a.kind in ("ints", "ints?")]
 
         def function(*args, **kwargs):
             bound = face.signature.bind(args, kwargs)
@@ -106,12 +113,12 @@ class Face:
                 value = bound[name]
                 if value is not None and not isinstance(value, torch.Tensor):
                     op.checker.fail_type(name, "a torch.Tensor", type(value).__name__)
-            values = face.op_arguments(bound)
+            values = face.op_values((), bound)
             if not torch.compiler.is_compiling():
-                op.static(dict(zip(face._op_names, values)), current_config())
-            for i in int_lists:
-                if isinstance(values[i], torch.Tensor):
-                    values[i] = values[i].reshape(-1).tolist()
+                op.static(values, current_config())
+            for name in int_lists:
+                if isinstance(values[name], torch.Tensor):
+                    values[name] = values[name].reshape(-1).tolist()
             out = run_op(op, values)
             return out if face.outputs is None else face.outputs(out)
 
@@ -120,11 +127,16 @@ class Face:
         return function
 
 
-def run_op(op: OpDef, values: list):
-    """Run the op's private op, inside an autograd.Function when a gradient can be requested."""
-    if _C.is_grad_enabled() and _C._any_requires_grad(*values):
-        return _Gradient.apply(op, *values)
-    return op.private(*values)
+def run_op(op: OpDef, values: dict):
+    """Run the op: inside an autograd.Function when a gradient can be requested; through its
+    private op when tracing (fake or functional tensors, a dispatch mode), so torch.compile
+    records it; else eagerly through the pipeline, with no second dispatch."""
+    ordered = [values[name] for name in op.signature.names]
+    if _C.is_grad_enabled() and _C._any_requires_grad(*ordered):
+        return _Gradient.apply(op, *ordered)
+    if type(ordered[0]) is torch.Tensor and _C._len_torch_dispatch_stack() == 0:
+        return op.call_bound(values)
+    return op.private(*ordered)
 
 
 class _Gradient(torch.autograd.Function):
