@@ -35,6 +35,8 @@ setup(
     python_requires=">=3.10",
     packages=_packages(),
     package_dir=ROOTS,
+    # the C++ tiling cores, compiled on first use (op_host/common/native.py)
+    package_data={"cann_attention.op_host": ["*/*.h", "*/*.cpp", "common/cpp/*.h"]},
     install_requires=["torch>=2.4"],
     # test: numpy is needed by Triton's interpreter, which runs the GPU kernel source on CPU
     extras_require={"test": ["pytest>=7", "numpy"], "gpu": ["triton>=3.0"]},

@@ -69,10 +69,14 @@ class TilingLayout:
         return values
 
     def c_struct(self) -> str:
-        """The C definition the C++ tiling core and the AscendC kernel include."""
-        lines = [f"// generated from the Python definition; layout version {self.version}",
-                 f"struct {self.name} {{"]
+        """The C definition the C++ tiling core and the AscendC kernel include. A record with
+        64-bit fields whose size is not a multiple of 8 is packed to 4 bytes: C would otherwise
+        pad its tail (the fields keep their natural offsets either way)."""
+        packed = self.size % 8 != 0 and any(t in ("i64", "u64") for _, t in self.fields)
+        lines = [f"// generated from the Python definition; layout version {self.version}"]
+        lines += ["#pragma pack(push, 4)"] if packed else []
+        lines += [f"struct {self.name} {{"]
         lines += [f"    {TYPES[t][1]} {n};" for n, t in self.ordered]
-        lines += ["};", f"static_assert(sizeof({self.name}) == {self.size}, "
-                        f"\"{self.name} layout\");"]
+        lines += ["};"] + (["#pragma pack(pop)"] if packed else [])
+        lines += [f"static_assert(sizeof({self.name}) == {self.size}, \"{self.name} layout\");"]
         return "\n".join(lines) + "\n"

@@ -100,9 +100,11 @@ def check(p: SparseFlashAttentionParams) -> None:
     # 13. head dims
     c.require(q.shape[-1] == D, "query", f"D (last dim) == {D}", q.shape[-1])
     c.require(k.shape[-1] == D, "key", f"D (last dim) == {D}", k.shape[-1])
+    c.require(v.rank > 0, "value", "a dimension at index -1", f"shape {v.shape}")
     c.require(v.shape[-1] == q.shape[-1], "value", f"D (last dim) == {q.shape[-1]} (= query)",
               v.shape[-1])
     qr, kr = p.query_rope, p.key_rope
+    c.require(qr.rank > 0, "query_rope", "a dimension at index -1", f"shape {qr.shape}")
     c.require(qr.shape[-1] == DR, "query_rope", f"Dr (last dim) == {DR}", qr.shape[-1])
     c.require(qr.rank == q.rank, "query_rope", f"rank {q.rank} (= query)", qr.rank)
     # 14. shape consistency

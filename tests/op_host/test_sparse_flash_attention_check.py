@@ -260,3 +260,12 @@ def test_projectP_sinks():
     expect(bsnd(), CannAttentionError, "sinks: expected shape \\(4,\\)", sinks=torch.zeros(3))
     expect(bsnd(), CannAttentionTypeError, "sinks: expected dtype float32",
            sinks=torch.zeros(4, dtype=torch.bfloat16))
+
+
+def test_rank0_value_and_query_rope_are_named_not_index_errors():
+    case = bsnd()
+    expect(replace_arg(case, 2, torch.tensor(1.0, dtype=torch.bfloat16)), CannAttentionError,
+           r"value: expected a dimension at index -1, got shape \(\)")
+    case = bsnd()
+    expect(case, CannAttentionError, r"query_rope: expected a dimension at index -1, got shape "
+           r"\(\)", query_rope=torch.tensor(1.0, dtype=torch.bfloat16))
