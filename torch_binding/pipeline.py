@@ -217,6 +217,10 @@ class OpDef:
         for backend in self.backends:
             if not backend.auto:
                 continue
+            if device_type in backend.named_only_on:
+                reasons.append(f"{backend.name}: runs {device_type} tensors only when asked for "
+                               f"by name (cann_attention.use(backend={backend.name!r}))")
+                continue
             reason = backend.verify(params, device_type, dtype)
             if reason is None:
                 return backend

@@ -15,6 +15,8 @@ BEGIN, END = "<!-- backends:begin -->", "<!-- backends:end -->"
 def _row(op: str, backend) -> str:
     state = ("not built" if backend.runner is None
              else "auto" if backend.auto else "by name")
+    if backend.runner is not None and backend.auto and backend.named_only_on:
+        state += f" ({'/'.join(backend.named_only_on)}: by name)"
     dtypes = ", ".join(dtype_name(d) for d in backend.dtypes)
     return (f"| `{op}` | `{backend.name}` | {backend.priority} | {state} | "
             f"{'/'.join(backend.device_types)} | {dtypes} | {backend.status} |")

@@ -34,6 +34,7 @@ class Backend:
     runner: str | None = None                  # "<op>.<module>:<function>" under op_kernel
     plan: Callable | None = None               # (params, platform) -> plan
     auto: bool = True                          # False: runs only when asked for by name
+    named_only_on: tuple[str, ...] = ()        # device types where it runs only when named
     emulates: bool = False                     # runs any platform's plan from host values
     platform: object = None                    # the platform it plans for (None: the device's)
     available: Callable[[], str | None] = field(default=lambda: None)
@@ -91,6 +92,32 @@ def triton_not_built(op: str) -> Backend:
         name="triton", priority=20, device_types=("cuda",),
         dtypes=(torch.float16, torch.bfloat16), status="planned: no Triton kernel yet",
         available=not_built(f"no Triton kernel for {op} yet"))
+
+
+def torch_npu_builtin(op: str, dtypes: tuple, priority: int = 25) -> Backend:
+    """torch_npu's own kernel of ``op`` for NPU tensors, while our op package is not installed:
+    the call's arguments, by name, to torch_npu's ``torch.ops.npu.<op>`` (same schema as our
+    torch_npu face). Its plan is just the op it calls."""
+    return Backend(
+        name="torch_npu", priority=priority, device_types=("npu",), dtypes=dtypes,
+        status=f"torch_npu's built-in {op} (native NPU speed) while our op package is not "
+               "installed; never run here (no NPU)",
+        runner="common.torch_npu_builtin:run", plan=lambda params, platform: op,
+        available=lambda: torch_npu_op_missing(op))
+
+
+def torch_npu_op_missing(op: str) -> str | None:
+    """None when torch_npu is loaded and has its own NPU kernel of ``op``, else why not."""
+    import sys
+
+    import torch
+    if "torch_npu" not in sys.modules:
+        return "not available: torch_npu is not loaded"
+    try:
+        has = torch._C._dispatch_has_kernel_for_dispatch_key(f"npu::{op}", "PrivateUse1")
+    except RuntimeError:
+        has = False
+    return None if has else f"not available: this torch_npu has no NPU kernel of {op}"
 
 
 def ascendc_not_built() -> Backend:

@@ -22,5 +22,6 @@ BACKENDS = by_priority(
                "atten_mask, pse_shift, learnable_sink, lse, split-K; executes the plan with "
                "vectorised PyTorch from values read on the host",
         runner="flash_attention.emulate:run", plan=plan, emulates=True,
+        named_only_on=("npu",),
         platform=ASCEND_A3),
 )

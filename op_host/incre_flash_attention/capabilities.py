@@ -20,5 +20,6 @@ BACKENDS = by_priority(
         status="BSH/BNSD/BSND, GQA, paged KV (both key layouts), int8 antiquant, int8 "
                "post-quant, masks, pse_shift, left padding, split-KV plan; vectorised PyTorch",
         runner="incre_flash_attention.emulate:run", plan=plan, emulates=True,
+        named_only_on=("npu",),
         platform=ASCEND_A3),
 )

@@ -23,5 +23,6 @@ BACKENDS = by_priority(
                "block top-k; executes the plan with vectorised PyTorch; float32 / float64 on CPU "
                "only",
         runner="nsa_compress_attention.emulate:run", plan=plan, emulates=True,
+        named_only_on=("npu",),
         platform=ASCEND_A3),
 )

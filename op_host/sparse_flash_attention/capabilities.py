@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_importable
+from ..common.capabilities import (
+    Backend, ascendc_not_built, by_priority, torch_npu_builtin, triton_importable)
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
@@ -25,10 +26,12 @@ BACKENDS = by_priority(
                "(capture, no-sync, metadata tests) at fb02fbb",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
     ascendc_not_built(),
+    torch_npu_builtin("npu_sparse_flash_attention", FP16_BF16),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
         status="all layouts, sparse_block_size 1..128, sparse_mode 0/3, lse, sinks; executes "
                "the plan of any platform with vectorised PyTorch from values read on the host",
         runner="sparse_flash_attention.emulate:run", plan=plan, emulates=True,
+        named_only_on=("npu",),
         platform=ASCEND_A3),
 )
