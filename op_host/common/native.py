@@ -4,7 +4,8 @@ The tiling core of an op is plain C++17 with no CANN header (op_host/<op>/tiling
 build links it into the op package, and this module compiles it natively with the machine's g++
 so that tests and the CPU path call the same code through ctypes. A library is built once per
 content hash of its sources, headers and flags, into ``CANN_ATTENTION_BUILD_DIR`` (default
-``~/.cache/cann_attention/build``), and reused by every later process.
+``~/.cache/cann_attention/build``), and reused by every later process. The vocabulary the cores
+share (common/cpp/core_common.h) is mirrored on the Python side once, in ``native_types``.
 """
 from __future__ import annotations
 

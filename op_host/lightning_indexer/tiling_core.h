@@ -4,13 +4,14 @@
 // rules of op_host/lightning_indexer/check.py (same order, same messages and error kinds) and
 // the plan of op_host/lightning_indexer/tiling.py, written as the TilingData bytes that
 // tiling.tiling_data packs. CANN's build links it into the op package through a thin adapter
-// (gert shapes and attributes -> LiCoreParams); tests and the CPU path reach it through ctypes
-// (native.py). The rules that read tensor values (check_values) stay on the Python side.
+// (gert shapes and attributes -> LiCoreParams, made of core_common.h's structs); tests and the
+// CPU path reach it through ctypes (native.py). The rules that read tensor values (check_values)
+// stay on the Python side.
 #pragma once
 
 #include <cstdint>
 
-// The shared error convention (common/cpp/core_common.h).
+// The shared vocabulary and error convention (common/cpp/core_common.h).
 #include "core_common.h"
 
 // generated from the Python definition; layout version 1
@@ -36,55 +37,11 @@ static_assert(sizeof(LightningIndexerTilingData) == 64, "LightningIndexerTilingD
 namespace cann_attention {
 namespace lightning_indexer {
 
-// Ranks above this are refused by every rank rule of the op before they matter, so a caller
-// that cannot fit a shape here may report the Python check's error instead (native.py does).
-constexpr int32_t kMaxRank = 8;
-
-// Tensor dtypes, numbered by this core (the CANN adapter maps ge::DataType onto them). The
-// names are torch's, as the messages spell dtypes (errors.dtype_name).
-enum DtypeCode : int32_t {
-    kBool = 0, kUint8, kInt8, kInt16, kInt32, kInt64, kFloat16, kBfloat16, kFloat32, kFloat64,
-    kComplex32, kComplex64, kComplex128, kQint8, kQuint8, kQint32, kQuint4x2, kQuint2x4,
-    kFloat8E4m3fn, kFloat8E5m2, kFloat8E4m3fnuz, kFloat8E5m2fnuz, kFloat8E8m0fnu,
-    kFloat4E2m1fnX2, kUint16, kUint32, kUint64, kBits1x8, kBits2x4, kBits4x2, kBits8,
-    kBits16, kInt1, kInt2, kInt3, kInt4, kInt5, kInt6, kInt7, kUint1, kUint2, kUint3, kUint4,
-    kUint5, kUint6, kUint7,
-    kDtypeCount
-};
-
-// What a plan may use of a platform (common/platform.py PlatformInfo). Buffers are the bytes
-// one core may use; an Ascend platform has all five.
-enum PlatformKindCode : int32_t { kCpu = 1, kAscend = 2, kGpu = 3 };
-
-struct CorePlatform {
-    const char* name;                  // NUL-terminated, e.g. "Ascend910_93"
-    int32_t kind;                      // PlatformKindCode
-    int32_t num_cores;                 // cube cores
-    int32_t vector_cores_per_core;
-    int32_t reserved;                  // explicit padding: the same layout in C and ctypes
-    int64_t ub, l1, l0a, l0b, l0c;     // bytes
-};
-
-// One tensor argument without its values (common/tensor_meta.py TensorMeta).
-struct LiTensor {
-    int32_t present;                   // 0: an optional tensor passed as None
-    int32_t dtype;                     // DtypeCode
-    int32_t rank;                      // 0 .. kMaxRank
-    int32_t contiguous;
-    int64_t dims[kMaxRank];
-};
-
-// A string attribute as bytes (UTF-8; may hold NUL, hence the size).
-struct LiText {
-    const char* data;
-    int64_t size;
-};
-
 // npu_lightning_indexer's arguments as the host sees them (params.py LightningIndexerParams).
 struct LiCoreParams {
-    LiTensor query, key, weights;
-    LiTensor actual_seq_lengths_query, actual_seq_lengths_key, block_table;
-    LiText layout_query, layout_key;
+    TensorDesc query, key, weights;
+    TensorDesc actual_seq_lengths_query, actual_seq_lengths_key, block_table;
+    CoreText layout_query, layout_key;
     int64_t sparse_count, sparse_mode, pre_tokens, next_tokens;
     int32_t return_value;              // 0 or 1
     int32_t reserved;                  // explicit padding
@@ -104,13 +61,15 @@ int32_t li_check(const cann_attention::lightning_indexer::LiCoreParams* params, 
 // check, then the plan on an Ascend A2/A3 platform; writes sizeof(LightningIndexerTilingData)
 // bytes to tiling_data (size: the buffer's bytes).
 int32_t li_tiling(const cann_attention::lightning_indexer::LiCoreParams* params,
-                  const cann_attention::lightning_indexer::CorePlatform* platform,
+                  const cann_attention::CorePlatform* platform,
                   uint8_t* tiling_data, int64_t size, char* message, int64_t message_size);
 
 int64_t li_tiling_data_size(void);
 uint32_t li_tiling_data_version(void);
 int32_t li_max_rank(void);
-// torch's name of a dtype code ("" for an unknown code): lets a test compare the two tables.
+// torch's name of a dtype code ("" for an unknown code; core_common.h DtypeCode).
 const char* li_dtype_name(int32_t code);
+// sizeof the C ABI's structs (core_common.h CoreStruct): the bridge checks its ctypes mirrors.
+int64_t li_struct_size(int32_t which);
 
 }  // extern "C"

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+// The shared vocabulary and error convention (common/cpp/core_common.h).
+#include "core_common.h"
 
 // The record the kernel reads, generated from the Python definition (TILING_DATA).
 // BEGIN GENERATED TILING_DATA.c_struct()
@@ -53,58 +55,21 @@ struct SparseFlashAttentionTilingData {
 static_assert(sizeof(SparseFlashAttentionTilingData) == 140, "SparseFlashAttentionTilingData layout");
 // END GENERATED TILING_DATA.c_struct()
 
-// Tensor dtypes as the core sees them. The messages spell them as torch does (sfa_dtype_name);
-// the Python bridge maps torch dtypes to codes by those names, so every torch dtype has one.
-enum SfaDtype : int32_t {
-    kSfaFloat16 = 0, kSfaBfloat16 = 1, kSfaFloat32 = 2, kSfaFloat64 = 3,
-    kSfaInt8 = 4, kSfaInt16 = 5, kSfaInt32 = 6, kSfaInt64 = 7,
-    kSfaUint8 = 8, kSfaUint16 = 9, kSfaUint32 = 10, kSfaUint64 = 11, kSfaBool = 12,
-    kSfaComplex32 = 13, kSfaComplex64 = 14, kSfaComplex128 = 15,
-    kSfaFloat8E4m3fn = 16, kSfaFloat8E4m3fnuz = 17, kSfaFloat8E5m2 = 18,
-    kSfaFloat8E5m2fnuz = 19, kSfaFloat8E8m0fnu = 20, kSfaFloat4E2m1fnX2 = 21,
-    kSfaQint8 = 22, kSfaQuint8 = 23, kSfaQint32 = 24, kSfaQuint4x2 = 25, kSfaQuint2x4 = 26,
-    kSfaBits1x8 = 27, kSfaBits2x4 = 28, kSfaBits4x2 = 29, kSfaBits8 = 30, kSfaBits16 = 31,
-    kSfaInt1 = 32, kSfaInt2 = 33, kSfaInt3 = 34, kSfaInt4 = 35, kSfaInt5 = 36, kSfaInt6 = 37,
-    kSfaInt7 = 38, kSfaUint1 = 39, kSfaUint2 = 40, kSfaUint3 = 41, kSfaUint4 = 42,
-    kSfaUint5 = 43, kSfaUint6 = 44, kSfaUint7 = 45,
-    kSfaDtypeCount = 46,
-};
-
-// One tensor argument: what TensorMeta holds (shape, dtype, contiguity), never its values.
-struct SfaTensorDesc {
-    const int64_t* shape;   // `rank` dims (may be null when rank is 0 or the tensor is absent)
-    int64_t rank;
-    int32_t present;        // 0: the optional argument is None
-    int32_t dtype;          // SfaDtype
-    int32_t contiguous;     // caches (key, value, key_rope) must be: they are read in place
-};
-
-// SparseFlashAttentionParams (params.py) without tensor values.
+// SparseFlashAttentionParams (params.py) without tensor values, in the shared vocabulary of
+// common/cpp/core_common.h (TensorDesc, CoreText).
 struct SfaCoreParams {
-    SfaTensorDesc query, key, value, sparse_indices;          // required
-    SfaTensorDesc block_table, actual_seq_lengths_query, actual_seq_lengths_kv;
-    SfaTensorDesc query_rope, key_rope, sinks;
+    cann_attention::TensorDesc query, key, value, sparse_indices;          // required
+    cann_attention::TensorDesc block_table, actual_seq_lengths_query, actual_seq_lengths_kv;
+    cann_attention::TensorDesc query_rope, key_rope, sinks;
+    cann_attention::CoreText layout_query, layout_kv;   // data null stands for None
     double scale_value;
     int64_t sparse_block_size;
-    const char* layout_query;   // UTF-8, NUL-terminated; null stands for None
-    const char* layout_kv;
     int64_t sparse_mode;
     int64_t pre_tokens;
     int64_t next_tokens;
     int64_t attention_mode;
     int32_t return_softmax_lse;
-};
-
-enum SfaPlatformKind : int32_t { kSfaAscend = 0, kSfaGpu = 1, kSfaCpu = 2 };
-
-// The facts of PlatformInfo (common/platform.py) that the Ascend plan reads. The buffers are
-// per cube core (L1, L0A/B/C) and per vector core (UB), in bytes.
-struct SfaCorePlatform {
-    const char* name;        // the SoC, e.g. "Ascend910_93"
-    int32_t kind;            // SfaPlatformKind
-    int32_t vector_cores_per_core;
-    int64_t num_cores;       // cube cores
-    int64_t ub, l1, l0a, l0b, l0c;
+    int32_t reserved;           // explicit padding: the same layout in C and ctypes
 };
 
 extern "C" {
@@ -113,7 +78,7 @@ extern "C" {
 // into `tiling_data` (`size` bytes, at least sfa_tiling_data_size()). Returns 0, or an ErrorKind
 // (common/cpp/core_common.h) with the refusal's message in `message` (NUL-terminated, cut to
 // `message_size`).
-int32_t sfa_tiling(const SfaCoreParams* params, const SfaCorePlatform* platform,
+int32_t sfa_tiling(const SfaCoreParams* params, const cann_attention::CorePlatform* platform,
                    uint8_t* tiling_data, int64_t size, char* message, int64_t message_size);
 
 // The static rules only (check.py `check`), same return convention.
@@ -121,7 +86,10 @@ int32_t sfa_check(const SfaCoreParams* params, char* message, int64_t message_si
 
 int64_t sfa_tiling_data_size(void);
 
-// torch's name of a dtype code ("bfloat16"), or null for an unknown code.
+// torch's name of a dtype code ("bfloat16"), "" for an unknown code (core_common.h DtypeCode).
 const char* sfa_dtype_name(int32_t code);
+
+// sizeof the C ABI's structs (core_common.h CoreStruct): the bridge checks its ctypes mirrors.
+int64_t sfa_struct_size(int32_t which);
 
 }  // extern "C"

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cann_attention.op_host.common import native as common_native
+from cann_attention.op_host.common import native_types
 from cann_attention.op_host.common.errors import (
     CannAttentionError, CannAttentionTypeError, dtype_name)
 from cann_attention.op_host.common.platform import (
@@ -447,9 +448,9 @@ def test_lightning_indexer_tiling_core_header_is_python_definition():
 def test_lightning_indexer_tiling_core_sizes_and_tables(core):
     assert core.li_tiling_data_size() == tiling.TILING_DATA.size
     assert core.li_tiling_data_version() == tiling.TILING_DATA.version
-    assert core.li_max_rank() == native.MAX_RANK
-    names = [core.li_dtype_name(code).decode() for code in range(len(native.DTYPE_NAMES))]
-    assert names == list(native.DTYPE_NAMES) and core.li_dtype_name(len(names)) == b""
-    for dtype, code in native.DTYPES.items():
-        assert dtype_name(dtype) == native.DTYPE_NAMES[code]
-    assert CannAttentionTypeError in native.ERRORS.values()
+    assert core.li_max_rank() == native_types.MAX_RANK
+    names = [core.li_dtype_name(code).decode() for code in range(len(native_types.DTYPE_NAMES))]
+    assert names == list(native_types.DTYPE_NAMES) and core.li_dtype_name(len(names)) == b""
+    for dtype, code in native_types.DTYPE_CODES.items():
+        assert dtype_name(dtype) == native_types.DTYPE_NAMES[code]
+    assert CannAttentionTypeError in native_types.ERRORS.values()

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from cann_attention.op_host.common import native as common_native
+from cann_attention.op_host.common import native_types
 from cann_attention.op_host.common.errors import (
     CannAttentionError,
     CannAttentionTypeError,
@@ -319,6 +320,21 @@ def test_a_missing_required_tensor_is_refused_as_the_parser_refuses_it():
         assert str(got.value) == str(want.value)
 
 
+def test_a_tensor_the_shared_descriptor_cannot_hold_gets_the_python_refusal():
+    """A rank above native_types.MAX_RANK: every rank rule of check.py refuses it, and the bridge
+    lets the Python check say which rule refuses first."""
+    p = params(bsnd())
+    deep = (1,) * (native_types.MAX_RANK + 1)
+    cases = [dataclasses.replace(p, query=dataclasses.replace(p.query,
+                                                              shape=(2, 3, 4, 512) + deep)),
+             dataclasses.replace(p, key_rope=dataclasses.replace(p.key_rope, shape=deep)),
+             dataclasses.replace(p, sinks=dataclasses.replace(p.query, shape=deep, dtype=FP32))]
+    for q in cases:
+        want = python_error(q)
+        assert want is not None
+        assert_same_refusal(q, want)
+
+
 # ---- random invalid mutations --------------------------------------------------------------
 
 DTYPES = (BF16, FP16, FP32, I32, I64, torch.bool, torch.float8_e4m3fn, torch.uint8)
@@ -446,4 +462,6 @@ def test_header_struct_is_the_generated_python_definition():
 
 def test_every_torch_dtype_has_a_code_in_the_core():
     torch_names = {dtype_name(v) for v in vars(torch).values() if isinstance(v, torch.dtype)}
-    assert torch_names <= set(native.dtype_codes()), torch_names - set(native.dtype_codes())
+    core_names = {native.library().sfa_dtype_name(code).decode()
+                  for code in range(len(native_types.DTYPE_NAMES))}
+    assert torch_names <= core_names, torch_names - core_names
