@@ -44,22 +44,25 @@ def _digest(sources: list[Path], headers: list[Path], flags: tuple[str, ...]) ->
     return h.hexdigest()[:16]
 
 
-def build_library(name: str, sources: list[Path]) -> Path:
-    """The shared library of ``sources`` (built now unless a build of the same content exists)."""
+def build_library(name: str, sources: list[Path], include_dirs: tuple[Path, ...] = (),
+                  defines: tuple[str, ...] = ()) -> Path:
+    """The shared library of ``sources`` (built now unless a build of the same content exists).
+    ``include_dirs`` come before the common one; every header in them is part of the content."""
     cxx = compiler()
     if cxx is None:
         raise NativeBuildError("no C++ compiler (g++) on this machine: install g++ (Debian: "
                                "apt-get install g++)")
-    headers = sorted(COMMON_INCLUDE.glob("*.h"))
-    for source in sources:
-        headers += sorted(source.parent.glob("*.h"))
-    target = build_dir() / f"lib{name}-{_digest(sources, headers, FLAGS)}.so"
+    dirs = (*map(Path, include_dirs), COMMON_INCLUDE)
+    flags = (*FLAGS, *(f"-I{d}" for d in dirs), *(f"-D{d}" for d in defines))
+    headers = sorted({h for d in dirs for h in d.rglob("*.h")}
+                     | {h for source in sources for h in source.parent.glob("*.h")})
+    target = build_dir() / f"lib{name}-{_digest(sources, headers, flags)}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         partial = Path(tmp) / target.name
-        cmd = [cxx, *FLAGS, f"-I{COMMON_INCLUDE}", *map(str, sources), "-o", str(partial)]
+        cmd = [cxx, *flags, *map(str, sources), "-o", str(partial)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise NativeBuildError(f"building {name} failed:\n{' '.join(cmd)}\n{res.stderr}")
