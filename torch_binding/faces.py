@@ -115,10 +115,10 @@ class Face:
                     op.checker.fail_type(name, "a torch.Tensor", type(value).__name__)
             values = face.op_values((), bound)
             if not torch.compiler.is_compiling():
-                op.static(values, current_config())
-            for name in int_lists:
-                if isinstance(values[name], torch.Tensor):
-                    values[name] = values[name].reshape(-1).tolist()
+                op.static(values, current_config())     # the op's own errors, first
+                for name in int_lists:                  # then host lists, as the schema wants
+                    if isinstance(values[name], torch.Tensor):
+                        values[name] = values[name].reshape(-1).tolist()
             out = run_op(op, values)
             return out if face.outputs is None else face.outputs(out)
 
