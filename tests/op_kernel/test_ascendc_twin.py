@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,8 @@ SIGNATURES = {                                  # entries.cpp, without the trail
     "twin_misuse": (S,),
     "twin_take_memory": (S, U32),
     "twin_block_info": (U32, P),
+    "twin_mix_matmul_softmax": (U32, P, P, P, P, P, U32, U32, U32),
+    "twin_mix_rule": (S, U32, P, U32),
 }
 
 
@@ -410,5 +413,106 @@ def test_twin_allows(twin, case):
     ("nested_launch", "block 0 of 1: RunKernel: called from inside a running kernel"),
 ])
 def test_twin_refuses_misused_launch(twin, case, fragment):
+    with pytest.raises(TwinError, match=re.escape(fragment)):
+        twin.misuse(case)
+
+
+# ---- the mixed cube/vector launch (RunMixKernel: 1 AIC + 2 AIV per block) -------------------------
+
+def call_with_timeout(fn, *args, timeout: float = 20.0):
+    """Runs fn(*args) on a daemon thread (ctypes releases the GIL): a twin that hangs fails the
+    test after `timeout` seconds instead of hanging the suite."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as error:  # noqa: BLE001 - handed to the test below
+            outcome["error"] = error
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"the twin hung for more than {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def test_mix_matmul_then_softmax(twin):
+    blocks, m, k, n = 2, 32, 64, 48
+    x = (torch.randn(blocks * m, k) / 4).half()
+    w = (torch.randn(k, n) / 4).half()
+    ws = torch.full((blocks * m, n), float("nan"), dtype=torch.float16)
+    y = torch.full_like(ws, float("nan"))
+    info = torch.full((blocks * 3, 8), -1, dtype=torch.int32)
+    call_with_timeout(twin.mix_matmul_softmax, blocks, x, w, ws, y, info, m, k, n)
+    product = x.float() @ w.float()
+    torch.testing.assert_close(ws.float(), product.half().float(), rtol=2**-10, atol=1e-3)
+    torch.testing.assert_close(y.float(), torch.softmax(ws.float(), dim=-1), rtol=2**-9,
+                               atol=2**-14)
+    # per core: GetBlockIdx, GetBlockNum, GetSubBlockIdx, GetTaskRation, ASCEND_IS_AIC
+    expected = []
+    for b in range(blocks):
+        expected += [[b, blocks, 0, 1, 1], [2 * b, blocks, 0, 2, 0], [2 * b + 1, blocks, 1, 2, 0]]
+    assert info[:, :5].tolist() == expected
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("deadlock_cube_never_sets", "CrossCoreWaitFlag(5) deadlock"),
+    ("deadlock_both_wait", "AIC of block 0 on flag 1, AIV 0 of block 0 on flag 2"),
+    ("one_aiv_sets", "CrossCoreWaitFlag(4) deadlock"),
+])
+def test_mix_deadlock_is_reported_not_hung(twin, case, fragment):
+    x = torch.zeros(64)
+    with pytest.raises(TwinError, match=re.escape(fragment)) as caught:
+        call_with_timeout(twin.mix_rule, case, 2, x, x.numel(), timeout=20.0)
+    assert "the device the kernel would hang" in str(caught.value)
+
+
+def test_mix_deadlock_names_the_waiting_core_and_flag(twin):
+    x = torch.zeros(64)
+    with pytest.raises(TwinError) as caught:
+        call_with_timeout(twin.mix_rule, "deadlock_cube_never_sets", 1, x, x.numel())
+    message = str(caught.value)
+    assert message.startswith("block 0 of 1, AIV ")
+    assert "AIV 0 of block 0 on flag 5" in message and "AIV 1 of block 0 on flag 5" in message
+
+
+def test_mix_aiv_to_aic_and_aiv_barrier(twin):
+    x = torch.zeros(64)
+    call_with_timeout(twin.mix_rule, "aiv_to_aic_ok", 3, x, x.numel())
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("pending_overflow", "already holds 16 sets not yet waited for"),
+    ("flag_id_range", "CrossCoreSetFlag(11) on the AIC of block 0: flagId outside [0, 10]"),
+    ("mode1_on_aic", "mode 1 synchronises the two AIVs"),
+    ("ub_on_aic", "this code runs on the AIC of block 0, which has L1, L0A, L0B and L0C only"),
+    ("l1_on_aiv", "which has UB only"),
+    ("l0a_overflow", "L0A overflow: TBuf<A2> needs 32768 B at A2 but L0A holds 65536 B per core"),
+    ("mmad_wrong_position", "Mmad: the left matrix (fmLocal) LocalTensor<half> of TBuf<B2>"),
+    ("mmad_range", "m 4096, n 32, k 32: each must lie in [0, 4095]"),
+    ("mmad_operand_small", "holds 1024 elements, but m 48, n 32, k 32 need 1536"),
+    ("loaddata_wrong_source", "LoadData (2D): the source LocalTensor<half> of TBuf<B1>"),
+    ("loaddata_out_of_bounds", "LoadData (2D): elements [1024, 1280) are out of bounds"),
+    ("nd2nz_to_ub_position", "DataCopy GM->L1 (Nd2Nz): the destination"),
+    ("fixpipe_bad_quant", "quantPre 0 with a half destination is not modelled"),
+])
+def test_mix_refuses(twin, case, fragment):
+    x = torch.zeros(2048)
+    with pytest.raises(TwinError, match=re.escape(fragment)):
+        call_with_timeout(twin.mix_rule, case, 1, x, x.numel())
+
+
+def test_mix_mmad_takes_unaligned_k(twin):
+    x = torch.zeros(2048)
+    call_with_timeout(twin.mix_rule, "mmad_ok_unaligned_k", 1, x, x.numel())
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("cross_flag_in_plain_launch", "cross-core synchronisation needs a mixed launch"),
+    ("mix_zero_blocks", "RunMixKernel: numBlocks is 0"),
+])
+def test_mix_refuses_misused_launch(twin, case, fragment):
     with pytest.raises(TwinError, match=re.escape(fragment)):
         twin.misuse(case)

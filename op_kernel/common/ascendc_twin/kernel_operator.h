@@ -11,6 +11,11 @@
 //          against the named buffers; AscendC::twin::Guard(message, capacity, fn) turns a
 //          TwinError into a return code and a message for extern "C" entry points (harness.h).
 //          The macro ASCENDC_TWIN is defined, for twin-only code next to a kernel.
+//          AscendC::twin::RunMixKernel(numBlocks, {{"x", x, bytes}, ...}, kernel, args...) launches
+//          a mixed (KERNEL_TYPE_MIX_AIC_1_2) kernel: per block one cube core (AIC) and two vector
+//          cores (AIV, sub-blocks 0 and 1), all 3 x numBlocks cores at once, each on its own
+//          std::thread with its own TPipe, memories (AIC: L1/L0A/L0B/L0C, AIV: UB) and pipe flags;
+//          they share GM and the cross-core flags (twin/mix.h). RunKernel is unchanged.
 // Examples: tests/*.cpp (kernels written as for the device, and entries.cpp), driven by
 //          tests/op_kernel/test_ascendc_twin.py.
 //
@@ -31,8 +36,18 @@
 //                 DataCopyPad(dst, src, DataCopyExtParams[, DataCopyPadExtParams<T>]) GM <-> UB
 //   vector        Add Sub Mul Div Max Min, Adds Muls Maxs Mins, Exp Ln Sqrt Abs, Duplicate,
 //                 Cast (float <-> half / bfloat16_t): the "first count elements" form
-//   sync          SetFlag<HardEvent>(id), WaitFlag<HardEvent>(id), PipeBarrier<pipe_t>()
-//   cores         GetBlockIdx(), GetBlockNum()
+//   cube          DataCopy(L1 dst, GM src, Nd2NzParams) (ND -> NZ), LoadData(L0A/L0B dst, L1 src,
+//                 LoadData2DParams) (whole 512 B fractals, ifTranspose for 16-bit types),
+//                 Mmad(CO1 float, A2, B2, MmadParams) for half / bfloat16_t inputs,
+//                 Fixpipe<T, float, CFG_ROW_MAJOR>(GM, CO1, FixpipeParamsV220) (NZ -> ND, quantPre
+//                 NoQuant / F322F16 / F322BF16, reluEn); QuantMode_t, FixpipeConfig, CO2Layout
+//   sync          SetFlag<HardEvent>(id), WaitFlag<HardEvent>(id), PipeBarrier<pipe_t>(),
+//                 CrossCoreSetFlag<modeId, pipe>(flagId), CrossCoreWaitFlag(flagId) and
+//                 CrossCoreWaitFlag<modeId, pipe>(flagId)
+//   cores         GetBlockIdx(), GetBlockNum(), GetSubBlockIdx(), GetTaskRation() (GetTaskRatio),
+//                 g_coreType with AscendC::AIC / AIV, ASCEND_IS_AIC, ASCEND_IS_AIV,
+//                 ASCEND_IS_NOT_AIC/AIV, KERNEL_TASK_TYPE_DEFAULT(...) (accepted, no effect),
+//                 KernelMetaType
 //
 // Rules enforced, and the documentation page each comes from
 //   * Position -> memory: VECIN/VECOUT/VECCALC in UB, A1/B1/C1/TSCM in L1, A2 in L0A, B2 in L0B,
@@ -92,16 +107,66 @@
 //     https://hiascend.com/document/detail/zh/canncommercial/800/apiref/ascendcopapi/atlasascendc_api_07_0271.html
 //   * GetBlockIdx in [0, numBlocks).  "GetBlockIdx",
 //     https://hiascend.com/document/detail/zh/canncommercial/800/apiref/ascendcopapi/atlasascendc_api_07_0185.html
+//   * Mixed launch (RunMixKernel): GetBlockIdx is the block on the AIC and 2 * block + sub on an
+//     AIV (range [0, 2 * numBlocks) for AIC:AIV = 1:2); GetBlockNum is numBlocks on every core.
+//     "GetBlockIdx", https://www.hiascend.com/document/detail/zh/canncommercial/latest/API/ascendcopapi/atlasascendc_api_07_0185.html
+//     GetSubBlockIdx is the AIV's id 0..N-1 within its AI Core (1:N).  "GetSubBlockIdx",
+//     https://www.hiascend.com/document/detail/en/CANNCommunityEdition/900/API/ascendcopapi/atlasascendc_api_07_0663.html
+//     (that page also calls the basic API's value a chip-wide logical id; the twin follows its
+//     first paragraph, 0 / 1). GetTaskRation: 2 on an AIV, 1 on the AIC (the twin's reading of
+//     "GetTaskRatio gives the AIC:AIV ratio", GetBlockIdx page).
+//     Each core has only its own memories: InitBuffer of a UB position on the AIC, or of an
+//     L1/L0 position on an AIV, is an error (separated architecture; capacities as above).
+//   * CrossCoreSetFlag / CrossCoreWaitFlag: flagId in [0, 10] on A2/A3; pipe not PIPE_S/PIPE_ALL;
+//     modeId in [0, 2]: mode 0 syncs all AICs (or all AIVs) of the launch, mode 1 the two AIVs of
+//     one AI Core (an AIV's wait returns once both AIVs have set), mode 2 the AIC with its AIVs
+//     (an AIC set releases a wait on each of its two AIVs; the AIC's wait returns once both AIVs
+//     have set). Each flag is a counter: set adds 1, wait blocks while 0 then subtracts 1; more
+//     than 16 pending sets of one flagId are an error. A wait that can never return -- every core
+//     still running is waiting and none of the waits can be met -- is reported as a deadlock
+//     naming the core and flag (the device would hang).  "CrossCoreSetFlag(ISASI)",
+//     https://www.hiascend.com/document/detail/zh/canncommercial/800/apiref/ascendcopapi/atlasascendc_api_07_0273.html
+//     and "CrossCoreWaitFlag(ISASI)", https://www.hiascend.com/document/detail/zh/canncommercial/800/apiref/ascendcopapi/atlasascendc_api_07_0274.html
+//     and the older page's counters (an AIC set adds 1 on both AIVs; both AIV sets add 1 on the
+//     AIC), https://www.hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/opdevgapi/atlasascendc_api_07_0268.html
+//   * Mmad: dst at CO1 (L0C, float), fmLocal at A2 (L0A), filterLocal at B2 (L0B); m, n, k in
+//     [0, 4095] (k need NOT be a multiple of 16: the page gives only the range); A in ZZ, B in ZN,
+//     C in NZ, fractals 16 x (32 B / sizeof) = 512 B for A/B and 16 x 16 for C, so each operand
+//     must hold ceil(m/16) x ceil(k/16) (resp. k x n, m x n) whole fractals; cmatrixInitVal true:
+//     C = A x B, false (or the deprecated isBias): C += A x B; cmatrixSource (bias table) is
+//     refused as not modelled.  "Mmad", https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/910beta1/API/ascendcopapi/atlasascendc_api_07_0249.html
+//     and MmadParams, https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/80RC2alpha002/apiref/opdevgapi/atlasascendc_api_07_0239.html
+//   * LoadData (2D): A1 -> A2 and B1 -> B2 only; repeatTimes >= 1; whole 512 B fractals from
+//     startIndex + i * srcStride to i * (1 + dstGap); L0A/L0B operands 512 B aligned ("General
+//     Restrictions"); bounds of both tensors checked.
+//   * DataCopy with Nd2NzParams: destination at A1/B1/C1/TSCM (L1), 32 B aligned; element (r, c)
+//     of ND matrix i lands at i * dstNzMatrixStride + (c / C0) * dstNzC0Stride * C0 +
+//     r * dstNzNStride * C0 + c % C0 (C0 = 32 B / sizeof(T)); dstNzC0Stride and dstNzNStride in
+//     [1, 16384], nValue <= 16384, srcDValue >= dValue, C0 columns may not overlap.
+//     "基础数据搬运" (DataCopy), as above.
+//   * Fixpipe: source at CO1 (L0C) 64 B aligned, float; nSize in [1, 4095]; srcStride (rows of
+//     the NZ source, a multiple of 16, >= mSize); dstStride >= nSize elements; quantPre F322F16 for
+//     half, F322BF16 for bfloat16_t, NoQuant for float (fp32 -> 16-bit rounds to nearest even).
+//     "Fixpipe", https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/910beta2/API/ascendcopapi/atlasascendc_api_07_0251.html
 //
 // Not modelled yet
-//   * Concurrency. Blocks run one after another on the calling thread, and within a block every
-//     instruction runs in program order, so the pipes (MTE2, MTE3, V, S, M, FIX) never overlap: a
-//     missing SetFlag/WaitFlag or PipeBarrier that would race on the device is not detected (only
-//     the flag protocol is checked). Timing is not modelled.
-//   * Cube and vector cores. One kind of core runs each block: there is no AIC/AIV pairing (1 cube
-//     : 2 vector cores), no GetSubBlockIdx, no cross-core synchronisation (CrossCoreSetFlag /
-//     CrossCoreWaitFlag, SyncAll) and no cube data path (LoadData, Mmad, Fixpipe, Matmul). L1 / L0
-//     capacities are accounted for InitBuffer, but only DataCopy GM -> L1 moves data there.
+//   * Concurrency inside a core. RunKernel runs blocks one after another on the calling thread;
+//     RunMixKernel runs every core on its own thread, but within a core every instruction runs in
+//     program order, so the pipes (MTE1, MTE2, MTE3, V, S, M, FIX) never overlap: a missing
+//     SetFlag/WaitFlag or PipeBarrier that would race on the device is not detected (only the flag
+//     protocol is checked), and the pipe named in CrossCoreSetFlag only has its PIPE_S/PIPE_ALL
+//     rule checked. GM written by one core and read by another without a cross-core flag between
+//     them is not detected as a race either. Timing is not modelled.
+//   * Cube/vector: KERNEL_TYPE_MIX_AIC_1_1, AIC-only and AIV-only task types (RunMixKernel is always
+//     1:2, RunKernel is the plain vector launch); SyncAll; L0C -> UB / L1 paths, Fixpipe to NZ,
+//     ndNum > 1, channel split and the quantisation modes other than F322F16/F322BF16; LoadData
+//     3D, LoadDataWithTranspose, addrMode, the transposition of non-16-bit fractals; Mmad with
+//     int8 / float inputs, bias (C2 / BT buffer), unitFlag, sparse / winograd; the Matmul high-level
+//     API; what Nd2Nz writes into the padding of a partial C0 column (the twin leaves it
+//     untouched) and what the hardware reads for k between k and the fractal edge (the twin reads
+//     only the first k); the cube's accumulation order inside one Mmad (the twin sums in float, in
+//     k order); the chip-wide view of GetSubBlockIdx; leftover cross-core flag counts at return
+//     are not reported. Mode-0 flags see only the cores of this launch.
 //   * Vector operations have only their "first count elements" form (no mask / repeat forms, no
 //     reductions), for the element types listed in vector.h; Cast covers float <-> half /
 //     bfloat16_t only. 16-bit float results are computed in float and rounded once; the
@@ -122,5 +187,7 @@
 #include "twin/vector.h"
 #include "twin/sync.h"
 #include "twin/harness.h"
+#include "twin/mix.h"
+#include "twin/cube.h"
 
 #endif  // CANN_ATTENTION_ASCENDC_TWIN_KERNEL_OPERATOR_H

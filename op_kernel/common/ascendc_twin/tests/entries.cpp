@@ -19,6 +19,31 @@ void strided_rows(GM_ADDR x, GM_ADDR y, uint32_t rows, uint32_t cols, uint32_t s
 void rule_case(const char* name, GM_ADDR x, uint32_t n);
 void take_memory(const char* memory, uint32_t bytes);
 void block_info(GM_ADDR out);
+void mix_matmul_softmax(GM_ADDR x, GM_ADDR w, GM_ADDR ws, GM_ADDR y, GM_ADDR info, uint32_t m,
+                        uint32_t k, uint32_t n);
+void mix_rule_case(const char* name, GM_ADDR x, uint32_t n);
+
+// Mixed launch: blocks x (1 AIC + 2 AIV); x [blocks * m, k], w [k, n], ws and y [blocks * m, n]
+// half, info int32 [blocks * 3 * 8].
+int twin_mix_matmul_softmax(uint32_t blocks, GM_ADDR x, GM_ADDR w, GM_ADDR ws, GM_ADDR y,
+                            GM_ADDR info, uint32_t m, uint32_t k, uint32_t n, char* err,
+                            size_t cap)
+{
+    const uint64_t rows = static_cast<uint64_t>(blocks) * m;
+    return Guard(err, cap, [&] {
+        AscendC::twin::RunMixKernel(blocks, {{"x", x, rows * k * 2}, {"w", w, k * n * 2ull},
+                                    {"ws", ws, rows * n * 2}, {"y", y, rows * n * 2},
+                                    {"info", info, blocks * 3 * 8 * 4ull}},
+                                    mix_matmul_softmax, x, w, ws, y, info, m, k, n);
+    });
+}
+
+int twin_mix_rule(const char* name, uint32_t blocks, GM_ADDR x, uint32_t n, char* err, size_t cap)
+{
+    return Guard(err, cap, [&] {
+        AscendC::twin::RunMixKernel(blocks, {{"x", x, n * 4ull}}, mix_rule_case, name, x, n);
+    });
+}
 
 int twin_add(int32_t isHalf, uint32_t blocks, GM_ADDR x, GM_ADDR y, GM_ADDR z, uint32_t total,
              uint32_t tile, char* err, size_t cap)
@@ -105,6 +130,10 @@ int twin_misuse(const char* what, char* err, size_t cap)
             AscendC::TPipe pipe;
         } else if (name == "zero_blocks") {
             RunKernel(0, [] {});
+        } else if (name == "cross_flag_in_plain_launch") {
+            RunKernel(1, [] { AscendC::CrossCoreSetFlag<2, PIPE_MTE3>(0); });
+        } else if (name == "mix_zero_blocks") {
+            AscendC::twin::RunMixKernel(0, {}, [] {});
         } else if (name == "nested_launch") {
             RunKernel(1, [] { RunKernel(1, [] {}); });
         } else {

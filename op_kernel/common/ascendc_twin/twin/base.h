@@ -140,8 +140,20 @@ struct GmRegion {
 constexpr int kEventIds = 8;                  // event ids 0..7 on A2/A3 (SetFlag/WaitFlag page)
 constexpr int kEvents = static_cast<int>(HardEvent::MAX);
 
+struct MixLaunch;                             // mix.h: the cores of a mixed launch
+
+// Which core runs the code: kPlain for RunKernel (one core per block, every memory allowed, as
+// before), kAIC / kAIV for the cube and vector cores of RunMixKernel.
+enum class CoreKind : uint8_t { kPlain, kAIC, kAIV };
+
 struct CoreState {
-    bool running = false;                     // inside RunKernel
+    bool running = false;                     // inside RunKernel / RunMixKernel
+    CoreKind kind = CoreKind::kPlain;
+    int64_t group = 0;                        // mixed launch: the block (AI Core group) index
+    int32_t subBlockIdx = 0;                  // mixed launch: 0 / 1 on the two AIVs, 0 on the AIC
+    int32_t mixCore = -1;                     // mixed launch: this core's index in MixLaunch
+    MixLaunch* mix = nullptr;
+    std::string label;                        // "AIC of block 0", "AIV 1 of block 0"
     int64_t blockIdx = 0;
     int64_t blockNum = 0;
     std::vector<GmRegion> gm;                 // empty: GM accesses are checked against windows only

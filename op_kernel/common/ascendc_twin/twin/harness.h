@@ -18,6 +18,18 @@ struct GmArg {
     uint64_t bytes;
 };
 
+// A core returning with a SetFlag never waited for breaks the SetFlag/WaitFlag pairing.
+inline void CheckFlagsAtReturn(const CoreState& core)
+{
+    for (int i = 0; i < kEvents * kEventIds; ++i) {
+        if (core.flags[i]) {
+            Fail("the kernel returned with SetFlag<", EventName(static_cast<HardEvent>(
+                 i / kEventIds)), ">(", i % kEventIds, ") never waited for (SetFlag and "
+                 "WaitFlag come in pairs)");
+        }
+    }
+}
+
 // Runs kernel(args...) once per block index 0 .. numBlocks - 1, one block after another, each on a
 // fresh core: GetBlockIdx / GetBlockNum, the TPipe's memory accounting and the event flags start
 // anew. Every GlobalTensor access is checked against `gm`. A rule broken on a block throws
@@ -42,13 +54,7 @@ void RunKernel(uint32_t numBlocks, const std::vector<GmArg>& gm, Kernel&& kernel
         }
         try {
             kernel(args...);
-            for (int i = 0; i < kEvents * kEventIds; ++i) {
-                if (core.flags[i]) {
-                    Fail("the kernel returned with SetFlag<", EventName(static_cast<HardEvent>(
-                         i / kEventIds)), ">(", i % kEventIds, ") never waited for (SetFlag and "
-                         "WaitFlag come in pairs)");
-                }
-            }
+            CheckFlagsAtReturn(core);
         } catch (const TwinError& error) {
             core = CoreState{};
             throw TwinError(Str("block ", block, " of ", numBlocks, ": ", error.what()));

@@ -314,6 +314,16 @@ public:
         if (++buffers_ > twin::kMaxBuffersPerKernel) {
             twin::Fail(api, ": more than ", twin::kMaxBuffersPerKernel, " buffers in one kernel");
         }
+        const twin::CoreState& core = twin::Core();
+        const bool cubeMemory = memory != twin::Memory::UB;
+        if ((core.kind == twin::CoreKind::kAIC && !cubeMemory) ||
+            (core.kind == twin::CoreKind::kAIV && cubeMemory)) {
+            twin::Fail(api, ": ", owner, " is at ", twin::PositionName(pos), " (",
+                       twin::Info(memory).name, "), but this code runs on the ", core.label,
+                       ", which has ", core.kind == twin::CoreKind::kAIC ? "L1, L0A, L0B and L0C"
+                       : "UB", " only (separated architecture: the cube core holds L1/L0A/L0B/L0C, "
+                       "each vector core its own UB)");
+        }
         const twin::MemoryInfo& info = twin::Info(memory);
         Arena& arena = arenas_[static_cast<int>(memory)];
         const uint32_t start = twin::RoundUp(arena.used, info.alignment);
