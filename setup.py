@@ -38,7 +38,8 @@ setup(
     # the C++ tiling cores, compiled on first use (op_host/common/native.py)
     package_data={"cann_attention.op_host": ["*/*.h", "*/*.cpp", "common/cpp/*.h"],
                   "cann_attention.op_kernel": ["common/ascendc_twin/*.h",
-                                               "common/ascendc_twin/twin/*.h"]},
+                                               "common/ascendc_twin/twin/*.h",
+                                               "*/ascendc/*.h", "*/ascendc/*.cpp"]},
     install_requires=["torch>=2.4"],
     # test: numpy is needed by Triton's interpreter, which runs the GPU kernel source on CPU
     extras_require={"test": ["pytest>=7", "numpy"], "gpu": ["triton>=3.0"]},

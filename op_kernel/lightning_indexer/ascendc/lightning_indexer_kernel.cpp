@@ -1,0 +1,348 @@
+// npu_lightning_indexer as an AscendC mixed (KERNEL_TYPE_MIX_AIC_1_2) kernel -- first scope.
+//
+// Scope (the launcher and the test keep to it; nothing else is read or checked here):
+//   layout_query = layout_key = BSND (non-paged), no actual_seq_lengths (full lengths S1, S2),
+//   query / key / weights all of one dtype DTYPE_QUERY (half or bfloat16_t; float32 weights are
+//   not covered), D = 128, N1 <= 64, sparse_mode 0 or 3, return_value False (sparse_values is
+//   not written), sparse_count <= 2048.
+//
+// Work split: query row r (= b * S1 + s) goes to block r % GetBlockNum() (a strided row split,
+// not the plan's balanced per-core schedule). Per block, for each of its rows with n_vis > 0:
+//   AIC  for each chunk of block_s2 visible keys: q[r] (N1 x 128, GM ND -> L1 NZ -> L0A) and the
+//        key chunk (GM ND -> L1 NZ -> L0B, which is already ZN for K^T), Mmad (all N1 heads at
+//        once, float in L0C), Fixpipe NoQuant into the block's GM workspace [N1, block_s2]
+//        (float), CrossCoreSetFlag mode 2 -> both AIVs; waits until both AIVs have copied it.
+//   AIV  sub-block v takes keys [v * bs/2, (v+1) * bs/2) of every chunk: DataCopy to UB, ReLU
+//        (Maxs 0), * w[h] (Muls), sum over heads (Add), then a running top-k list (score desc,
+//        key index asc) kept in UB with scalar GetValue/SetValue insertion (the twin has no sort).
+//        At the row's end AIV 1 writes its list to GM (two slots, by row parity), both AIVs meet
+//        at a mode-1 cross-core barrier, and AIV 0 merges the two lists (ties: smaller index) and
+//        writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r].
+// head_group of the plan is not used (all N1 <= 64 heads fit one Mmad: 64 x 256 floats in L0C).
+#include "kernel_operator.h"
+#include "tiling_core.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
+
+#include "lightning_indexer_kernel.h"
+
+using namespace AscendC;
+
+namespace li_ascendc {
+
+constexpr uint16_t kFlagCubeDone = 1;    // AIC -> both AIVs: a chunk of scores is in GM
+constexpr uint16_t kFlagVecDone = 2;     // both AIVs -> AIC: the chunk has been copied to UB
+constexpr uint16_t kFlagSubSync = 3;     // AIV <-> AIV barrier before the top-k merge
+
+__aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+template <typename T>
+class LightningIndexer {
+public:
+    __aicore__ inline void Init(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR indices,
+                                GM_ADDR workspace, GM_ADDR tiling)
+    {
+        const __gm__ LightningIndexerTilingData* td =
+            reinterpret_cast<const __gm__ LightningIndexerTilingData*>(tiling);
+        numRows_ = static_cast<uint32_t>(td->num_rows);
+        s2_ = static_cast<uint32_t>(td->key_capacity);
+        batch_ = td->batch;
+        n1_ = td->n1;
+        bs_ = td->block_s2;
+        k_ = td->sparse_count;
+        mode_ = td->sparse_mode;
+        s1_ = numRows_ / batch_;
+        group_ = ASCEND_IS_AIC ? GetBlockIdx() : GetBlockIdx() / GetTaskRation();
+        groups_ = GetBlockNum();
+        half_ = bs_ / 2;
+        qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
+                             static_cast<uint64_t>(numRows_) * n1_ * kD);
+        kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
+                             static_cast<uint64_t>(batch_) * s2_ * kD);
+        wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(weights),
+                             static_cast<uint64_t>(numRows_) * n1_);
+        outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(indices),
+                               static_cast<uint64_t>(numRows_) * k_);
+        const uint64_t wsFloats = WorkspaceFloats(n1_, bs_, k_);
+        __gm__ float* ws = reinterpret_cast<__gm__ float*>(workspace) + group_ * wsFloats;
+        scoreGm_.SetGlobalBuffer(ws, static_cast<uint64_t>(n1_) * bs_);
+        for (int slot = 0; slot < 2; ++slot) {
+            __gm__ float* ex = ws + static_cast<uint64_t>(n1_) * bs_ + slot * (2 * k_ + 8);
+            exCountGm_[slot].SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(ex), 8);
+            exScoreGm_[slot].SetGlobalBuffer(ex + 8, k_);
+            exIdxGm_[slot].SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(ex + 8 + k_), k_);
+        }
+    }
+
+    __aicore__ inline uint32_t Visible(uint32_t row) const
+    {
+        if (mode_ == 0) return s2_;
+        const int64_t s = row % s1_;
+        int64_t n = static_cast<int64_t>(s2_) - s1_ + s + 1;
+        n = n < 0 ? 0 : n;
+        return static_cast<uint32_t>(n > s2_ ? s2_ : n);
+    }
+
+    // ---- AIC ---------------------------------------------------------------------------------
+    __aicore__ inline void Cube()
+    {
+        const uint32_t mPad = CeilDiv(n1_, 16) * 16;
+        const uint32_t nBlk = bs_ / 16;
+        pipe_.InitBuffer(qL1_, mPad * kD * sizeof(T));
+        pipe_.InitBuffer(kL1_, bs_ * kD * sizeof(T));
+        pipe_.InitBuffer(a2_, mPad * kD * sizeof(T));
+        pipe_.InitBuffer(b2_, bs_ * kD * sizeof(T));
+        pipe_.InitBuffer(c1_, mPad * bs_ * sizeof(float));
+        LocalTensor<T> qL1 = qL1_.Get<T>();
+        LocalTensor<T> kL1 = kL1_.Get<T>();
+        LocalTensor<T> a2 = a2_.Get<T>();
+        LocalTensor<T> b2 = b2_.Get<T>();
+        LocalTensor<float> c1 = c1_.Get<float>();
+        for (uint32_t row = group_; row < numRows_; row += groups_) {
+            const uint32_t nvis = Visible(row);
+            if (nvis == 0) continue;
+            const uint32_t b = row / s1_;
+            // q[row]: N1 x 128 ND -> NZ (mPad rows per C0 column) -> L0A ZZ (one fractal row
+            // per 16 heads: fractal (i, c) of NZ sits at c * mBlk + i).
+            DataCopy(qL1, qGm_[static_cast<uint64_t>(row) * n1_ * kD],
+                     Nd2NzParams(1, n1_, kD, 0, kD, mPad, 1, 0));
+            SetFlag<HardEvent::MTE2_MTE1>(0);
+            WaitFlag<HardEvent::MTE2_MTE1>(0);
+            for (uint32_t i = 0; i < mPad / 16; ++i) {
+                LoadData(a2[i * (kD / 16) * 256], qL1,
+                         LoadData2DParams(i, kD / 16, mPad / 16, 0, 0, false, 0));
+            }
+            for (uint32_t j0 = 0; j0 < nvis; j0 += bs_) {
+                const uint32_t valid = nvis - j0 < bs_ ? nvis - j0 : bs_;
+                // keys j0 .. j0 + valid: ND [valid, 128] -> NZ with bs rows per C0 column.
+                // That NZ, fractal (key block i, d block c) at c * nBlk + i with keys as rows,
+                // is exactly ZN for B = K^T [128, bs]: no transpose, one LoadData per d block.
+                DataCopy(kL1, kGm_[(static_cast<uint64_t>(b) * s2_ + j0) * kD],
+                         Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
+                SetFlag<HardEvent::MTE2_MTE1>(0);
+                WaitFlag<HardEvent::MTE2_MTE1>(0);
+                const uint32_t vBlk = CeilDiv(valid, 16);
+                for (uint32_t c = 0; c < kD / 16; ++c) {
+                    LoadData(b2[c * vBlk * 256], kL1,
+                             LoadData2DParams(c * nBlk, vBlk, 1, 0, 0, false, 0));
+                }
+                SetFlag<HardEvent::MTE1_M>(0);
+                WaitFlag<HardEvent::MTE1_M>(0);
+                MmadParams mm;
+                mm.m = n1_;
+                mm.n = valid;
+                mm.k = kD;
+                mm.cmatrixInitVal = true;
+                Mmad(c1, a2, b2, mm);
+                SetFlag<HardEvent::M_FIX>(0);
+                WaitFlag<HardEvent::M_FIX>(0);
+                FixpipeParamsV220 fp;
+                fp.nSize = valid;
+                fp.mSize = n1_;
+                fp.srcStride = mPad;
+                fp.dstStride = bs_;
+                fp.quantPre = QuantMode_t::NoQuant;
+                Fixpipe<float, float, CFG_ROW_MAJOR>(scoreGm_, c1, fp);
+                SetFlag<HardEvent::FIX_M>(0);          // L0C free for the next chunk
+                WaitFlag<HardEvent::FIX_M>(0);
+                SetFlag<HardEvent::M_MTE1>(0);         // L0A/L0B free
+                WaitFlag<HardEvent::M_MTE1>(0);
+                SetFlag<HardEvent::MTE1_MTE2>(0);      // L1 free
+                WaitFlag<HardEvent::MTE1_MTE2>(0);
+                CrossCoreSetFlag<2, PIPE_FIX>(kFlagCubeDone);
+                CrossCoreWaitFlag(kFlagVecDone);       // both AIVs have the chunk in UB
+            }
+        }
+    }
+
+    // ---- AIV ---------------------------------------------------------------------------------
+    __aicore__ inline void Vector()
+    {
+        const uint32_t sub = GetSubBlockIdx();
+        const uint32_t kPad = CeilDiv(k_, 8) * 8;
+        pipe_.InitBuffer(sc_, n1_ * half_ * sizeof(float));
+        pipe_.InitBuffer(acc_, half_ * sizeof(float));
+        pipe_.InitBuffer(listS_, kPad * sizeof(float));
+        pipe_.InitBuffer(listI_, kPad * sizeof(int32_t));
+        pipe_.InitBuffer(otherS_, kPad * sizeof(float));
+        pipe_.InitBuffer(otherI_, kPad * sizeof(int32_t));
+        pipe_.InitBuffer(out_, kPad * sizeof(int32_t));
+        pipe_.InitBuffer(cnt_, 8 * sizeof(int32_t));
+        LocalTensor<float> sc = sc_.Get<float>();
+        LocalTensor<float> acc = acc_.Get<float>();
+        LocalTensor<float> listS = listS_.Get<float>();
+        LocalTensor<int32_t> listI = listI_.Get<int32_t>();
+        LocalTensor<float> otherS = otherS_.Get<float>();
+        LocalTensor<int32_t> otherI = otherI_.Get<int32_t>();
+        LocalTensor<int32_t> out = out_.Get<int32_t>();
+        LocalTensor<int32_t> cnt = cnt_.Get<int32_t>();
+        uint32_t exchanged = 0;
+        for (uint32_t row = group_; row < numRows_; row += groups_) {
+            const uint32_t nvis = Visible(row);
+            uint32_t count = 0;
+            for (uint32_t j0 = 0; j0 < nvis; j0 += bs_) {
+                CrossCoreWaitFlag(kFlagCubeDone);
+                // this sub-block's half of the chunk, all heads: N1 bursts of bs/2 floats.
+                DataCopyParams cp(n1_, half_ * sizeof(float) / 32, half_ * sizeof(float) / 32, 0);
+                DataCopy(sc, scoreGm_[sub * half_], cp);
+                SetFlag<HardEvent::MTE2_V>(0);
+                WaitFlag<HardEvent::MTE2_V>(0);
+                CrossCoreSetFlag<2, PIPE_MTE2>(kFlagVecDone);
+                Duplicate(acc, 0.0f, half_);
+                for (uint32_t h = 0; h < n1_; ++h) {
+                    const float w = static_cast<float>(
+                        wGm_.GetValue(static_cast<uint64_t>(row) * n1_ + h));
+                    LocalTensor<float> x = sc[h * half_];
+                    Maxs(x, x, 0.0f, half_);                 // ReLU
+                    Muls(x, x, w, half_);
+                    Add(acc, acc, x, half_);
+                }
+                SetFlag<HardEvent::V_S>(0);
+                WaitFlag<HardEvent::V_S>(0);
+                const uint32_t first = j0 + sub * half_;
+                for (uint32_t t = 0; t < half_ && first + t < nvis; ++t) {
+                    count = Insert(listS, listI, count, acc.GetValue(t) + 0.0f,
+                                   static_cast<int32_t>(first + t));
+                }
+                SetFlag<HardEvent::S_V>(0);
+                WaitFlag<HardEvent::S_V>(0);
+                SetFlag<HardEvent::V_MTE2>(0);
+                WaitFlag<HardEvent::V_MTE2>(0);
+            }
+            if (nvis == 0) {
+                if (sub == 0) WriteRow(out, row, 0, kPad);
+                continue;
+            }
+            const uint32_t slot = exchanged++ % 2;
+            if (sub == 1) {
+                cnt.SetValue(0, static_cast<int32_t>(count));
+                SetFlag<HardEvent::S_MTE3>(0);
+                WaitFlag<HardEvent::S_MTE3>(0);
+                DataCopy(exCountGm_[slot], cnt, 8);
+                if (count > 0) {
+                    DataCopyPad(exScoreGm_[slot], listS, DataCopyExtParams(1, count * 4, 0, 0, 0));
+                    DataCopyPad(exIdxGm_[slot], listI, DataCopyExtParams(1, count * 4, 0, 0, 0));
+                }
+                SetFlag<HardEvent::MTE3_S>(0);         // the lists are rewritten for the next row
+                WaitFlag<HardEvent::MTE3_S>(0);
+            }
+            CrossCoreSetFlag<1, PIPE_MTE3>(kFlagSubSync);
+            CrossCoreWaitFlag(kFlagSubSync);
+            if (sub == 0) {
+                DataCopy(cnt, exCountGm_[slot], 8);
+                SetFlag<HardEvent::MTE2_S>(0);
+                WaitFlag<HardEvent::MTE2_S>(0);
+                const uint32_t other = static_cast<uint32_t>(cnt.GetValue(0));
+                if (other > 0) {
+                    DataCopyPad(otherS, exScoreGm_[slot], DataCopyExtParams(1, other * 4, 0, 0, 0),
+                                DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                    DataCopyPad(otherI, exIdxGm_[slot], DataCopyExtParams(1, other * 4, 0, 0, 0),
+                                DataCopyPadExtParams<int32_t>(false, 0, 0, 0));
+                }
+                SetFlag<HardEvent::MTE2_S>(0);
+                WaitFlag<HardEvent::MTE2_S>(0);
+                // merge of two lists sorted by (score desc, index asc)
+                uint32_t a = 0, c = 0, n = 0;
+                while (n < k_ && (a < count || c < other)) {
+                    bool takeA;
+                    if (a >= count) {
+                        takeA = false;
+                    } else if (c >= other) {
+                        takeA = true;
+                    } else {
+                        const float sa = listS.GetValue(a), sb = otherS.GetValue(c);
+                        takeA = sa > sb || (sa == sb && listI.GetValue(a) < otherI.GetValue(c));
+                    }
+                    out.SetValue(n++, takeA ? listI.GetValue(a++) : otherI.GetValue(c++));
+                }
+                WriteRow(out, row, n, kPad);
+            }
+        }
+    }
+
+private:
+    // Inserts (s, j) into the list sorted by score desc; keys come in ascending j, so an equal
+    // score goes after the ones already there (ties: smaller index first). Returns the new count.
+    __aicore__ inline uint32_t Insert(LocalTensor<float>& ls, LocalTensor<int32_t>& li,
+                                      uint32_t count, float s, int32_t j)
+    {
+        if (count == k_ && !(s > ls.GetValue(count - 1))) return count;
+        uint32_t pos = count < k_ ? count : k_ - 1;
+        while (pos > 0 && ls.GetValue(pos - 1) < s) {
+            ls.SetValue(pos, ls.GetValue(pos - 1));
+            li.SetValue(pos, li.GetValue(pos - 1));
+            --pos;
+        }
+        ls.SetValue(pos, s);
+        li.SetValue(pos, j);
+        return count < k_ ? count + 1 : count;
+    }
+
+    // out[0, n) holds indices; pads with -1 and writes sparse_indices[row].
+    __aicore__ inline void WriteRow(LocalTensor<int32_t>& out, uint32_t row, uint32_t n,
+                                    uint32_t kPad)
+    {
+        for (uint32_t t = n; t < kPad; ++t) out.SetValue(t, -1);
+        SetFlag<HardEvent::S_MTE3>(0);
+        WaitFlag<HardEvent::S_MTE3>(0);
+        DataCopyPad(outGm_[static_cast<uint64_t>(row) * k_], out,
+                    DataCopyExtParams(1, k_ * sizeof(int32_t), 0, 0, 0));
+        SetFlag<HardEvent::MTE3_S>(0);                 // out is reused for the next row
+        WaitFlag<HardEvent::MTE3_S>(0);
+    }
+
+    static constexpr uint32_t kD = 128;
+    TPipe pipe_;
+    TBuf<TPosition::A1> qL1_;
+    TBuf<TPosition::B1> kL1_;
+    TBuf<TPosition::A2> a2_;
+    TBuf<TPosition::B2> b2_;
+    TBuf<TPosition::CO1> c1_;
+    TBuf<TPosition::VECIN> sc_;
+    TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, cnt_;
+    TBuf<TPosition::VECOUT> out_;
+    GlobalTensor<T> qGm_, kGm_, wGm_;
+    GlobalTensor<int32_t> outGm_;
+    GlobalTensor<float> scoreGm_;
+    GlobalTensor<int32_t> exCountGm_[2], exIdxGm_[2];
+    GlobalTensor<float> exScoreGm_[2];
+    uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0, mode_ = 0;
+    uint32_t half_ = 0, group_ = 0, groups_ = 1;
+};
+
+template <typename T>
+__aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR indices,
+                           GM_ADDR workspace, GM_ADDR tiling)
+{
+    LightningIndexer<T> op;
+    op.Init(query, key, weights, indices, workspace, tiling);
+    if ASCEND_IS_AIC {
+        op.Cube();
+    }
+    if ASCEND_IS_AIV {
+        op.Vector();
+    }
+}
+
+#ifdef ASCENDC_TWIN
+// the twin launcher (launcher.cpp) runs both dtypes from one library
+template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR);
+template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR);
+#endif
+
+}  // namespace li_ascendc
+
+#ifndef DTYPE_QUERY
+#define DTYPE_QUERY half      // CANN's build defines it per dtype; the twin launcher instantiates both
+#endif
+
+extern "C" __global__ __aicore__ void lightning_indexer(
+    GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR actual_seq_lengths_query,
+    GM_ADDR actual_seq_lengths_key, GM_ADDR block_table, GM_ADDR sparse_indices,
+    GM_ADDR sparse_values, GM_ADDR workspace, GM_ADDR tiling)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    (void)actual_seq_lengths_query;   // first scope: full lengths, BSND, return_value False
+    (void)actual_seq_lengths_key;
+    (void)block_table;
+    (void)sparse_values;
+    li_ascendc::Run<DTYPE_QUERY>(query, key, weights, sparse_indices, workspace, tiling);
+}
