@@ -9,7 +9,8 @@ buffer); programs 1.. each scan ``ROWS`` index rows for their first negative ent
 the static plan's (``tiling.max_pieces`` ...), so the launch and the buffer never depend on
 values.
 
-Every table lives in one int64 buffer (``layout``); ``build`` returns views of it. What a launch
+Every table lives in one int64 buffer (``layout``): the head of the call's workspace in
+``triton.run``, which passes the tables' addresses to the kernels; ``build`` returns views. What a launch
 needs that depends only on (params, plan) is computed once per pair (``LAUNCHES``).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cann_attention.op_host.sparse_flash_attention.schedule import (
 from cann_attention.op_host.common.schedule import Schedule
 
 from ..common.per_plan import PerPlanCache
+from ..common.triton_launch import Launcher
 
 BLOCK = 512          # elements per pass iteration of program 0
 PAGES = tl.constexpr(16)     # page-table entries per batch read at once (pass 1)
@@ -495,8 +497,8 @@ class _Launch:
             offsets[name] = at
             at += size
         self.offsets, self.total = offsets, at
-        kernel_len = sum(self.sizes[n] for n in KERNEL_TABLES)
-        self.split_sizes = [self.sizes[n] for n in KERNEL_TABLES] + [at - kernel_len]
+        self.nbytes = -(-8 * at // 16) * 16     # what the tables take of a call's workspace
+        self.table_bytes = tuple(8 * offsets[n] for n in KERNEL_TABLES)
         self.num_cores, self.max_slots = tiling.num_cores, tiling.max_slots
         R, T, C, B = p.num_rows, tiling.num_tasks, tiling.num_cores, p.batch
         self.paged = p.kv_layout is Layout.PA_BSND
@@ -522,6 +524,18 @@ class _Launch:
             OVERHEAD=TASK_OVERHEAD_STEPS, BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1),
             LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), ROWS=ROWS,
             K_BLOCK=K_BLOCK, num_warps=4)
+        self.kernel = Launcher(_sfa_metadata_kernel, self.grid, **self.constexprs)
+
+    def launch(self, t, block_table, idx, at: int, meta, aligned=None) -> None:
+        """Build the tables of the call ``t`` (``block_table`` and ``idx``: its contiguous page
+        table or None, and indices) at address ``at``; ``meta()`` gives them as an int64
+        tensor, needed only where the kernel goes through Triton's binding (triton_launch)."""
+        aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
+
+        def form(m):        # the tables' buffer also stands in for absent inputs
+            return (aq if aq is not None else m, akv if akv is not None else m,
+                    block_table if block_table is not None else m, idx, m, *self.ints)
+        self.kernel(form(at), lambda: form(meta()), aligned)
 
     def views(self, meta) -> dict:
         return {name: meta[self.offsets[name]:self.offsets[name] + size]
@@ -532,16 +546,14 @@ LAUNCHES = PerPlanCache(_Launch, LAYOUT_CACHE_SIZE)
 
 
 def build(p, tiling, t) -> Tables:
-    """The device schedule of a call, computed on the device in one launch (module doc)."""
+    """The device schedule of a call, computed on the device in one launch, in a buffer of its
+    own (the tests read it; ``triton.run`` builds it at the head of its workspace)."""
     launch = LAUNCHES.get(p, tiling)
     meta = torch.empty(launch.total, dtype=torch.int64, device=t.sparse_indices.device)
-    aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
-    _sfa_metadata_kernel[launch.grid](
-        aq if aq is not None else meta, akv if akv is not None else meta,
-        t.block_table if launch.paged else meta, t.sparse_indices, meta, *launch.ints,
-        **launch.constexprs)
+    launch.launch(t, t.block_table.contiguous() if launch.paged else None,
+                  t.sparse_indices.contiguous(), meta.data_ptr(), lambda: meta)
     tables = Tables()
-    for name, view in zip(KERNEL_TABLES, meta.split(launch.split_sizes)):
-        setattr(tables, name, view)
+    for name in KERNEL_TABLES:
+        setattr(tables, name, meta[launch.offsets[name]:][:launch.sizes[name]])
     tables.meta, tables.launch = meta, launch
     return tables

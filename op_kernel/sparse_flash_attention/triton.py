@@ -42,10 +42,13 @@ from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 
 from ..common import online_softmax as osm
 from ..common.per_plan import PerPlanCache
+from ..common.triton_launch import Launcher, alignment
 from . import metadata
 
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
+MAIN_TABLES = ("core_first", "piece_task", "piece_begin", "piece_end", "piece_slot", "task_row",
+               "task_batch", "task_head", "task_tau", "task_window", "row_first_neg")
 
 
 @triton.jit
@@ -202,116 +205,167 @@ def run(p, tiling, t):
     emulate. Nothing is read back to the host, so the call can be captured in a CUDA graph and
     replayed while the tensors of ``t`` keep their addresses (their values may change)."""
     launch = LAUNCHES.get(p, tiling)
-    launch.refuse_unserved(t.query.device)
-    work = metadata.build(p, tiling, t)
-    buffers = launch.buffers(t)
-    launch.main_kernel(t, work, buffers)
-    launch.merge(t, work, buffers)
-    return launch.outputs(t, buffers)
+    call = _Call(launch, t)
+    launch.tables.launch(t, call.block_table, call.idx, call.at, call.meta_view, call.aligned)
+    launch.main_kernel(call)
+    launch.merge(call)
+    return call.results()
 
 
 def kernel_only(p, tiling, t):
     """For benchmarks: a function launching the plan's kernel alone, over tables built once."""
     launch = LAUNCHES.get(p, tiling)
-    launch.refuse_unserved(t.query.device)
-    work = metadata.build(p, tiling, t)
-    buffers = launch.buffers(t)
-    return lambda: launch.main_kernel(t, work, buffers)
+    call = _Call(launch, t)
+    launch.tables.launch(t, call.block_table, call.idx, call.at, call.meta_view, call.aligned)
+    return lambda: launch.main_kernel(call)
+
+
+class _Call:
+    """One call's tensors (made contiguous where the kernels assume it), its workspace and
+    outputs, the workspace addresses the kernels get, and the tensors' alignment key."""
+    __slots__ = ("launch", "t", "query", "query_rope", "idx", "block_table", "ws", "at", "out",
+                 "lse", "w", "aligned")
+
+    def __init__(self, launch, t):
+        dev = t.query.device
+        launch.refuse_unserved(dev)
+        self.launch, self.t = launch, t
+        self.query, self.query_rope = t.query.contiguous(), t.query_rope.contiguous()
+        self.idx = t.sparse_indices.contiguous()
+        self.block_table = t.block_table.contiguous() if launch.paged else None
+        self.ws = torch.empty(launch.nbytes, dtype=torch.uint8, device=dev)
+        self.at = self.ws.data_ptr()
+        self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
+        self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)
+                    if launch.lse else None)
+        self.w = launch.pointers(self.ws, self.at, self.lse, tensors=False)
+        self.aligned = alignment(self.query, self.query_rope, self.idx, t.key, t.key_rope,
+                                 self.block_table, t.sinks, t.actual_seq_lengths_query,
+                                 t.actual_seq_lengths_kv, self.out, self.lse)
+
+    def meta_view(self):
+        return self.ws[:self.launch.tables.nbytes].view(torch.int64)
+
+    def views(self) -> dict:
+        return self.launch.pointers(self.ws, self.at, self.lse, tensors=True)
+
+    def results(self):
+        shape = self.launch.lse_shape
+        if self.lse is None:
+            dev = self.out.device
+            return self.out, torch.empty(shape, device=dev), torch.empty(shape, device=dev)
+        n = self.launch.rows_n1
+        return self.out, self.lse[:n].view(shape), self.lse[n:].view(shape)
 
 
 class _Launch:
-    """What launching a plan needs that depends only on (params, plan), made once per pair."""
+    """What launching a plan needs that depends only on (params, plan), made once per pair.
+
+    A call allocates one workspace (uint8): the metadata tables (int64, metadata.layout), then
+    fp32 regions for the split-task states (m, l, acc), the scratch tile, and softmax max/sum
+    when the call does not return them. The kernels get the regions' addresses (base + a fixed
+    offset; triton_launch.Launcher builds views only on a kernel's first launch), so a call
+    makes no per-call views beyond its outputs."""
 
     def __init__(self, p, tiling):
         self.p, self.tiling = p, tiling
         hg = tiling.head_group
         self.variant, self.grid = tiling.variant, (tiling.num_cores,)
-        self.rows_n1_d = (p.num_rows, p.n1, D)
-        self.slots = max(tiling.max_slots, 1)
-        self.scratch = (tiling.num_cores * 4 * max(16, hg) * tiling.block_s2
-                        if tiling.variant == "scratch" else 1)
+        self.tables = metadata.LAUNCHES.get(p, tiling)
+        rows_n1 = p.num_rows * p.n1
+        slots = max(tiling.max_slots, 1)
+        scratch = (tiling.num_cores * 4 * max(16, hg) * tiling.block_s2
+                   if tiling.variant == "scratch" else 1)
+        self.lse = p.return_softmax_lse
+        self.lse_shape = lse_shape(p.query.shape, p.layout_query, p.return_softmax_lse)
+        self.rows_n1 = rows_n1
+        # fp32 regions after the tables, each 16-byte aligned like a tensor of its own
+        names = ("ws_m", "ws_l", "ws_acc", "scratch") + (() if self.lse else ("smax", "ssum"))
+        sizes = (slots * hg, slots * hg, slots * hg * D, scratch) + (() if self.lse
+                                                                     else (rows_n1, rows_n1))
+        self.regions, at = {}, self.tables.nbytes
+        for name, n in zip(names, sizes):
+            self.regions[name] = (at, n)
+            at += -(-4 * n // 16) * 16
+        self.nbytes = at
+        # (name, byte offset, elements, element size, dtype) of every workspace argument
+        self.workspace_map = tuple(
+            [(name, self.tables.table_bytes[i], self.tables.sizes[name], 8, torch.int64)
+             for i, name in enumerate(metadata.KERNEL_TABLES)]
+            + [(name, off, n, 4, torch.float32) for name, (off, n) in self.regions.items()])
         self.paged = p.kv_layout is Layout.PA_BSND
-        self.idx_shape = (p.num_rows, p.k)
-        # smax, ssum, ws_m, ws_l, ws_acc, scratch; each a multiple of 4 floats, so every view
-        # starts 16-byte aligned like a tensor of its own
-        sizes = (p.num_rows * p.n1, p.num_rows * p.n1, self.slots * hg, self.slots * hg,
-                 self.slots * hg * D, self.scratch)
-        self.f32_sizes = [-(-n // 4) * 4 for n in sizes]
-        self.f32_total = sum(self.f32_sizes)
         self.scalars = (p.scale_value, p.n1, p.k,
                         p.block_table.shape[-1] if self.paged else p.k,
                         p.block_size if self.paged else 1)
-        self.shapes = dict(HG=hg, BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
-                           ENTRIES=tiling.entries_per_step, DV=D, DR=p.key_rope.shape[-1],
-                           PAGED=self.paged, HAS_SINKS=p.sinks is not None)
-        if self.variant.startswith("gluon"):
-            self.shapes["PAGE_SHIFT"] = page_shift(p)
+        shapes = dict(HG=hg, BLOCK_S2=tiling.block_s2, SBS=p.sparse_block_size,
+                      ENTRIES=tiling.entries_per_step, DV=D, DR=p.key_rope.shape[-1],
+                      PAGED=self.paged, HAS_SINKS=p.sinks is not None)
+        if self.variant == "gluon-ws":
+            from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
+            kernel, shapes["PAGE_SHIFT"] = _sfa_gluon_ws_kernel, page_shift(p)
+            shapes["num_warps"] = PRODUCER_WARPS.value
+        elif self.variant == "gluon":
+            from .gluon import _sfa_gluon_kernel
+            kernel, shapes["PAGE_SHIFT"] = _sfa_gluon_kernel, page_shift(p)
+            shapes["num_warps"] = tiling.num_warps
         else:
-            self.shapes.update(HG_PAD=max(16, hg), VIA_SCRATCH=self.variant == "scratch",
-                               num_stages=tiling.stages)
-        self.num_warps = tiling.num_warps
-        self.merge_grid = (tiling.max_split_tasks, -(-hg // MERGE_HEADS))
-        self.merge_shapes = dict(HG=hg, HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)),
-                                 DV=D, HAS_SINKS=p.sinks is not None)
-        self.lse_shape = lse_shape(p.query.shape, p.layout_query, p.return_softmax_lse)
+            kernel = _sfa_kernel
+            shapes.update(HG_PAD=max(16, hg), VIA_SCRATCH=self.variant == "scratch",
+                          num_stages=tiling.stages, num_warps=tiling.num_warps)
+        self.with_scratch = kernel is _sfa_kernel
+        self.kernel = Launcher(kernel, self.grid, **shapes)
+        self.merge_kernel = (Launcher(_merge_kernel, (tiling.max_split_tasks,
+                                                      -(-hg // MERGE_HEADS)),
+                                      HG=hg, HEADS=min(MERGE_HEADS, triton.next_power_of_2(hg)),
+                                      DV=D, HAS_SINKS=p.sinks is not None)
+                             if tiling.max_split_tasks else None)
+        self._served: set = set()
 
     def refuse_unserved(self, dev) -> None:
+        if dev in self._served:
+            return
         if self.variant not in GPU_VARIANTS or (self.variant.startswith("gluon")
                                                 and not _hopper(dev)):
             raise ValueError(f"kernel variant {self.variant!r} does not run on {dev}")
+        self._served.add(dev)
 
-    def buffers(self, t) -> dict:
-        """Outputs, the split-task workspace (for the plan's most slots) and the scratch tile:
-        the output in the query's dtype, everything fp32 as views of one allocation."""
-        dev = t.query.device
-        rows, n1, d = self.rows_n1_d
-        f32 = torch.empty(self.f32_total, dtype=torch.float32, device=dev)
-        smax, ssum, ws_m, ws_l, ws_acc, scratch = f32.split(self.f32_sizes)
-        return dict(out=torch.empty(rows, n1, d, dtype=t.query.dtype, device=dev), smax=smax,
-                    ssum=ssum, ws_m=ws_m, ws_l=ws_l, ws_acc=ws_acc, scratch=scratch)
-
-    def main_kernel(self, t, work, b) -> None:
-        idx = t.sparse_indices.reshape(self.idx_shape)
-        block_table = t.block_table if self.paged else idx   # any int tensor when unused
-        sinks = t.sinks if t.sinks is not None else b["ssum"]
-        tensors = (t.query.contiguous(), t.query_rope.contiguous(), idx.contiguous(), t.key,
-                   t.key_rope, block_table.contiguous(), work.kv_start, sinks)
-        plan_args = (work.core_first, work.piece_task, work.piece_begin, work.piece_end,
-                     work.piece_slot, work.task_row, work.task_batch, work.task_head,
-                     work.task_tau, work.task_window, work.row_first_neg,
-                     b["out"], b["smax"], b["ssum"], b["ws_m"], b["ws_l"], b["ws_acc"])
-        if self.variant == "gluon-ws":
-            from .gluon_ws import PRODUCER_WARPS, _sfa_gluon_ws_kernel
-            _sfa_gluon_ws_kernel[self.grid](*tensors, *plan_args, *self.scalars, **self.shapes,
-                                            num_warps=PRODUCER_WARPS.value)
-        elif self.variant == "gluon":
-            from .gluon import _sfa_gluon_kernel
-            _sfa_gluon_kernel[self.grid](*tensors, *plan_args, *self.scalars, **self.shapes,
-                                         num_warps=self.num_warps)
+    def pointers(self, ws, at, lse, tensors: bool) -> dict:
+        """The kernels' workspace arguments by name: addresses, or (``tensors``) views."""
+        if tensors:
+            ptr = {name: ws[off:off + size * n].view(dtype)
+                   for name, off, n, size, dtype in self.workspace_map}
         else:
-            _sfa_kernel[self.grid](*tensors, *plan_args, b["scratch"], *self.scalars,
-                                   **self.shapes, num_warps=self.num_warps)
+            ptr = {name: at + off for name, off, _, _, _ in self.workspace_map}
+        if lse is not None:
+            ptr["smax"], ptr["ssum"] = ((lse[:self.rows_n1], lse[self.rows_n1:]) if tensors else
+                                        (lse.data_ptr(), lse.data_ptr() + 4 * self.rows_n1))
+        return ptr
 
-    def merge(self, t, work, b) -> None:
+    def main_kernel(self, c: _Call) -> None:
+        """The plan's kernel (``c.w``: the workspace addresses; views on a first launch)."""
+        t = c.t
+        bt = c.block_table if c.block_table is not None else c.idx   # any int tensor if unused
+
+        def form(w):
+            return (c.query, c.query_rope, c.idx, t.key, t.key_rope, bt, w["kv_start"],
+                    t.sinks if t.sinks is not None else w["ssum"],
+                    *[w[n] for n in MAIN_TABLES], c.out, w["smax"], w["ssum"],
+                    w["ws_m"], w["ws_l"], w["ws_acc"],
+                    *((w["scratch"],) if self.with_scratch else ()), *self.scalars)
+        self.kernel(form(c.w), lambda: form(c.views()), c.aligned)
+
+    def merge(self, c: _Call) -> None:
         """The split-task merge over the plan's most split tasks (programs past the call's
         split tasks exit at once)."""
-        if not self.merge_grid[0]:
+        if self.merge_kernel is None:
             return
-        sinks = t.sinks if t.sinks is not None else b["ssum"]
-        _merge_kernel[self.merge_grid](
-            b["ws_m"], b["ws_l"], b["ws_acc"], work.split_task, work.split_first,
-            work.split_count, work.task_row, work.task_head, sinks, b["out"], b["smax"],
-            b["ssum"], self.p.n1, **self.merge_shapes)
 
-    def outputs(self, t, b):
-        shape = self.lse_shape
-        if not self.p.return_softmax_lse:
-            dev = t.query.device
-            return (b["out"].view(t.query.shape), torch.empty(shape, device=dev),
-                    torch.empty(shape, device=dev))
-        rows_n1 = self.rows_n1_d[0] * self.rows_n1_d[1]
-        return (b["out"].view(t.query.shape), b["smax"][:rows_n1].view(shape),
-                b["ssum"][:rows_n1].view(shape))
+        def form(w):
+            return (w["ws_m"], w["ws_l"], w["ws_acc"], w["split_task"], w["split_first"],
+                    w["split_count"], w["task_row"], w["task_head"],
+                    c.t.sinks if c.t.sinks is not None else w["ssum"], c.out, w["smax"],
+                    w["ssum"], self.p.n1)
+        self.merge_kernel(form(c.w), lambda: form(c.views()), c.aligned)
 
 
 LAUNCHES = PerPlanCache(_Launch)

@@ -129,3 +129,18 @@ def test_value_checks_on_device_only_when_asked():
     want = emulate.run(p, plan, type(t)(**bad))[0]
     torch.testing.assert_close(out.float(), want.float(), atol=3e-2, rtol=3e-2, equal_nan=True)
     assert torch.all(out.reshape(2, -1)[1] == 0)            # batch 1 (length -5) sees nothing
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_direct_launches_equal_tritons_binding(name, monkeypatch):
+    """Launches past the first go straight to the compiled kernels (triton_launch); the
+    outputs are bit-identical to launches through Triton's binding."""
+    from cann_attention.op_kernel.common.triton_launch import Launcher
+    args, kwargs = on_cuda(make_case(**CASES[name]))
+    monkeypatch.setattr(Launcher, "_supported", False)
+    want = OP(*args, **kwargs)
+    monkeypatch.setattr(Launcher, "_supported", None)
+    for _ in range(3):
+        got = OP(*args, **kwargs)
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
