@@ -34,6 +34,7 @@ from .op_host.common.platform import PlatformInfo
 
 ENV_BACKEND = "CANN_ATTENTION_BACKEND"
 ENV_VALUE_CHECKS = "CANN_ATTENTION_VALUE_CHECKS"
+ENV_TRITON_FAST_LAUNCH = "CANN_ATTENTION_TRITON_FAST_LAUNCH"
 ENVIRONMENT = (ENV_BACKEND, ENV_VALUE_CHECKS)     # listed in README.md
 
 
@@ -42,6 +43,12 @@ class Config:
     backend: str = "auto"
     platform: PlatformInfo | None = None
     value_checks: bool = False
+
+
+def triton_fast_launch() -> bool:
+    """Whether Triton back ends may launch compiled kernels directly after their first launch
+    (op_kernel/common/triton_launch.py); ``CANN_ATTENTION_TRITON_FAST_LAUNCH=0`` turns it off."""
+    return os.environ.get(ENV_TRITON_FAST_LAUNCH, "1") not in ("", "0")
 
 
 def _from_environment() -> Config:

@@ -24,13 +24,13 @@ each launch), or ``CANN_ATTENTION_TRITON_FAST_LAUNCH=0``.
 from __future__ import annotations
 
 import inspect
-import os
 
 import torch
 
 
 def _fast_launch_supported() -> bool:
-    if os.environ.get("CANN_ATTENTION_TRITON_FAST_LAUNCH", "1") == "0":
+    from cann_attention.config import triton_fast_launch
+    if not triton_fast_launch():
         return False
     from cann_attention.op_host.common.platform import triton_version
     version = triton_version()
