@@ -133,4 +133,9 @@ def _enabled() -> bool:
     if _runtime is None:
         from triton import knobs
         _runtime = knobs.runtime
-    return _runtime.launch_enter_hook is None and _runtime.launch_exit_hook is None
+    return not (_hook_set(_runtime.launch_enter_hook) or _hook_set(_runtime.launch_exit_hook))
+
+
+def _hook_set(hook) -> bool:
+    """A launch hook: None or a callable, or (Triton 3.6+) a HookChain, set while it has calls."""
+    return hook is not None and bool(getattr(hook, "calls", True))
