@@ -23,7 +23,8 @@ BACKENDS = by_priority(
                "the warp-specialised Gluon kernel on Hopper (steps of 64 keys), the Triton "
                "kernel otherwise; split tasks merged by a log-sum-exp kernel. Runs in CI under "
                "Triton's interpreter and as sm_90 builds; the device schedule ran on an H100 "
-               "(capture, no-sync, metadata tests) at fb02fbb",
+               "(capture, no-sync, metadata tests) at fb02fbb, and capture, direct launches "
+               "and compute-sanitizer memcheck on an H200 at ef3b290",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
     ascendc_not_built(),
     torch_npu_builtin("npu_sparse_flash_attention", FP16_BF16),
