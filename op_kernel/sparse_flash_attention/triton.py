@@ -1,7 +1,7 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-A call launches three kernels and reads nothing back: ``metadata.build`` computes the schedule
-on the device from the lengths, page table and indices; the plan's kernel (its ``variant``)
+A call launches three kernels and reads nothing back: the metadata kernel (metadata.py) computes
+the schedule on the device from the lengths, page table and indices; the plan's kernel (its ``variant``)
 runs it on a persistent grid, program ``c`` playing core ``c`` and running that core's pieces (a
 task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2``
 positions (``SBS`` per entry), masks positions past the task's scan limit (window W and the
