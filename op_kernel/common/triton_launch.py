@@ -13,9 +13,9 @@ alignment of tensor arguments (16 bytes or not), on integer values (1, multiple 
 dtypes. ``Launcher`` keys its compiled kernels by the current device and the 16-byte alignment of
 every tensor argument; dtypes and integer arguments must be the same on every call of one
 ``Launcher`` (a back end makes one per plan, whose shapes and dtypes are fixed). A pointer
-argument may be passed as an integer address on the fast path (``fast`` below) when it points
-into a region with the alignment the tensor had on the first call, so per-call views of a
-workspace need not be built.
+argument may be passed as an integer address (with ``tensor_args`` giving its tensor form for
+the first launch) when it points into a region with the alignment the tensor had on the first
+call, so per-call views of a workspace need not be built.
 
 The shortcut is off (every launch goes through ``jit_fn[grid]``) where it cannot be exact: a
 Triton older than 3.3 (another launcher signature), launch hooks set (profilers read them on
@@ -85,10 +85,10 @@ class Launcher:
             kernel.run(g[0], g[1], g[2], torch._C._cuda_getCurrentRawStream(device),
                        kernel.function, kernel.packed_metadata, None, None, None, *args,
                        *self.tail)
-        except TypeError:     # a launcher of another signature refuses before launching
-            Launcher._supported = False
+        except TypeError:     # refused before launching: bad arguments, or another signature
             self.fn[self.grid](*(args if tensor_args is None else tensor_args()),
-                               **self.kwargs)
+                               **self.kwargs)   # raises for bad arguments; else the signature
+            Launcher._supported = False         # differs: Triton's binding from now on
 
     def _first(self, args, tensor_args):
         """Compile (or find) and launch through Triton; the compiled kernel for the key."""
@@ -106,9 +106,6 @@ class Launcher:
         if kernel is None or not hasattr(kernel, "packed_metadata"):
             raise RuntimeError(f"{self.fn.__name__}: Triton returned no compiled kernel")
         return kernel
-
-    def clear(self) -> None:
-        self._compiled.clear()
 
 
 def alignment(*tensors) -> int:

@@ -10,8 +10,8 @@ the static plan's (``tiling.max_pieces`` ...), so the launch and the buffer neve
 values.
 
 Every table lives in one int64 buffer (``layout``): the head of the call's workspace in
-``triton.run``, which passes the tables' addresses to the kernels; ``build`` returns views. What a launch
-needs that depends only on (params, plan) is computed once per pair (``LAUNCHES``).
+``triton.run``, which passes the tables' addresses to the kernels; ``build`` returns views. What
+a launch needs that depends only on (params, plan) is computed once per pair (``LAUNCHES``).
 """
 from __future__ import annotations
 

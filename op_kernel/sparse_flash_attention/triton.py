@@ -1,11 +1,12 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-A call launches three kernels and reads nothing back: the metadata kernel (metadata.py) computes
-the schedule on the device from the lengths, page table and indices; the plan's kernel (its ``variant``)
-runs it on a persistent grid, program ``c`` playing core ``c`` and running that core's pieces (a
-task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2``
-positions (``SBS`` per entry), masks positions past the task's scan limit (window W and the
-first negative entry) and past the boundary tau, translates positions to key rows (page-table
+A call launches three kernels and reads nothing back: the metadata kernel (metadata.py)
+computes the schedule on the device from the lengths, page table and indices; the plan's kernel
+(its ``variant``) runs it on a persistent grid, program ``c`` playing core ``c`` and running that
+core's pieces (a task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per
+step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2`` positions (``SBS`` per
+entry), masks positions past the task's scan limit (window W and the first negative entry) and
+past the boundary tau, translates positions to key rows (page-table
 walk for PA_BSND), and runs the fp32 online softmax with P rounded to the input dtype before
 P.V; value is read from key. A piece that is a whole task writes the output and statistics; a
 piece of a split task writes (m, l, acc) to its workspace slot, and ``_merge_kernel`` merges
@@ -268,7 +269,7 @@ class _Launch:
     makes no per-call views beyond its outputs."""
 
     def __init__(self, p, tiling):
-        self.p, self.tiling = p, tiling
+        self.p = p
         hg = tiling.head_group
         self.variant, self.grid = tiling.variant, (tiling.num_cores,)
         self.tables = metadata.LAUNCHES.get(p, tiling)

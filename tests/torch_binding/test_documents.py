@@ -48,3 +48,9 @@ def test_ci_runs_exactly_the_readme_commands():
     assert "pip install" not in ci and "pip " not in ci
     install = readme.split("<!-- install-command -->")[1].split("```")[1]
     assert '-e ".[test,gpu]"' in install and "examples/" in install
+
+
+def test_readme_lists_every_environment_variable():
+    from cann_attention.config import ENVIRONMENT
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in ENVIRONMENT if f"`{name}" not in readme] == []
