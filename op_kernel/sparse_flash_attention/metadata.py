@@ -1,17 +1,23 @@
-"""The GPU metadata kernel of npu_sparse_flash_attention: the device schedule in one launch.
+"""The GPU metadata kernels of npu_sparse_flash_attention: the device schedule in two launches.
 
-It computes on the device, from the call's lengths, page table and indices, exactly the tables
+They compute on the device, from the call's lengths, page table and indices, exactly the tables
 of ``op_host/sparse_flash_attention/schedule.device_schedule`` (the reference; the tests compare
 every table), so the op reads no value back to the host and a call can be captured in a CUDA
-graph and replayed with new lengths. Program 0 builds the schedule in passes over batches, rows,
-tasks, cuts and pieces, with a CTA barrier between passes (its scratch lives in the same
-buffer); programs 1.. each scan ``ROWS`` index rows for their first negative entry. Sizes are
-the static plan's (``tiling.max_pieces`` ...), so the launch and the buffer never depend on
-values.
+graph and replayed with new lengths.
 
-Every table lives in one int64 buffer (``layout``): the head of the call's workspace in
-``triton.run``, which passes the tables' addresses to the kernels; ``build`` returns views. What
-a launch needs that depends only on (params, plan) is computed once per pair (``LAUNCHES``).
+- The scan (``_sfa_scan_kernel``), many programs: with a paged cache, one program per batch
+  walks the pages its keys occupy for the first entry outside the cache (a batch's keys end
+  there); the others each scan ``ROWS`` index rows for their first negative entry. These are
+  the reads that grow with the context and the batch, so they run in parallel.
+- The schedule (``_sfa_metadata_kernel``), one program: passes over batches, rows, tasks, cuts
+  and pieces with a CTA barrier between passes (its scratch lives in the same buffer); each
+  pass reads a few entries per batch, row or task, none per key or page.
+
+Sizes are the static plan's (``tiling.max_pieces`` ...), so the launches and the buffer never
+depend on values. Every table lives in one int64 buffer (``layout``): the head of the call's
+workspace in ``triton.run``, which passes the tables' addresses to the kernels; ``build``
+returns views. What a launch needs that depends only on (params, plan) is computed once per
+pair (``LAUNCHES``).
 """
 from __future__ import annotations
 
@@ -27,14 +33,14 @@ from cann_attention.op_host.common.schedule import Schedule
 from ..common.per_plan import PerPlanCache
 from ..common.triton_launch import Launcher
 
-BLOCK = 512          # elements per pass iteration of program 0
-PAGES = tl.constexpr(16)     # page-table entries per batch read at once (pass 1)
+BLOCK = 512          # elements per pass iteration of the schedule
+PAGE_BLOCK = 1024    # page-table entries per load of a page program
 ROWS = 16            # index rows per first-negative program
 K_BLOCK = 256        # index entries per load of a first-negative program
 
 
 # the tables the kernels read, in buffer order (KERNEL_TABLES), then the ones only the tests
-# compare, then program 0's scratch
+# compare, then the schedule's scratch (kv_len: the scan's for a paged cache)
 KERNEL_TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", "task_window",
                  "row_first_neg", "core_first", "piece_task", "piece_begin", "piece_end",
                  "piece_slot", "split_task", "split_first", "split_count")
@@ -109,8 +115,8 @@ def _cores_of(start, steps, per_core, n_cores, OVERHEAD: tl.constexpr):
 
 
 @triton.jit
-def _first_negative(idx, out, n_rows, k, ROWS: tl.constexpr, K_BLOCK: tl.constexpr):
-    i_prog = tl.program_id(0) - 1
+def _first_negative(idx, out, i_prog, n_rows, k, ROWS: tl.constexpr, K_BLOCK: tl.constexpr):
+    """Rows [i_prog * ROWS, +ROWS): the position of each one's first negative index, else k."""
     o_r = i_prog * ROWS + tl.arange(0, ROWS)
     m_r = o_r < n_rows
     b_first = tl.zeros([ROWS], tl.int64) + k
@@ -134,29 +140,50 @@ def _prefix_ends(lengths, o_b, m_b, carry, total):
 
 
 @triton.jit
-def _paged_len(block_table, o_b, m_b, kv_len, page_size, block_num, max_blocks,
-               BLOCK: tl.constexpr):
-    """min(kv_len, first bad page * page_size) per batch: only the pages the keys occupy are
-    read, PAGES of them per row at a time (a bad entry past the keys changes nothing)."""
+def _paged_len(akv, block_table, b, kv_meta, kv_capacity, page_size, block_num, max_blocks,
+               HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr):
+    """Batch b's keys with a paged cache: min(kv_len, first bad page * page_size). Only the
+    pages the keys occupy are read (a bad entry past the keys changes nothing)."""
+    if HAS_AKV:
+        kv_len = tl.load(akv + b).to(tl.int64)
+        kv_len = tl.minimum(tl.maximum(kv_len, 0), kv_capacity)
+    else:
+        kv_len = tl.zeros([], tl.int64) + kv_capacity
     pages = (kv_len + page_size - 1) // page_size
-    first_bad = tl.zeros([BLOCK], tl.int64) + max_blocks
-    o_j = tl.arange(0, PAGES)
-    rows = block_table + o_b.to(tl.int64)[:, None] * max_blocks
-    for j0 in range(0, tl.max(tl.where(m_b, pages, 0), axis=0), PAGES):
-        j = j0 + o_j
-        m = m_b[:, None] & (j[None, :] < pages[:, None])
-        page = tl.load(rows + j[None, :], mask=m, other=0)
+    row = block_table + b.to(tl.int64) * max_blocks
+    first_bad = tl.zeros([], tl.int64) + max_blocks
+    for j0 in range(0, pages, PAGE_BLOCK):
+        j = j0 + tl.arange(0, PAGE_BLOCK)
+        m = j < pages
+        page = tl.load(row + j, mask=m, other=0)
         bad = m & ((page < 0) | (page >= block_num))
-        first_bad = tl.minimum(first_bad, tl.min(tl.where(bad, j[None, :], max_blocks), axis=1))
-    return tl.minimum(kv_len, first_bad * page_size)
+        first_bad = tl.minimum(first_bad, tl.min(tl.where(bad, j, max_blocks), 0))
+    tl.store(kv_meta + b, tl.minimum(kv_len, first_bad * page_size))
 
 
 @triton.jit
-def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len,
-                n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total,
-                page_size, block_num, max_blocks, Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr,
-                HAS_AQ: tl.constexpr, HAS_AKV: tl.constexpr, BLOCK: tl.constexpr):
-    """Pass 1: per batch (q_start, q_len, q_end, kv_start, kv_len), safe for any values."""
+def _sfa_scan_kernel(akv, block_table, idx, meta, o_first_neg, s_kv_len, n_page_programs,
+                     n_rows, k, kv_capacity, page_size, block_num, max_blocks,
+                     HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr, ROWS: tl.constexpr,
+                     K_BLOCK: tl.constexpr):
+    """The scan launch (module doc): programs [0, n_page_programs) are batches' page walks
+    (a paged cache; none otherwise), the rest first-negative row blocks."""
+    pid = tl.program_id(0)
+    if pid < n_page_programs:
+        _paged_len(akv, block_table, pid, meta + s_kv_len, kv_capacity, page_size, block_num,
+                   max_blocks, HAS_AKV, PAGE_BLOCK)
+    else:
+        _first_negative(idx, meta + o_first_neg, pid - n_page_programs, n_rows, k, ROWS,
+                        K_BLOCK)
+
+
+@triton.jit
+def _batch_pass(aq, akv, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len, n_batch,
+                n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total,
+                Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
+                HAS_AKV: tl.constexpr, BLOCK: tl.constexpr):
+    """Pass 1: per batch (q_start, q_len, q_end, kv_start, kv_len), safe for any values (a
+    paged cache's kv_len is the scan's)."""
     ar = tl.arange(0, BLOCK)
     carry_q = tl.zeros([], tl.int64)
     carry_k = tl.zeros([], tl.int64)
@@ -178,20 +205,16 @@ def _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_
         if KV_LAYOUT == 1:
             kv_end, carry_k = _prefix_ends(akv, o_b, m_b, carry_k, kv_total)
             tl.store(meta + s_kv_len + o_b, kv_end, mask=m_b)
+        elif KV_LAYOUT == 2:      # kv_len: the scan's; every batch's keys start its pages
+            tl.store(meta + o_kv_start + o_b, tl.zeros([BLOCK], tl.int64), mask=m_b)
         else:
             if HAS_AKV:
                 kv_len = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
                 kv_len = tl.minimum(tl.maximum(kv_len, 0), kv_capacity)
             else:
                 kv_len = tl.zeros([BLOCK], tl.int64) + kv_capacity
-            if KV_LAYOUT == 2:    # keys end at the first page-table entry outside the cache
-                kv_len = _paged_len(block_table, o_b, m_b, kv_len, page_size, block_num,
-                                    max_blocks, BLOCK)
-                kv_start = tl.zeros([BLOCK], tl.int64)
-            else:
-                kv_start = o_b.to(tl.int64) * kv_rows_per_batch
             tl.store(meta + s_kv_len + o_b, kv_len, mask=m_b)
-            tl.store(meta + o_kv_start + o_b, kv_start, mask=m_b)
+            tl.store(meta + o_kv_start + o_b, o_b.to(tl.int64) * kv_rows_per_batch, mask=m_b)
     tl.debug_barrier()
     if Q_TND or KV_LAYOUT == 1:   # TND: starts are the previous batch's end, lengths the gaps
         for b1 in range(0, n_batch, BLOCK):
@@ -426,61 +449,57 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
 
 @triton.jit
 def _sfa_metadata_kernel(
-    aq, akv, block_table, idx, meta,
+    aq, akv, meta,
     o_kv_start, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
-    o_first_neg, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+    o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
     o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces, o_per_core,
     s_q_start, s_q_len, s_q_end, s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base,
     s_bound, s_first_task,
     n_batch, n_rows, rows_per_batch, k, sbs, entries, n_groups, head_group, n_cores,
-    split_cost, kv_capacity, kv_rows_per_batch, kv_total, page_size, block_num, max_blocks,
-    n_pieces_max, n_split_max,
+    split_cost, kv_capacity, kv_rows_per_batch, kv_total, n_pieces_max, n_split_max,
     Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
     HAS_AKV: tl.constexpr, CAUSAL: tl.constexpr, OVERHEAD: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_B: tl.constexpr, LOG_T: tl.constexpr,
-    LOG_C: tl.constexpr, ROWS: tl.constexpr, K_BLOCK: tl.constexpr,
+    LOG_C: tl.constexpr,
 ):
-    if tl.program_id(0) > 0:
-        _first_negative(idx, meta + o_first_neg, n_rows, k, ROWS, K_BLOCK)
+    """The schedule launch (module doc): one program, after the scan."""
+    _batch_pass(aq, akv, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len, n_batch,
+                n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total, Q_TND,
+                KV_LAYOUT, HAS_AQ, HAS_AKV, BLOCK)
+    row_total = _row_pass(meta, o_task_row, o_task_batch, o_task_head, o_task_tau,
+                          o_task_window, s_q_start, s_q_len, s_q_end, s_kv_len,
+                          s_row_steps, s_row_end, n_batch, n_rows, rows_per_batch, k, sbs,
+                          entries, n_groups, head_group, Q_TND, CAUSAL, OVERHEAD, BLOCK,
+                          LOG_B)
+    tl.debug_barrier()
+    n_tasks = n_rows * n_groups
+    total = row_total * n_groups
+    per_core = tl.maximum((total + n_cores - 1) // n_cores, 1)
+    n_pieces, n_split = _task_pass(meta, o_split_task, o_split_first, o_split_count,
+                                   o_task_pieces, s_row_steps, s_row_end, s_cum_n,
+                                   s_slot_base, n_rows, n_tasks, row_total, per_core,
+                                   n_cores, OVERHEAD, BLOCK)
+    tl.debug_barrier()
+    first_task, whole_longest = _whole_cut(meta, s_row_steps, s_row_end, s_bound,
+                                           s_first_task, n_rows, n_tasks, row_total, total,
+                                           n_cores, OVERHEAD, BLOCK_C, LOG_T)
+    use_whole = ((split_cost >= 0) & (n_split > 0)
+                 & (whole_longest <= per_core + OVERHEAD + split_cost))
+    if use_whole:
+        tl.store(meta + o_per_core, whole_longest)
+        _write_whole(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
+                     o_piece_core, o_piece_slot, o_split_task, o_split_first, o_split_count,
+                     o_task_pieces, s_row_steps, s_row_end, s_first_task, first_task,
+                     n_rows, n_tasks, row_total, n_cores, n_pieces_max, n_split_max,
+                     OVERHEAD, BLOCK, BLOCK_C, LOG_C)
     else:
-        _batch_pass(aq, akv, block_table, meta, o_kv_start, s_q_start, s_q_len, s_q_end,
-                    s_kv_len, n_batch, n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch,
-                    kv_total, page_size, block_num, max_blocks, Q_TND, KV_LAYOUT, HAS_AQ,
-                    HAS_AKV, BLOCK)
-        row_total = _row_pass(meta, o_task_row, o_task_batch, o_task_head, o_task_tau,
-                              o_task_window, s_q_start, s_q_len, s_q_end, s_kv_len,
-                              s_row_steps, s_row_end, n_batch, n_rows, rows_per_batch, k, sbs,
-                              entries, n_groups, head_group, Q_TND, CAUSAL, OVERHEAD, BLOCK,
-                              LOG_B)
-        tl.debug_barrier()
-        n_tasks = n_rows * n_groups
-        total = row_total * n_groups
-        per_core = tl.maximum((total + n_cores - 1) // n_cores, 1)
-        n_pieces, n_split = _task_pass(meta, o_split_task, o_split_first, o_split_count,
-                                       o_task_pieces, s_row_steps, s_row_end, s_cum_n,
-                                       s_slot_base, n_rows, n_tasks, row_total, per_core,
-                                       n_cores, OVERHEAD, BLOCK)
-        tl.debug_barrier()
-        first_task, whole_longest = _whole_cut(meta, s_row_steps, s_row_end, s_bound,
-                                               s_first_task, n_rows, n_tasks, row_total, total,
-                                               n_cores, OVERHEAD, BLOCK_C, LOG_T)
-        use_whole = ((split_cost >= 0) & (n_split > 0)
-                     & (whole_longest <= per_core + OVERHEAD + split_cost))
-        if use_whole:
-            tl.store(meta + o_per_core, whole_longest)
-            _write_whole(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
-                         o_piece_core, o_piece_slot, o_split_task, o_split_first, o_split_count,
-                         o_task_pieces, s_row_steps, s_row_end, s_first_task, first_task,
-                         n_rows, n_tasks, row_total, n_cores, n_pieces_max, n_split_max,
-                         OVERHEAD, BLOCK, BLOCK_C, LOG_C)
-        else:
-            tl.store(meta + o_per_core, per_core)
-            _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
-                            o_piece_core, o_piece_slot, o_split_task, o_split_first,
-                            o_split_count, o_task_pieces, s_row_steps, s_row_end, s_cum_n,
-                            s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
-                            n_pieces, n_split, n_pieces_max, n_split_max, OVERHEAD, BLOCK,
-                            BLOCK_C, LOG_T)
+        tl.store(meta + o_per_core, per_core)
+        _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end,
+                        o_piece_core, o_piece_slot, o_split_task, o_split_first,
+                        o_split_count, o_task_pieces, s_row_steps, s_row_end, s_cum_n,
+                        s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
+                        n_pieces, n_split, n_pieces_max, n_split_max, OVERHEAD, BLOCK,
+                        BLOCK_C, LOG_T)
 
 
 def _log2_ceil(n: int) -> int:
@@ -503,39 +522,47 @@ class _Launch:
         R, T, C, B = p.num_rows, tiling.num_tasks, tiling.num_cores, p.batch
         self.paged = p.kv_layout is Layout.PA_BSND
         o = offsets
-        self.grid = (1 + triton.cdiv(R, ROWS),)
+        kv_capacity, block_num = p.s2, p.key.shape[0]
+        page_programs = B if self.paged else 0
+        self.scan_ints = (o["row_first_neg"], o["kv_len"], page_programs, R, p.k, kv_capacity,
+                          p.block_size if self.paged else 1, block_num,
+                          p.block_table.shape[1] if self.paged else 0)
+        self.scan = Launcher(_sfa_scan_kernel, (max(1, page_programs + triton.cdiv(R, ROWS)),),
+                             HAS_AKV=p.actual_seq_lengths_kv is not None,
+                             PAGE_BLOCK=PAGE_BLOCK, ROWS=ROWS, K_BLOCK=K_BLOCK, num_warps=4)
         self.ints = (
             o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
-            o["task_window"], o["row_first_neg"], o["core_first"], o["piece_task"],
-            o["piece_begin"], o["piece_end"], o["piece_core"], o["piece_slot"],
-            o["split_task"], o["split_first"], o["split_count"], o["task_num_pieces"],
-            o["per_core"], o["q_start"], o["q_len"], o["q_end"], o["kv_len"], o["row_steps"],
-            o["row_end"], o["cum_n"], o["slot_base"], o["bound"], o["first_task"],
+            o["task_window"], o["core_first"], o["piece_task"], o["piece_begin"],
+            o["piece_end"], o["piece_core"], o["piece_slot"], o["split_task"],
+            o["split_first"], o["split_count"], o["task_num_pieces"], o["per_core"],
+            o["q_start"], o["q_len"], o["q_end"], o["kv_len"], o["row_steps"], o["row_end"],
+            o["cum_n"], o["slot_base"], o["bound"], o["first_task"],
             B, R, p.s1 if p.q_layout is Layout.BSND else R, p.k, p.sparse_block_size,
             tiling.entries_per_step, tiling.groups, tiling.head_group, C, tiling.split_cost,
-            p.s2, p.key.shape[1], p.key.shape[0], p.block_size if self.paged else 1,
-            p.key.shape[0], p.block_table.shape[1] if self.paged else 0,
-            tiling.max_pieces, tiling.max_split_tasks)
-        self.constexprs = dict(
-            Q_TND=p.q_layout is Layout.TND,
+            kv_capacity, p.key.shape[1], block_num, tiling.max_pieces, tiling.max_split_tasks)
+        self.kernel = Launcher(
+            _sfa_metadata_kernel, (1,), Q_TND=p.q_layout is Layout.TND,
             KV_LAYOUT={Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}[p.kv_layout],
             HAS_AQ=p.actual_seq_lengths_query is not None,
             HAS_AKV=p.actual_seq_lengths_kv is not None, CAUSAL=p.sparse_mode == 3,
             OVERHEAD=TASK_OVERHEAD_STEPS, BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1),
-            LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), ROWS=ROWS,
-            K_BLOCK=K_BLOCK, num_warps=4)
-        self.kernel = Launcher(_sfa_metadata_kernel, self.grid, **self.constexprs)
+            LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), num_warps=4)
 
     def launch(self, t, block_table, idx, at: int, meta, aligned=None) -> None:
         """Build the tables of the call ``t`` (``block_table`` and ``idx``: its contiguous page
-        table or None, and indices) at address ``at``; ``meta()`` gives them as an int64
-        tensor, needed only where the kernel goes through Triton's binding (triton_launch)."""
+        table or None, and indices) at address ``at``: the scan, then the schedule. ``meta()``
+        gives the tables as an int64 tensor, needed only where a kernel goes through Triton's
+        binding (triton_launch)."""
         aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
 
-        def form(m):        # the tables' buffer also stands in for absent inputs
-            return (aq if aq is not None else m, akv if akv is not None else m,
-                    block_table if block_table is not None else m, idx, m, *self.ints)
-        self.kernel(form(at), lambda: form(meta()), aligned)
+        def scan(m):        # the tables' buffer also stands in for absent inputs
+            return (akv if akv is not None else m, block_table if block_table is not None
+                    else m, idx, m, *self.scan_ints)
+
+        def schedule(m):
+            return (aq if aq is not None else m, akv if akv is not None else m, m, *self.ints)
+        self.scan(scan(at), lambda: scan(meta()), aligned)
+        self.kernel(schedule(at), lambda: schedule(meta()), aligned)
 
     def views(self, meta) -> dict:
         return {name: meta[self.offsets[name]:self.offsets[name] + size]
@@ -546,7 +573,7 @@ LAUNCHES = PerPlanCache(_Launch, LAYOUT_CACHE_SIZE)
 
 
 def build(p, tiling, t) -> Tables:
-    """The device schedule of a call, computed on the device in one launch, in a buffer of its
+    """The device schedule of a call, computed on the device in two launches, in a buffer of its
     own (the tests read it; ``triton.run`` builds it at the head of its workspace)."""
     launch = LAUNCHES.get(p, tiling)
     meta = torch.empty(launch.total, dtype=torch.int64, device=t.sparse_indices.device)

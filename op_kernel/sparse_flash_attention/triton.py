@@ -1,7 +1,7 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-A call launches three kernels and reads nothing back: the metadata kernel (metadata.py)
-computes the schedule on the device from the lengths, page table and indices; the plan's kernel
+A call launches four kernels and reads nothing back: the two metadata kernels (metadata.py)
+compute the schedule on the device from the lengths, page table and indices; the plan's kernel
 (its ``variant``) runs it on a persistent grid, program ``c`` playing core ``c`` and running that
 core's pieces (a task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per
 step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2`` positions (``SBS`` per
@@ -202,7 +202,7 @@ def page_shift(p) -> int:
 
 
 def run(p, tiling, t):
-    """Launch the metadata kernel, the plan's kernel and the split-task merge; same outputs as
+    """Launch the metadata kernels, the plan's kernel and the split-task merge; same outputs as
     emulate. Nothing is read back to the host, so the call can be captured in a CUDA graph and
     replayed while the tensors of ``t`` keep their addresses (their values may change)."""
     launch = LAUNCHES.get(p, tiling)

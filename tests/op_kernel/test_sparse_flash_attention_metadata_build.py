@@ -1,4 +1,4 @@
-"""The metadata kernel and the merge kernel build for Hopper (sm_90) on any machine.
+"""The metadata kernels (scan and schedule) and the merge kernel build for Hopper (sm_90) on any machine.
 
 The interpreter runs their source on CPU (test_sparse_flash_attention_metadata.py), but it is
 more permissive than the compiler (a name rebound with another shape inside a loop runs there
@@ -28,9 +28,15 @@ q_tnd, kv_layout, has_aq, has_akv, causal = (int(x) for x in sys.argv[1:6])
 fn = metadata._sfa_metadata_kernel
 names = list(inspect.signature(fn.fn).parameters)
 const = dict(Q_TND=q_tnd, KV_LAYOUT=kv_layout, HAS_AQ=has_aq, HAS_AKV=has_akv, CAUSAL=causal,
-             OVERHEAD=1, BLOCK=metadata.BLOCK, BLOCK_C=256, LOG_B=8, LOG_T=14, LOG_C=9,
-             ROWS=metadata.ROWS, K_BLOCK=metadata.K_BLOCK)
+             OVERHEAD=1, BLOCK=metadata.BLOCK, BLOCK_C=256, LOG_B=8, LOG_T=14, LOG_C=9)
 ptr = {"aq": "*i32", "akv": "*i32", "block_table": "*i32", "idx": "*i32", "meta": "*i64"}
+sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
+src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
+triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
+fn = metadata._sfa_scan_kernel
+names = list(inspect.signature(fn.fn).parameters)
+const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK, ROWS=metadata.ROWS,
+             K_BLOCK=metadata.K_BLOCK)
 sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
 src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
 triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
