@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+from operator import itemgetter
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
@@ -127,9 +128,14 @@ def _convert(arg: Argument, value, check):
     return value
 
 
-def _scalar_signature(value):
-    """A scalar argument (float, int, bool, str, None) is its own static signature."""
-    return value
+def _getter(names):
+    """A function giving ``bound``'s values of ``names`` as a tuple."""
+    if not names:
+        return lambda bound: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda bound: (bound[name],)
+    return itemgetter(*names)
 
 
 def _int_list_signature(value):
@@ -168,8 +174,12 @@ class OpDef:
                 raise ValueError(f"{self.name}: {cls.__name__} fields {unknown} are not "
                                  f"arguments of the schema")
         self._names = tuple(names)
-        self._signatures = tuple(_int_list_signature if a.kind in ("ints", "ints?")
-                                 else _scalar_signature for a in self.arguments)
+        # the static key's three parts, read off the bound arguments by C-level getters
+        kinds = {a.name: a.kind for a in self.arguments}
+        self._key_tensors = _getter([n for n in names if kinds[n] in ("tensor", "tensor?")])
+        self._key_lists = _getter([n for n in names if kinds[n] in ("ints", "ints?")])
+        self._key_scalars = _getter([n for n in names if kinds[n] not in
+                                     ("tensor", "tensor?", "ints", "ints?")])
         self._by_name = {a.name: a for a in self.arguments}
         self._params_fields = tuple(f.name for f in fields(self.params))
         self._tensor_fields = tuple(f.name for f in fields(self.tensors))
@@ -230,13 +240,14 @@ class OpDef:
 
     def static(self, bound: dict, cfg):
         """(params, back end, plan, runner) of the call's static signature (cached)."""
-        key = (cfg.backend, cfg.platform,
-               tuple([(v.shape, v.dtype, v.device, v.is_contiguous())
-                      if isinstance(v, torch.Tensor) else sig(v)
-                      for v, sig in zip(map(bound.__getitem__, self._names), self._signatures)]))
         try:
+            key = (cfg.backend, cfg.platform,
+                   tuple([None if v is None else (v.shape, v.dtype, v.device, v.is_contiguous())
+                          for v in self._key_tensors(bound)]),
+                   self._key_scalars(bound),
+                   tuple([_int_list_signature(v) for v in self._key_lists(bound)]))
             hit = self._cache.get(key)    # a dict read is atomic: no lock on the hot path
-        except TypeError:                 # an unhashable argument (a list for a tensor...):
+        except (AttributeError, TypeError):   # a non-tensor for a tensor, an unhashable value:
             key = hit = None              # never valid; parse or check names it below
         if hit is not None:
             return hit
