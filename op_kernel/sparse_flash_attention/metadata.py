@@ -394,7 +394,8 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
                     per_core, n_cores, n_pieces, n_split, n_pieces_max, n_split_max,
                     OVERHEAD: tl.constexpr, BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
                     LOG_T: tl.constexpr):
-    """Pass 5, balanced cut: the pieces of pass 3, found by searching its prefix sums."""
+    """Pass 5, balanced cut: each task writes its pieces of pass 3 (at its prefix sum), in
+    rounds of one piece per task; the pieces past the call's are padding."""
     ar = tl.arange(0, BLOCK)
     for g0 in range(0, n_split_max, BLOCK):    # split tables past the split tasks: padding
         o_g = g0 + ar
@@ -403,27 +404,36 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
         tl.store(meta + o_split_task + o_g, zero, mask=pad)
         tl.store(meta + o_split_first + o_g, zero, mask=pad)
         tl.store(meta + o_split_count + o_g, zero, mask=pad)
-    for p0 in range(0, n_pieces_max, BLOCK):
-        o_p = (p0 + ar).to(tl.int64)
-        m_p = o_p < n_pieces_max
-        valid = o_p < n_pieces
-        t = tl.minimum(_search_right(meta + s_cum_n, n_tasks, o_p, LOG_T), n_tasks - 1)
-        cum = tl.load(meta + s_cum_n + t)
-        n = tl.load(meta + o_task_pieces + t)
-        j = o_p - (cum - n)
-        start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows, row_total,
-                                  OVERHEAD)
+    for t0 in range(0, n_tasks, BLOCK):
+        t = (t0 + ar).to(tl.int64)
+        m_t = t < n_tasks
+        n = tl.load(meta + o_task_pieces + t, mask=m_t, other=0)
+        p0 = tl.load(meta + s_cum_n + t, mask=m_t, other=0) - n
+        base = tl.load(meta + s_slot_base + t, mask=m_t, other=0)
+        start, steps = _task_line(tl.minimum(t, n_tasks - 1), meta + s_row_steps,
+                                  meta + s_row_end, n_rows, row_total, OVERHEAD)
         first = start + OVERHEAD
         c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
-        core = c_first + j
-        begin = tl.where(j == 0, first, core * per_core) - first
-        end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
-        slot = tl.where(n > 1, tl.load(meta + s_slot_base + t) + j, -1)
-        tl.store(meta + o_piece_task + o_p, tl.where(valid, t, 0), mask=m_p)
-        tl.store(meta + o_piece_begin + o_p, tl.where(valid, begin, 0), mask=m_p)
-        tl.store(meta + o_piece_end + o_p, tl.where(valid, end, 0), mask=m_p)
-        tl.store(meta + o_piece_core + o_p, tl.where(valid, core, n_cores), mask=m_p)
-        tl.store(meta + o_piece_slot + o_p, tl.where(valid, slot, -1), mask=m_p)
+        for j in range(0, tl.max(n, 0)):
+            m_p = j < n
+            o_p = p0 + j
+            core = c_first + j
+            begin = tl.where(j == 0, first, core * per_core) - first
+            end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
+            tl.store(meta + o_piece_task + o_p, t, mask=m_p)
+            tl.store(meta + o_piece_begin + o_p, begin, mask=m_p)
+            tl.store(meta + o_piece_end + o_p, end, mask=m_p)
+            tl.store(meta + o_piece_core + o_p, core, mask=m_p)
+            tl.store(meta + o_piece_slot + o_p, tl.where(n > 1, base + j, -1), mask=m_p)
+    for p0 in range(n_pieces, n_pieces_max, BLOCK):
+        o_p = (p0 + ar).to(tl.int64)
+        m_p = o_p < n_pieces_max
+        zero = tl.zeros([BLOCK], tl.int64)
+        tl.store(meta + o_piece_task + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_begin + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_end + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_core + o_p, zero + n_cores, mask=m_p)
+        tl.store(meta + o_piece_slot + o_p, zero - 1, mask=m_p)
     # core c's first piece: in the first task whose last core is >= c
     o_c = tl.arange(0, BLOCK_C).to(tl.int64)
     lo = tl.zeros([BLOCK_C], tl.int64)
