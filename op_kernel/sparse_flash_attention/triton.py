@@ -32,6 +32,8 @@ without the scratch tile).
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import torch
 import triton
 import triton.language as tl
@@ -48,8 +50,6 @@ from . import metadata
 
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
-MAIN_TABLES = ("core_first", "piece_task", "piece_begin", "piece_end", "piece_slot", "task_row",
-               "task_batch", "task_head", "task_tau", "task_window", "row_first_neg")
 
 
 @triton.jit
@@ -239,7 +239,7 @@ class _Call:
         self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
         self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)
                     if launch.lse else None)
-        self.w = launch.pointers(self.ws, self.at, self.lse, tensors=False)
+        self.w = launch.addresses(self.at, self.lse)
         self.aligned = alignment(self.query, self.query_rope, self.idx, t.key, t.key_rope,
                                  self.block_table, t.sinks, t.actual_seq_lengths_query,
                                  t.actual_seq_lengths_kv, self.out, self.lse)
@@ -247,8 +247,8 @@ class _Call:
     def meta_view(self):
         return self.ws[:self.launch.tables.nbytes].view(torch.int64)
 
-    def views(self) -> dict:
-        return self.launch.pointers(self.ws, self.at, self.lse, tensors=True)
+    def views(self):
+        return self.launch.views(self.ws, self.lse)
 
     def results(self):
         shape = self.launch.lse_shape
@@ -294,6 +294,9 @@ class _Launch:
             [(name, self.tables.table_bytes[i], self.tables.sizes[name], 8, torch.int64)
              for i, name in enumerate(metadata.KERNEL_TABLES)]
             + [(name, off, n, 4, torch.float32) for name, (off, n) in self.regions.items()])
+        self.offsets = tuple(off for _, off, _, _, _ in self.workspace_map)
+        self.Workspace = namedtuple("Workspace", [m[0] for m in self.workspace_map]
+                                    + (["smax", "ssum"] if self.lse else []))
         self.paged = p.kv_layout is Layout.PA_BSND
         self.scalars = (p.scale_value, p.n1, p.k,
                         p.block_table.shape[-1] if self.paged else p.k,
@@ -330,17 +333,20 @@ class _Launch:
             raise ValueError(f"kernel variant {self.variant!r} does not run on {dev}")
         self._served.add(dev)
 
-    def pointers(self, ws, at, lse, tensors: bool) -> dict:
-        """The kernels' workspace arguments by name: addresses, or (``tensors``) views."""
-        if tensors:
-            ptr = {name: ws[off:off + size * n].view(dtype)
-                   for name, off, n, size, dtype in self.workspace_map}
-        else:
-            ptr = {name: at + off for name, off, _, _, _ in self.workspace_map}
+    def addresses(self, at: int, lse):
+        """The kernels' workspace arguments (a ``Workspace``) as addresses: ``at`` + offsets,
+        softmax max/sum in ``lse`` when the call returns them."""
+        ptr = [at + off for off in self.offsets]
         if lse is not None:
-            ptr["smax"], ptr["ssum"] = ((lse[:self.rows_n1], lse[self.rows_n1:]) if tensors else
-                                        (lse.data_ptr(), lse.data_ptr() + 4 * self.rows_n1))
-        return ptr
+            ptr += (lse.data_ptr(), lse.data_ptr() + 4 * self.rows_n1)
+        return self.Workspace._make(ptr)
+
+    def views(self, ws, lse):
+        """The same arguments as tensors (views of ``ws`` and ``lse``), for a first launch."""
+        ptr = [ws[off:off + size * n].view(dtype) for _, off, n, size, dtype in self.workspace_map]
+        if lse is not None:
+            ptr += (lse[:self.rows_n1], lse[self.rows_n1:])
+        return self.Workspace._make(ptr)
 
     def main_kernel(self, c: _Call) -> None:
         """The plan's kernel (``c.w``: the workspace addresses; views on a first launch)."""
@@ -348,11 +354,12 @@ class _Launch:
         bt = c.block_table if c.block_table is not None else c.idx   # any int tensor if unused
 
         def form(w):
-            return (c.query, c.query_rope, c.idx, t.key, t.key_rope, bt, w["kv_start"],
-                    t.sinks if t.sinks is not None else w["ssum"],
-                    *[w[n] for n in MAIN_TABLES], c.out, w["smax"], w["ssum"],
-                    w["ws_m"], w["ws_l"], w["ws_acc"],
-                    *((w["scratch"],) if self.with_scratch else ()), *self.scalars)
+            return (c.query, c.query_rope, c.idx, t.key, t.key_rope, bt, w.kv_start,
+                    t.sinks if t.sinks is not None else w.ssum, w.core_first, w.piece_task,
+                    w.piece_begin, w.piece_end, w.piece_slot, w.task_row, w.task_batch,
+                    w.task_head, w.task_tau, w.task_window, w.row_first_neg, c.out, w.smax,
+                    w.ssum, w.ws_m, w.ws_l, w.ws_acc, *((w.scratch,) if self.with_scratch else ()),
+                    *self.scalars)
         self.kernel(form(c.w), lambda: form(c.views()), c.aligned)
 
     def merge(self, c: _Call) -> None:
@@ -362,10 +369,9 @@ class _Launch:
             return
 
         def form(w):
-            return (w["ws_m"], w["ws_l"], w["ws_acc"], w["split_task"], w["split_first"],
-                    w["split_count"], w["task_row"], w["task_head"],
-                    c.t.sinks if c.t.sinks is not None else w["ssum"], c.out, w["smax"],
-                    w["ssum"], self.p.n1)
+            return (w.ws_m, w.ws_l, w.ws_acc, w.split_task, w.split_first, w.split_count,
+                    w.task_row, w.task_head, c.t.sinks if c.t.sinks is not None else w.ssum,
+                    c.out, w.smax, w.ssum, self.p.n1)
         self.merge_kernel(form(c.w), lambda: form(c.views()), c.aligned)
 
 
