@@ -35,6 +35,8 @@ class Backend:
     plan: Callable | None = None               # (params, platform) -> plan
     auto: bool = True                          # False: runs only when asked for by name
     named_only_on: tuple[str, ...] = ()        # device types where it runs only when named
+    # device types it will serve but cannot here -> why (e.g. "npu": the op package is not built)
+    unavailable_on: tuple[tuple[str, str], ...] = ()
     emulates: bool = False                     # runs any platform's plan from host values
     platform: object = None                    # the platform it plans for (None: the device's)
     available: Callable[[], str | None] = field(default=lambda: None)
@@ -44,6 +46,9 @@ class Backend:
     def verify(self, params, device_type: str, dtype) -> str | None:
         """Why this back end cannot run the call, or None when it can."""
         reason = self.available()
+        if reason:
+            return reason
+        reason = dict(self.unavailable_on).get(device_type)
         if reason:
             return reason
         if device_type not in self.device_types:

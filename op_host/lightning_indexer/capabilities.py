@@ -7,15 +7,25 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import (
-    Backend, ascendc_not_built, by_priority, torch_npu_builtin, triton_not_built)
+from ..common.capabilities import Backend, by_priority, torch_npu_builtin, triton_not_built
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
 BACKENDS = by_priority(
     triton_not_built("npu_lightning_indexer"),
-    ascendc_not_built(),
+    Backend(
+        name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
+        status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
+               "mixed launch (one AIC and two AIV threads a block), by name only; first scope: "
+               "BSND query and key, full lengths, weights of the query dtype, N1 <= 64, "
+               "sparse_mode 0/3, sparse_count <= 2048, return_value False. NPU: not built "
+               "(needs the CANN toolchain)",
+        runner="lightning_indexer.ascendc_twin:run", plan=plan, emulates=True,
+        named_only_on=("cpu",), platform=ASCEND_A3,
+        unavailable_on=(("npu", "not available: the op package is not built (needs the CANN "
+                                "toolchain)"),),
+        available=lambda: _twin().no_compiler(), rule=lambda p: _twin().unsupported(p)),
     torch_npu_builtin("npu_lightning_indexer", FP16_BF16),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
@@ -26,3 +36,10 @@ BACKENDS = by_priority(
         named_only_on=("npu",),
         platform=ASCEND_A3),
 )
+
+
+def _twin():
+    """The twin runner's module, imported on first use (it imports nothing heavy, but the
+    registry stays free of op_kernel imports at package import)."""
+    from cann_attention.op_kernel.lightning_indexer import ascendc_twin
+    return ascendc_twin

@@ -15,41 +15,25 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from pathlib import Path
-
 import pytest
 import torch
 
 from cann_attention.op_host.common import native as common_native
 from cann_attention.op_host.common.platform import ASCEND_910B, ASCEND_A3
 from cann_attention.op_host.lightning_indexer import native
-from cann_attention.op_kernel.lightning_indexer import reference
+from cann_attention.op_kernel.lightning_indexer import ascendc_twin, reference
 from testing.calls import parse
 
 OP = "npu_lightning_indexer"
-ROOT = Path(__file__).resolve().parents[2]
-KERNEL_DIR = ROOT / "op_kernel" / "lightning_indexer" / "ascendc"
-TWIN = ROOT / "op_kernel" / "common" / "ascendc_twin"
-HOST = ROOT / "op_host" / "lightning_indexer"
-DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
-U64, P = ctypes.c_uint64, ctypes.c_void_p
+DTYPE_CODES = ascendc_twin.DTYPE_CODES
+P = ctypes.c_void_p
 
 
 @pytest.fixture(scope="module")
 def lib():
     if common_native.compiler() is None:
         pytest.skip("no C++ compiler (g++) on this machine: the kernel cannot be built")
-    path = common_native.build_library("lightning_indexer_ascendc",
-                                       [KERNEL_DIR / "lightning_indexer_kernel.cpp",
-                                        KERNEL_DIR / "launcher.cpp"],
-                                       include_dirs=(TWIN, HOST, KERNEL_DIR))
-    lib = ctypes.CDLL(str(path))
-    lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
-    lib.li_ascendc_workspace_bytes.restype = U64
-    lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32, *([P, U64] * 6),
-                                   ctypes.c_char_p, ctypes.c_size_t]
-    lib.li_ascendc_run.restype = ctypes.c_int
-    return lib
+    return ascendc_twin.library()
 
 
 def _call_with_timeout(fn, *args, timeout=60):
@@ -149,3 +133,75 @@ def test_lightning_indexer_ascendc_ties_and_blocks(lib):
         want, _ = reference.lightning_indexer(query, key, weights, sparse_count=K,
                                               sparse_mode=mode)
         assert torch.equal(got, want)     # equal scores are bit-equal: smaller index first
+
+
+# ---- the registered back end: torch.ops.custom.npu_lightning_indexer with backend="ascendc" ---
+
+BACKEND_CASES = [
+    (2, 3, 300, 8, 64, 3, torch.float16),
+    (1, 4, 90, 16, 128, 0, torch.bfloat16),      # sparse_count > the keys: -1 padding
+    (3, 2, 520, 64, 256, 3, torch.bfloat16),     # 64 heads, several key chunks a row
+]
+
+
+@pytest.mark.parametrize("case", BACKEND_CASES, ids=lambda c: "-".join(map(str, c[:6])))
+def test_backend_runs_the_kernel_through_the_op(lib, case):
+    """The op on CPU tensors with the ascendc back end named: the kernel's indices, as the
+    golden's (up to near ties), in the op's output shape; the emulator stays auto's choice."""
+    import cann_attention
+    from cann_attention.lightning_indexer import OP_DEF
+    from cann_attention.config import current
+    B, S1, S2, N1, K, mode, dtype = case
+    g = torch.Generator().manual_seed(sum(case[:6]))
+    query = torch.randn(B, S1, N1, 128, generator=g).to(dtype)
+    key = torch.randn(B, S2, 1, 128, generator=g).to(dtype)
+    weights = torch.randn(B, S1, N1, generator=g).to(dtype)
+    kwargs = dict(sparse_count=K, sparse_mode=mode)
+    with cann_attention.use(backend="ascendc"):
+        got = torch.ops.custom.npu_lightning_indexer(query, key, weights, **kwargs)
+        bound = OP_DEF.bind((query, key, weights), kwargs)
+        assert OP_DEF.static(bound, current())[1].name == "ascendc"
+    assert got.shape == (B, S1, 1, K) and got.dtype == torch.int32
+    assert compare(query, key, weights, got, K, mode) >= (B * S1 + 1) // 2
+    bound = OP_DEF.bind((query, key, weights), kwargs)
+    assert OP_DEF.static(bound, current())[1].name == "emulate"     # by name only on CPU
+
+
+@pytest.mark.parametrize("change,reason", [
+    (dict(layout_query="TND"), "BSND query and key only"),
+    (dict(return_value=True), "does not write sparse_values"),
+    (dict(weights_dtype=torch.float32), "weights of the query dtype"),
+    (dict(sparse_count=3072), "sparse_count <= 2048"),
+])
+def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
+    """Named outside its scope, the back end is refused with the kernel's reason (never a
+    wrong answer); the check runs before any build."""
+    import cann_attention
+    from cann_attention.op_host.common.errors import CannAttentionError
+    n1 = 4
+    B, S1, S2 = 1, 2, 40
+    query = torch.randn(B, S1, n1, 128).half()
+    key = torch.randn(B, S2, 1, 128).half()
+    weights = torch.randn(B, S1, n1).to(change.get("weights_dtype", torch.float16))
+    kwargs = dict(sparse_count=change.get("sparse_count", 16), sparse_mode=3)
+    if change.get("layout_query") == "TND":
+        query = query.reshape(B * S1, n1, 128)
+        weights = weights.reshape(B * S1, n1)
+        kwargs.update(layout_query="TND", actual_seq_lengths_query=torch.tensor([S1], dtype=torch.int32),
+                      layout_key="TND",
+                      actual_seq_lengths_key=torch.tensor([S2], dtype=torch.int32))
+        key = key.reshape(B * S2, 1, 128)
+    if change.get("return_value"):
+        kwargs["return_value"] = True
+    with cann_attention.use(backend="ascendc"), pytest.raises(CannAttentionError,
+                                                               match=reason):
+        cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
+
+
+def test_backend_on_npu_tensors_says_the_package_is_not_built():
+    from cann_attention.lightning_indexer import OP_DEF
+    backend = next(b for b in OP_DEF.backends if b.name == "ascendc")
+    p = parse(OP, torch.randn(1, 1, 4, 128).half(), torch.randn(1, 8, 1, 128).half(),
+              torch.randn(1, 1, 4).half(), sparse_count=4)
+    assert "op package is not built" in backend.verify(p, "npu", torch.float16)
+    assert backend.verify(p, "cpu", torch.float16) in (None, ascendc_twin.no_compiler())

@@ -1,0 +1,112 @@
+"""The ``ascendc`` back end of npu_lightning_indexer on CPU tensors: our AscendC kernel run
+through the AscendC twin.
+
+The kernel source (``ascendc/lightning_indexer_kernel.cpp``) is compiled unchanged with g++
+against the twin (``common/ascendc_twin``, selected by its ``kernel_operator.h``) into a host
+library on first use, and launched as a mixed kernel: per block one AIC (cube) thread and two
+AIV (vector) threads, synchronising by the cross-core flags as on the NPU. It reads the
+TilingData bytes of the plan (``op_host/lightning_indexer/tiling.tiling_data``, the layout the C++
+tiling core writes too) and a GM workspace of the size the kernel asks for. The twin enforces the
+platform's buffer capacities and the copy alignment rules, and reports a flag waited on but never
+set; any such failure is raised with the twin's message.
+
+The kernel covers a first scope (its header comment); ``unsupported`` is the registry's rule, so
+a call outside it is refused with the reason, and ``auto`` never picks this back end on CPU (it
+runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
+
+Results: ``sparse_indices`` are the golden's where scores are distinct; the kernel sums the head
+scores in its own order (Mmad over D, then the heads left to right), so two keys whose scores lie
+within a few ulp of each other may come in the other order. ``sparse_values`` are not written
+(return_value False is part of the scope).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import torch
+
+from cann_attention.op_host.common import native
+from cann_attention.op_host.common.layouts import Layout
+from cann_attention.op_host.lightning_indexer import tiling as li_tiling
+from cann_attention.op_host.lightning_indexer.params import output_shapes
+
+KERNEL_DIR = Path(__file__).with_name("ascendc")
+TWIN_DIR = Path(__file__).parents[1] / "common" / "ascendc_twin"
+HOST_DIR = Path(li_tiling.__file__).parent
+DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
+MAX_HEADS = 64            # all heads in one Mmad: N1 x block_s2 floats in L0C
+MAX_SPARSE_COUNT = 2048
+MESSAGE_BYTES = 4096
+
+
+def unsupported(p) -> str | None:
+    """Why the kernel's first scope does not cover the call ``p``, or None."""
+    if p.q_layout is not Layout.BSND or p.kv_layout is not Layout.BSND:
+        return (f"the AscendC kernel covers BSND query and key only, not "
+                f"{p.layout_query}/{p.layout_key}")
+    if p.actual_seq_lengths_query is not None or p.actual_seq_lengths_key is not None:
+        return "the AscendC kernel covers full lengths only (no actual_seq_lengths)"
+    if p.weights.dtype != p.query.dtype:
+        return f"the AscendC kernel reads weights of the query dtype, not {p.weights.dtype}"
+    if p.n1 > MAX_HEADS:      # the op's own limit today; the kernel's whatever the op allows
+        return f"the AscendC kernel covers N1 <= {MAX_HEADS}, not {p.n1}"
+    if p.sparse_count > MAX_SPARSE_COUNT:
+        return f"the AscendC kernel covers sparse_count <= {MAX_SPARSE_COUNT}, not {p.sparse_count}"
+    if p.return_value:
+        return "the AscendC kernel does not write sparse_values (return_value=True)"
+    return None
+
+
+def no_compiler() -> str | None:
+    """The registry's availability: None where g++ can build the kernel, else why not."""
+    return None if native.compiler() else "not available: no C++ compiler (g++) to build it"
+
+
+@functools.lru_cache(maxsize=1)
+def library() -> ctypes.CDLL:
+    """The kernel and its twin launcher as a shared library (built on first use, cached by
+    content in common/native.build_dir())."""
+    path = native.build_library(
+        "lightning_indexer_ascendc",
+        [KERNEL_DIR / "lightning_indexer_kernel.cpp", KERNEL_DIR / "launcher.cpp"],
+        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR))
+    lib = ctypes.CDLL(str(path))
+    lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
+    lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
+    lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
+                                   *([ctypes.c_void_p, ctypes.c_uint64] * 6),
+                                   ctypes.c_char_p, ctypes.c_size_t]
+    lib.li_ascendc_run.restype = ctypes.c_int
+    return lib
+
+
+def run(p, plan, t):
+    """Launch the kernel on the plan's platform (one block a row, at most one a core); returns
+    (sparse_indices, sparse_values) as the other back ends do."""
+    idx_shape, val_shape = output_shapes(t.query.shape, p.layout_query, p.sparse_count,
+                                         p.return_value)
+    indices = torch.empty(idx_shape, dtype=torch.int32)
+    values = torch.empty(val_shape, dtype=t.query.dtype)
+    blocks = min(plan.platform.num_cores, p.num_rows)
+    if blocks == 0:
+        return indices, values
+    lib = library()
+    data = li_tiling.tiling_data(plan, p)
+    tiling_buf = ctypes.create_string_buffer(data, len(data))
+    # GM workspace as a device gives it: not zeroed (here: poisoned, so a read before a write
+    # shows in the results)
+    workspace = torch.full((lib.li_ascendc_workspace_bytes(data, blocks),), 0xFF,
+                           dtype=torch.uint8)
+    args = []
+    for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(), indices,
+              workspace):
+        args += [x.data_ptr(), x.numel() * x.element_size()]
+    message = ctypes.create_string_buffer(MESSAGE_BYTES)
+    rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], blocks, *args,
+                            ctypes.addressof(tiling_buf), len(data), message, MESSAGE_BYTES)
+    if rc != 0:
+        raise RuntimeError(f"npu_lightning_indexer (ascendc on the AscendC twin): "
+                           f"{message.value.decode(errors='replace')}")
+    return indices, values
