@@ -17,10 +17,10 @@ BACKENDS = by_priority(
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
-               "mixed launch (one AIC and two AIV threads a block), by name only; first scope: "
-               "BSND query and key, full lengths, weights of the query dtype, N1 <= 64, "
-               "sparse_mode 0/3, sparse_count <= 2048, return_value False. NPU: not built "
-               "(needs the CANN toolchain)",
+               "mixed launch (one AIC and two AIV threads a block), by name only; scope: "
+               "BSND/TND query and key with actual lengths (no PA_BSND key yet), weights of "
+               "the query dtype, N1 <= 64, sparse_mode 0/3, sparse_count <= 2048, "
+               "return_value. NPU: not built (needs the CANN toolchain)",
         runner="lightning_indexer.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,
         unavailable_on=(("npu", "not available: the op package is not built (needs the CANN "

@@ -10,14 +10,15 @@ tiling core writes too) and a GM workspace of the size the kernel asks for. The 
 platform's buffer capacities and the copy alignment rules, and reports a flag waited on but never
 set; any such failure is raised with the twin's message.
 
-The kernel covers a first scope (its header comment); ``unsupported`` is the registry's rule, so
-a call outside it is refused with the reason, and ``auto`` never picks this back end on CPU (it
-runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
+The kernel covers its scope (its header comment: BSND or TND query and key with their length
+lists, not yet a paged key; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
+rule, so a call outside it is refused with the reason, and ``auto`` never picks this back end on
+CPU (it runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
 
 Results: ``sparse_indices`` are the golden's where scores are distinct; the kernel sums the head
 scores in its own order (Mmad over D, then the heads left to right), so two keys whose scores lie
-within a few ulp of each other may come in the other order. ``sparse_values`` are not written
-(return_value False is part of the scope).
+within a few ulp of each other may come in the other order, and ``sparse_values`` (the scores
+rounded to the query dtype) may differ from the golden's by that rounding.
 """
 from __future__ import annotations
 
@@ -43,19 +44,14 @@ MESSAGE_BYTES = 4096
 
 def unsupported(p) -> str | None:
     """Why the kernel's first scope does not cover the call ``p``, or None."""
-    if p.q_layout is not Layout.BSND or p.kv_layout is not Layout.BSND:
-        return (f"the AscendC kernel covers BSND query and key only, not "
-                f"{p.layout_query}/{p.layout_key}")
-    if p.actual_seq_lengths_query is not None or p.actual_seq_lengths_key is not None:
-        return "the AscendC kernel covers full lengths only (no actual_seq_lengths)"
+    if p.kv_layout is Layout.PA_BSND:
+        return "the AscendC kernel does not cover a paged key (layout_key PA_BSND)"
     if p.weights.dtype != p.query.dtype:
         return f"the AscendC kernel reads weights of the query dtype, not {p.weights.dtype}"
     if p.n1 > MAX_HEADS:      # the op's own limit today; the kernel's whatever the op allows
         return f"the AscendC kernel covers N1 <= {MAX_HEADS}, not {p.n1}"
     if p.sparse_count > MAX_SPARSE_COUNT:
         return f"the AscendC kernel covers sparse_count <= {MAX_SPARSE_COUNT}, not {p.sparse_count}"
-    if p.return_value:
-        return "the AscendC kernel does not write sparse_values (return_value=True)"
     return None
 
 
@@ -76,7 +72,7 @@ def library() -> ctypes.CDLL:
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
-                                   *([ctypes.c_void_p, ctypes.c_uint64] * 6),
+                                   *([ctypes.c_void_p, ctypes.c_uint64] * 9),
                                    ctypes.c_char_p, ctypes.c_size_t]
     lib.li_ascendc_run.restype = ctypes.c_int
     return lib
@@ -100,9 +96,10 @@ def run(p, plan, t):
     workspace = torch.full((lib.li_ascendc_workspace_bytes(data, blocks),), 0xFF,
                            dtype=torch.uint8)
     args = []
-    for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(), indices,
-              workspace):
-        args += [x.data_ptr(), x.numel() * x.element_size()]
+    for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(),
+              _contiguous(t.actual_seq_lengths_query), _contiguous(t.actual_seq_lengths_key),
+              indices, values if p.return_value else None, workspace):
+        args += [None, 0] if x is None else [x.data_ptr(), x.numel() * x.element_size()]
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
     rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], blocks, *args,
                             ctypes.addressof(tiling_buf), len(data), message, MESSAGE_BYTES)
@@ -110,3 +107,7 @@ def run(p, plan, t):
         raise RuntimeError(f"npu_lightning_indexer (ascendc on the AscendC twin): "
                            f"{message.value.decode(errors='replace')}")
     return indices, values
+
+
+def _contiguous(x):
+    return None if x is None else x.contiguous()

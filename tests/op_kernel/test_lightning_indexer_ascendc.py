@@ -4,8 +4,8 @@ block) on small BSND calls, fp16 and bf16, sparse_mode 0 and 3, with the TilingD
 C++ tiling core (op_host/lightning_indexer/native.py); sparse_indices are compared with the
 golden (op_kernel/lightning_indexer/reference.py).
 
-Scope of the kernel: BSND query and key, no actual_seq_lengths, weights of the query dtype,
-return_value False, sparse_count <= 2048 (see the kernel's header comment).
+Scope of the kernel: BSND or TND query and key with their length lists (not a paged key),
+weights of the query dtype, sparse_count <= 2048 (see the kernel's header comment).
 
 The kernel sums in float in its own order (Mmad in k order, the head sum left to right) where
 the golden rounds exactly once, so two keys whose scores lie within a few ulp may swap: rows are
@@ -58,8 +58,8 @@ def run_kernel(lib, query, key, weights, sparse_count, sparse_mode, platform, ma
     q, k, w = query.contiguous(), key.contiguous(), weights.contiguous()
     err = ctypes.create_string_buffer(4096)
     bufs = []
-    for t in (q, k, w, out, ws):
-        bufs += [t.data_ptr(), t.numel() * t.element_size()]
+    for t in (q, k, w, None, None, out, None, ws):
+        bufs += [None, 0] if t is None else [t.data_ptr(), t.numel() * t.element_size()]
     rc = _call_with_timeout(lib.li_ascendc_run, DTYPE_CODES[query.dtype], blocks, *bufs,
                             ctypes.cast(tbuf, P).value, len(tiling), err, 4096)
     assert rc == 0, err.value.decode()
@@ -168,8 +168,7 @@ def test_backend_runs_the_kernel_through_the_op(lib, case):
 
 
 @pytest.mark.parametrize("change,reason", [
-    (dict(layout_query="TND"), "BSND query and key only"),
-    (dict(return_value=True), "does not write sparse_values"),
+    (dict(paged=True), "paged key"),
     (dict(weights_dtype=torch.float32), "weights of the query dtype"),
     (dict(sparse_count=3072), "sparse_count <= 2048"),
 ])
@@ -178,24 +177,80 @@ def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
     wrong answer); the check runs before any build."""
     import cann_attention
     from cann_attention.op_host.common.errors import CannAttentionError
-    n1 = 4
-    B, S1, S2 = 1, 2, 40
-    query = torch.randn(B, S1, n1, 128).half()
+    B, S1, S2, N1 = 1, 2, 64, 4
+    query = torch.randn(B, S1, N1, 128).half()
     key = torch.randn(B, S2, 1, 128).half()
-    weights = torch.randn(B, S1, n1).to(change.get("weights_dtype", torch.float16))
+    weights = torch.randn(B, S1, N1).to(change.get("weights_dtype", torch.float16))
     kwargs = dict(sparse_count=change.get("sparse_count", 16), sparse_mode=3)
-    if change.get("layout_query") == "TND":
-        query = query.reshape(B * S1, n1, 128)
-        weights = weights.reshape(B * S1, n1)
-        kwargs.update(layout_query="TND", actual_seq_lengths_query=torch.tensor([S1], dtype=torch.int32),
-                      layout_key="TND",
+    if change.get("paged"):
+        key = key.reshape(4, 16, 1, 128)
+        kwargs.update(layout_key="PA_BSND", block_table=torch.arange(4, dtype=torch.int32)[None],
                       actual_seq_lengths_key=torch.tensor([S2], dtype=torch.int32))
-        key = key.reshape(B * S2, 1, 128)
-    if change.get("return_value"):
-        kwargs["return_value"] = True
     with cann_attention.use(backend="ascendc"), pytest.raises(CannAttentionError,
                                                                match=reason):
         cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
+
+
+LENGTH_CASES = [
+    # layout_query, layout_key, q_lens, kv_lens, sparse_mode, return_value, dtype
+    ("BSND", "BSND", [3, 0, 5], [70, 9, 200], 3, True, torch.float16),
+    ("BSND", "BSND", None, [0, 33, 120], 0, False, torch.bfloat16),
+    ("TND", "TND", [2, 0, 4], [40, 0, 300], 3, True, torch.bfloat16),
+    ("TND", "TND", [1, 3, 1], [17, 64, 250], 0, True, torch.float16),
+    ("TND", "TND", [4, 4, 2], [100, 5, 260], 3, False, torch.float16),
+]
+
+
+@pytest.mark.parametrize("case", LENGTH_CASES,
+                         ids=lambda c: f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-{str(c[6])[6:]}")
+def test_backend_with_lengths_layouts_and_values(lib, case):
+    """Actual lengths (BSND counts, TND prefix sums), rows past their batch's length, empty
+    batches and return_value through the op: indices as the golden's up to near ties, values
+    the golden's scores at those indices rounded to the query dtype, -1 / -inf padding."""
+    import cann_attention
+    q_layout, k_layout, q_lens, kv_lens, mode, values, dtype = case
+    g = torch.Generator().manual_seed(len(str(case)))
+    B, S1, S2, N1, K = 3, 5, 300, 8, 64
+    lens = lambda xs: torch.tensor(xs, dtype=torch.int32)                    # noqa: E731
+    kwargs = dict(sparse_count=K, sparse_mode=mode, return_value=values,
+                  layout_query=q_layout, layout_key=k_layout)
+    if q_layout == "TND":
+        query = torch.randn(sum(q_lens), N1, 128, generator=g).to(dtype)
+        weights = torch.randn(sum(q_lens), N1, generator=g).to(dtype)
+        kwargs["actual_seq_lengths_query"] = lens(torch.tensor(q_lens).cumsum(0).tolist())
+    else:
+        query = torch.randn(B, S1, N1, 128, generator=g).to(dtype)
+        weights = torch.randn(B, S1, N1, generator=g).to(dtype)
+        if q_lens is not None:
+            kwargs["actual_seq_lengths_query"] = lens(q_lens)
+    if k_layout == "TND":
+        key = torch.randn(sum(kv_lens), 1, 128, generator=g).to(dtype)
+        kwargs["actual_seq_lengths_key"] = lens(torch.tensor(kv_lens).cumsum(0).tolist())
+    else:
+        key = torch.randn(B, S2, 1, 128, generator=g).to(dtype)
+        kwargs["actual_seq_lengths_key"] = lens(kv_lens)
+    want = cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
+    with cann_attention.use(backend="ascendc"):
+        got = cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
+    (gi, gv), (wi, wv) = got, want            # the package's function: (indices, values)
+    assert gi.shape == wi.shape and gi.dtype == torch.int32
+    gi, wi = gi.reshape(-1, K), wi.reshape(-1, K)
+    assert torch.equal(gi < 0, wi < 0)                                      # same padding
+    assert torch.equal(gi[gi < 0], wi[wi < 0])
+    near = 0
+    for r in range(gi.shape[0]):
+        if not torch.equal(gi[r], wi[r]):
+            near += 1
+            n = int((wi[r] >= 0).sum())
+            assert sorted(gi[r, :n].tolist()) != [] and len(set(gi[r, :n].tolist())) == n
+    assert near <= gi.shape[0] // 4                      # near ties swap rarely
+    if values:
+        gv, wv = gv.reshape(-1, K), wv.reshape(-1, K)
+        assert gv.dtype == dtype
+        pad = wi < 0
+        assert torch.all(gv[pad] == float("-inf"))
+        same = (gi == wi).all(1)
+        torch.testing.assert_close(gv[same].float(), wv[same].float(), rtol=1e-2, atol=1e-2)
 
 
 def test_backend_on_npu_tensors_says_the_package_is_not_built():

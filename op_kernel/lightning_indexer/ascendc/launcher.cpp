@@ -16,27 +16,35 @@ uint64_t li_ascendc_workspace_bytes(const uint8_t* tiling, uint32_t num_blocks)
            num_blocks;
 }
 
-// dtype: 0 = float16, 1 = bfloat16. Buffer sizes in bytes. Returns 0, or non-zero with the
-// twin's message in message[0 .. capacity).
+// dtype: 0 = float16, 1 = bfloat16. Buffer sizes in bytes; the length lists and values may be
+// null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0, or
+// non-zero with the twin's message in message[0 .. capacity).
 int li_ascendc_run(int32_t dtype, uint32_t num_blocks, void* query, uint64_t query_bytes,
                    void* key, uint64_t key_bytes, void* weights, uint64_t weights_bytes,
-                   void* indices, uint64_t indices_bytes, void* workspace,
-                   uint64_t workspace_bytes, void* tiling, uint64_t tiling_bytes, char* message,
-                   size_t capacity)
+                   void* lens_query, uint64_t lens_query_bytes, void* lens_key,
+                   uint64_t lens_key_bytes, void* indices, uint64_t indices_bytes, void* values,
+                   uint64_t values_bytes, void* workspace, uint64_t workspace_bytes, void* tiling,
+                   uint64_t tiling_bytes, char* message, size_t capacity)
 {
     return AscendC::twin::Guard(message, capacity, [&] {
-        const std::vector<AscendC::twin::GmArg> gm = {
+        std::vector<AscendC::twin::GmArg> gm = {
             {"query", query, query_bytes}, {"key", key, key_bytes},
             {"weights", weights, weights_bytes}, {"sparse_indices", indices, indices_bytes},
             {"workspace", workspace, workspace_bytes}, {"tiling", tiling, tiling_bytes}};
-        auto q = static_cast<GM_ADDR>(query), k = static_cast<GM_ADDR>(key),
-             w = static_cast<GM_ADDR>(weights), idx = static_cast<GM_ADDR>(indices),
-             ws = static_cast<GM_ADDR>(workspace), t = static_cast<GM_ADDR>(tiling);
+        if (lens_query != nullptr) gm.push_back({"actual_seq_lengths_query", lens_query,
+                                                 lens_query_bytes});
+        if (lens_key != nullptr) gm.push_back({"actual_seq_lengths_key", lens_key,
+                                               lens_key_bytes});
+        if (values != nullptr) gm.push_back({"sparse_values", values, values_bytes});
+        auto g = [](void* p) { return static_cast<GM_ADDR>(p); };
         if (dtype == 0) {
-            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<half>, q, k, w, idx, ws, t);
+            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<half>, g(query), g(key),
+                                        g(weights), g(lens_query), g(lens_key), g(indices),
+                                        g(values), g(workspace), g(tiling));
         } else if (dtype == 1) {
-            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<bfloat16_t>, q, k, w, idx,
-                                        ws, t);
+            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<bfloat16_t>, g(query),
+                                        g(key), g(weights), g(lens_query), g(lens_key),
+                                        g(indices), g(values), g(workspace), g(tiling));
         } else {
             AscendC::twin::Fail("li_ascendc_run: dtype code ", dtype, " is not 0 or 1");
         }

@@ -1,13 +1,18 @@
-// npu_lightning_indexer as an AscendC mixed (KERNEL_TYPE_MIX_AIC_1_2) kernel -- first scope.
+// npu_lightning_indexer as an AscendC mixed (KERNEL_TYPE_MIX_AIC_1_2) kernel.
 //
-// Scope (the launcher and the test keep to it; nothing else is read or checked here):
-//   layout_query = layout_key = BSND (non-paged), no actual_seq_lengths (full lengths S1, S2),
-//   query / key / weights all of one dtype DTYPE_QUERY (half or bfloat16_t; float32 weights are
-//   not covered), D = 128, N1 <= 64, sparse_mode 0 or 3, return_value False (sparse_values is
-//   not written), sparse_count <= 2048.
+// Scope (the registry's rule, op_kernel/lightning_indexer/ascendc_twin.py, keeps to it):
+//   layout_query BSND or TND, layout_key BSND or TND (not PA_BSND), actual_seq_lengths_query /
+//   _key optional where the layout allows (BSND: per-batch counts, TND: prefix sums; clamped into
+//   the tensors, prefix sums made non-decreasing), query / key / weights all of one dtype
+//   DTYPE_QUERY (half or bfloat16_t; float32 weights are not covered), D = 128, N1 <= 64,
+//   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when its GM address is not
+//   null (return_value).
 //
-// Work split: query row r (= b * S1 + s) goes to block r % GetBlockNum() (a strided row split,
-// not the plan's balanced per-core schedule). Per block, for each of its rows with n_vis > 0:
+// Rows: query row r (a BSND (b, s) row or a TND token) goes to block r % GetBlockNum() (a strided
+// row split, not the plan's balanced per-core schedule). A row sees, of its batch b's Lk keys,
+// all of them (sparse_mode 0) or the first Lk - Lq + s + 1 (sparse_mode 3, clamped to [0, Lk]);
+// rows past their batch's Lq (BSND) or past the last batch (TND) see none and get -1 (values
+// -inf). Per block, for each of its rows with n_vis > 0:
 //   AIC  for each chunk of block_s2 visible keys: q[r] (N1 x 128, GM ND -> L1 NZ -> L0A) and the
 //        key chunk (GM ND -> L1 NZ -> L0B, which is already ZN for K^T), Mmad (all N1 heads at
 //        once, float in L0C), Fixpipe NoQuant into the block's GM workspace [N1, block_s2]
@@ -17,7 +22,8 @@
 //        key index asc) kept in UB with scalar GetValue/SetValue insertion (the twin has no sort).
 //        At the row's end AIV 1 writes its list to GM (two slots, by row parity), both AIVs meet
 //        at a mode-1 cross-core barrier, and AIV 0 merges the two lists (ties: smaller index) and
-//        writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r].
+//        writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r] (and the scores,
+//        rounded to DTYPE_QUERY, then -inf, to sparse_values[r]).
 // head_group of the plan is not used (all N1 <= 64 heads fit one Mmad: 64 x 256 floats in L0C).
 #include "kernel_operator.h"
 #include "tiling_core.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
@@ -31,13 +37,27 @@ namespace li_ascendc {
 constexpr uint16_t kFlagCubeDone = 1;    // AIC -> both AIVs: a chunk of scores is in GM
 constexpr uint16_t kFlagVecDone = 2;     // both AIVs -> AIC: the chunk has been copied to UB
 constexpr uint16_t kFlagSubSync = 3;     // AIV <-> AIV barrier before the top-k merge
+constexpr uint32_t kLayoutTnd = 1;       // TilingData layout codes (common/tiling_data.py)
+
+// Where a query row's keys are: its batch, how many it sees, the first key row of its batch.
+struct RowKeys {
+    uint32_t b = 0;
+    uint32_t nvis = 0;
+    uint64_t kvStart = 0;
+};
 
 __aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+__aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
+{
+    return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
+}
 
 template <typename T>
 class LightningIndexer {
 public:
-    __aicore__ inline void Init(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR indices,
+    __aicore__ inline void Init(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
+                                GM_ADDR lensKey, GM_ADDR indices, GM_ADDR values,
                                 GM_ADDR workspace, GM_ADDR tiling)
     {
         const __gm__ LightningIndexerTilingData* td =
@@ -49,14 +69,29 @@ public:
         bs_ = td->block_s2;
         k_ = td->sparse_count;
         mode_ = td->sparse_mode;
-        s1_ = numRows_ / batch_;
+        qTnd_ = td->layout_query == kLayoutTnd;
+        kTnd_ = td->layout_key == kLayoutTnd;
+        s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
+        hasLensQ_ = lensQuery != nullptr;
+        hasLensK_ = lensKey != nullptr;
+        hasValues_ = values != nullptr;
+        if (hasLensQ_) {
+            lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
+        }
+        if (hasLensK_) {
+            lensKGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensKey), batch_);
+        }
+        if (hasValues_) {
+            valGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(values),
+                                   static_cast<uint64_t>(numRows_) * k_);
+        }
         group_ = ASCEND_IS_AIC ? GetBlockIdx() : GetBlockIdx() / GetTaskRation();
         groups_ = GetBlockNum();
         half_ = bs_ / 2;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
                              static_cast<uint64_t>(numRows_) * n1_ * kD);
         kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
-                             static_cast<uint64_t>(batch_) * s2_ * kD);
+                             static_cast<uint64_t>(kTnd_ ? 1 : batch_) * s2_ * kD);
         wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(weights),
                              static_cast<uint64_t>(numRows_) * n1_);
         outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(indices),
@@ -72,13 +107,54 @@ public:
         }
     }
 
-    __aicore__ inline uint32_t Visible(uint32_t row) const
+    // End of batch i's rows in a TND prefix-sum list (clamped to [prev, total]: non-decreasing).
+    __aicore__ inline uint32_t TndEnd(const GlobalTensor<int32_t>& lens, uint32_t i, uint32_t prev,
+                                      uint32_t total) const
     {
-        if (mode_ == 0) return s2_;
-        const int64_t s = row % s1_;
-        int64_t n = static_cast<int64_t>(s2_) - s1_ + s + 1;
-        n = n < 0 ? 0 : n;
-        return static_cast<uint32_t>(n > s2_ ? s2_ : n);
+        const uint32_t end = Clamp(lens.GetValue(i), total);
+        return end < prev ? prev : end;
+    }
+
+    __aicore__ inline RowKeys Keys(uint32_t row) const
+    {
+        RowKeys rk;
+        uint32_t s = 0, qLen = 0;
+        if (qTnd_) {                       // the batch whose rows [start, end) hold the row
+            uint32_t start = 0, b = 0;
+            for (; b < batch_; ++b) {
+                const uint32_t end = TndEnd(lensQGm_, b, start, numRows_);
+                if (row < end) {
+                    qLen = end - start;
+                    break;
+                }
+                start = end;
+            }
+            if (b == batch_) return rk;    // past the last batch: sees nothing
+            rk.b = b;
+            s = row - start;
+        } else {
+            rk.b = row / s1_;
+            s = row % s1_;
+            qLen = hasLensQ_ ? Clamp(lensQGm_.GetValue(rk.b), s1_) : s1_;
+            if (s >= qLen) return rk;
+        }
+        uint32_t kvLen = s2_;
+        if (kTnd_) {
+            uint32_t start = 0;
+            for (uint32_t i = 0; i < rk.b; ++i) start = TndEnd(lensKGm_, i, start, s2_);
+            kvLen = TndEnd(lensKGm_, rk.b, start, s2_) - start;
+            rk.kvStart = start;
+        } else {
+            kvLen = hasLensK_ ? Clamp(lensKGm_.GetValue(rk.b), s2_) : s2_;
+            rk.kvStart = static_cast<uint64_t>(rk.b) * s2_;
+        }
+        if (mode_ == 0) {
+            rk.nvis = kvLen;
+        } else {
+            const int64_t n = static_cast<int64_t>(kvLen) - qLen + s + 1;
+            rk.nvis = Clamp(n, kvLen);
+        }
+        return rk;
     }
 
     // ---- AIC ---------------------------------------------------------------------------------
@@ -97,9 +173,9 @@ public:
         LocalTensor<T> b2 = b2_.Get<T>();
         LocalTensor<float> c1 = c1_.Get<float>();
         for (uint32_t row = group_; row < numRows_; row += groups_) {
-            const uint32_t nvis = Visible(row);
+            const RowKeys rk = Keys(row);
+            const uint32_t nvis = rk.nvis;
             if (nvis == 0) continue;
-            const uint32_t b = row / s1_;
             // q[row]: N1 x 128 ND -> NZ (mPad rows per C0 column) -> L0A ZZ (one fractal row
             // per 16 heads: fractal (i, c) of NZ sits at c * mBlk + i).
             DataCopy(qL1, qGm_[static_cast<uint64_t>(row) * n1_ * kD],
@@ -115,7 +191,7 @@ public:
                 // keys j0 .. j0 + valid: ND [valid, 128] -> NZ with bs rows per C0 column.
                 // That NZ, fractal (key block i, d block c) at c * nBlk + i with keys as rows,
                 // is exactly ZN for B = K^T [128, bs]: no transpose, one LoadData per d block.
-                DataCopy(kL1, kGm_[(static_cast<uint64_t>(b) * s2_ + j0) * kD],
+                DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD],
                          Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
                 SetFlag<HardEvent::MTE2_MTE1>(0);
                 WaitFlag<HardEvent::MTE2_MTE1>(0);
@@ -166,6 +242,8 @@ public:
         pipe_.InitBuffer(otherI_, kPad * sizeof(int32_t));
         pipe_.InitBuffer(out_, kPad * sizeof(int32_t));
         pipe_.InitBuffer(cnt_, 8 * sizeof(int32_t));
+        const uint32_t vPad = CeilDiv(k_, 32 / sizeof(T)) * (32 / sizeof(T));
+        if (hasValues_) pipe_.InitBuffer(outV_, vPad * sizeof(T));
         LocalTensor<float> sc = sc_.Get<float>();
         LocalTensor<float> acc = acc_.Get<float>();
         LocalTensor<float> listS = listS_.Get<float>();
@@ -174,9 +252,11 @@ public:
         LocalTensor<int32_t> otherI = otherI_.Get<int32_t>();
         LocalTensor<int32_t> out = out_.Get<int32_t>();
         LocalTensor<int32_t> cnt = cnt_.Get<int32_t>();
+        LocalTensor<T> outV;
+        if (hasValues_) outV = outV_.Get<T>();
         uint32_t exchanged = 0;
         for (uint32_t row = group_; row < numRows_; row += groups_) {
-            const uint32_t nvis = Visible(row);
+            const uint32_t nvis = Keys(row).nvis;
             uint32_t count = 0;
             for (uint32_t j0 = 0; j0 < nvis; j0 += bs_) {
                 CrossCoreWaitFlag(kFlagCubeDone);
@@ -208,7 +288,7 @@ public:
                 WaitFlag<HardEvent::V_MTE2>(0);
             }
             if (nvis == 0) {
-                if (sub == 0) WriteRow(out, row, 0, kPad);
+                if (sub == 0) WriteRow(out, outV, row, 0, kPad, vPad);
                 continue;
             }
             const uint32_t slot = exchanged++ % 2;
@@ -251,9 +331,13 @@ public:
                         const float sa = listS.GetValue(a), sb = otherS.GetValue(c);
                         takeA = sa > sb || (sa == sb && listI.GetValue(a) < otherI.GetValue(c));
                     }
+                    if (hasValues_) {
+                        outV.SetValue(n, static_cast<T>(takeA ? listS.GetValue(a)
+                                                              : otherS.GetValue(c)));
+                    }
                     out.SetValue(n++, takeA ? listI.GetValue(a++) : otherI.GetValue(c++));
                 }
-                WriteRow(out, row, n, kPad);
+                WriteRow(out, outV, row, n, kPad, vPad);
             }
         }
     }
@@ -276,15 +360,24 @@ private:
         return count < k_ ? count + 1 : count;
     }
 
-    // out[0, n) holds indices; pads with -1 and writes sparse_indices[row].
-    __aicore__ inline void WriteRow(LocalTensor<int32_t>& out, uint32_t row, uint32_t n,
-                                    uint32_t kPad)
+    // out[0, n) holds indices (outV[0, n) their scores when values are written); pads with -1
+    // (-inf) and writes sparse_indices[row] (sparse_values[row]).
+    __aicore__ inline void WriteRow(LocalTensor<int32_t>& out, LocalTensor<T>& outV, uint32_t row,
+                                    uint32_t n, uint32_t kPad, uint32_t vPad)
     {
         for (uint32_t t = n; t < kPad; ++t) out.SetValue(t, -1);
+        if (hasValues_) {
+            const T negInf = static_cast<T>(-__builtin_inff());
+            for (uint32_t t = n; t < vPad; ++t) outV.SetValue(t, negInf);
+        }
         SetFlag<HardEvent::S_MTE3>(0);
         WaitFlag<HardEvent::S_MTE3>(0);
         DataCopyPad(outGm_[static_cast<uint64_t>(row) * k_], out,
                     DataCopyExtParams(1, k_ * sizeof(int32_t), 0, 0, 0));
+        if (hasValues_) {
+            DataCopyPad(valGm_[static_cast<uint64_t>(row) * k_], outV,
+                        DataCopyExtParams(1, k_ * sizeof(T), 0, 0, 0));
+        }
         SetFlag<HardEvent::MTE3_S>(0);                 // out is reused for the next row
         WaitFlag<HardEvent::MTE3_S>(0);
     }
@@ -298,22 +391,24 @@ private:
     TBuf<TPosition::CO1> c1_;
     TBuf<TPosition::VECIN> sc_;
     TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, cnt_;
-    TBuf<TPosition::VECOUT> out_;
-    GlobalTensor<T> qGm_, kGm_, wGm_;
-    GlobalTensor<int32_t> outGm_;
+    TBuf<TPosition::VECOUT> out_, outV_;
+    GlobalTensor<T> qGm_, kGm_, wGm_, valGm_;
+    GlobalTensor<int32_t> outGm_, lensQGm_, lensKGm_;
     GlobalTensor<float> scoreGm_;
     GlobalTensor<int32_t> exCountGm_[2], exIdxGm_[2];
     GlobalTensor<float> exScoreGm_[2];
     uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0, mode_ = 0;
     uint32_t half_ = 0, group_ = 0, groups_ = 1;
+    bool qTnd_ = false, kTnd_ = false, hasLensQ_ = false, hasLensK_ = false, hasValues_ = false;
 };
 
 template <typename T>
-__aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR indices,
-                           GM_ADDR workspace, GM_ADDR tiling)
+__aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
+                    GM_ADDR lensKey, GM_ADDR indices, GM_ADDR values, GM_ADDR workspace,
+                    GM_ADDR tiling)
 {
     LightningIndexer<T> op;
-    op.Init(query, key, weights, indices, workspace, tiling);
+    op.Init(query, key, weights, lensQuery, lensKey, indices, values, workspace, tiling);
     if ASCEND_IS_AIC {
         op.Cube();
     }
@@ -324,8 +419,10 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR indices
 
 #ifdef ASCENDC_TWIN
 // the twin launcher (launcher.cpp) runs both dtypes from one library
-template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR);
-template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR);
+template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
+                        GM_ADDR);
+template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
+                              GM_ADDR, GM_ADDR);
 #endif
 
 }  // namespace li_ascendc
@@ -340,9 +437,8 @@ extern "C" __global__ __aicore__ void lightning_indexer(
     GM_ADDR sparse_values, GM_ADDR workspace, GM_ADDR tiling)
 {
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
-    (void)actual_seq_lengths_query;   // first scope: full lengths, BSND, return_value False
-    (void)actual_seq_lengths_key;
-    (void)block_table;
-    (void)sparse_values;
-    li_ascendc::Run<DTYPE_QUERY>(query, key, weights, sparse_indices, workspace, tiling);
+    (void)block_table;                // PA_BSND keys are outside the kernel's scope
+    li_ascendc::Run<DTYPE_QUERY>(query, key, weights, actual_seq_lengths_query,
+                                 actual_seq_lengths_key, sparse_indices, sparse_values, workspace,
+                                 tiling);
 }
