@@ -14,7 +14,8 @@
 // The shared vocabulary and error convention (common/cpp/core_common.h).
 #include "core_common.h"
 
-// generated from the Python definition; layout version 1
+// generated from the Python definition; layout version 2
+#pragma pack(push, 4)
 struct LightningIndexerTilingData {
     uint32_t version;
     uint32_t tiling_key;
@@ -30,8 +31,10 @@ struct LightningIndexerTilingData {
     uint32_t layout_query;
     uint32_t layout_key;
     uint32_t page_size;
+    uint32_t block_count;
 };
-static_assert(sizeof(LightningIndexerTilingData) == 64, "LightningIndexerTilingData layout");
+#pragma pack(pop)
+static_assert(sizeof(LightningIndexerTilingData) == 68, "LightningIndexerTilingData layout");
 // (end of the generated text: tiling.TILING_DATA.c_struct(); a test compares the two)
 
 namespace cann_attention {

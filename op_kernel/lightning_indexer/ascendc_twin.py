@@ -10,8 +10,8 @@ tiling core writes too) and a GM workspace of the size the kernel asks for. The 
 platform's buffer capacities and the copy alignment rules, and reports a flag waited on but never
 set; any such failure is raised with the twin's message.
 
-The kernel covers its scope (its header comment: BSND or TND query and key with their length
-lists, not yet a paged key; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
+The kernel covers its scope (its header comment: every layout with its length lists, the
+paged key included; weights of the query dtype; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
 rule, so a call outside it is refused with the reason, and ``auto`` never picks this back end on
 CPU (it runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
 
@@ -44,8 +44,6 @@ MESSAGE_BYTES = 4096
 
 def unsupported(p) -> str | None:
     """Why the kernel's first scope does not cover the call ``p``, or None."""
-    if p.kv_layout is Layout.PA_BSND:
-        return "the AscendC kernel does not cover a paged key (layout_key PA_BSND)"
     if p.weights.dtype != p.query.dtype:
         return f"the AscendC kernel reads weights of the query dtype, not {p.weights.dtype}"
     if p.n1 > MAX_HEADS:      # the op's own limit today; the kernel's whatever the op allows
@@ -72,7 +70,7 @@ def library() -> ctypes.CDLL:
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
-                                   *([ctypes.c_void_p, ctypes.c_uint64] * 9),
+                                   *([ctypes.c_void_p, ctypes.c_uint64] * 10),
                                    ctypes.c_char_p, ctypes.c_size_t]
     lib.li_ascendc_run.restype = ctypes.c_int
     return lib
@@ -98,7 +96,8 @@ def run(p, plan, t):
     args = []
     for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(),
               _contiguous(t.actual_seq_lengths_query), _contiguous(t.actual_seq_lengths_key),
-              indices, values if p.return_value else None, workspace):
+              _contiguous(t.block_table) if p.kv_layout is Layout.PA_BSND else None, indices,
+              values if p.return_value else None, workspace):
         args += [None, 0] if x is None else [x.data_ptr(), x.numel() * x.element_size()]
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
     rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], blocks, *args,

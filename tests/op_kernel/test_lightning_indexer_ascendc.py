@@ -58,7 +58,7 @@ def run_kernel(lib, query, key, weights, sparse_count, sparse_mode, platform, ma
     q, k, w = query.contiguous(), key.contiguous(), weights.contiguous()
     err = ctypes.create_string_buffer(4096)
     bufs = []
-    for t in (q, k, w, None, None, out, None, ws):
+    for t in (q, k, w, None, None, None, out, None, ws):
         bufs += [None, 0] if t is None else [t.data_ptr(), t.numel() * t.element_size()]
     rc = _call_with_timeout(lib.li_ascendc_run, DTYPE_CODES[query.dtype], blocks, *bufs,
                             ctypes.cast(tbuf, P).value, len(tiling), err, 4096)
@@ -168,7 +168,6 @@ def test_backend_runs_the_kernel_through_the_op(lib, case):
 
 
 @pytest.mark.parametrize("change,reason", [
-    (dict(paged=True), "paged key"),
     (dict(weights_dtype=torch.float32), "weights of the query dtype"),
     (dict(sparse_count=3072), "sparse_count <= 2048"),
 ])
@@ -182,10 +181,6 @@ def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
     key = torch.randn(B, S2, 1, 128).half()
     weights = torch.randn(B, S1, N1).to(change.get("weights_dtype", torch.float16))
     kwargs = dict(sparse_count=change.get("sparse_count", 16), sparse_mode=3)
-    if change.get("paged"):
-        key = key.reshape(4, 16, 1, 128)
-        kwargs.update(layout_key="PA_BSND", block_table=torch.arange(4, dtype=torch.int32)[None],
-                      actual_seq_lengths_key=torch.tensor([S2], dtype=torch.int32))
     with cann_attention.use(backend="ascendc"), pytest.raises(CannAttentionError,
                                                                match=reason):
         cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
@@ -198,7 +193,10 @@ LENGTH_CASES = [
     ("TND", "TND", [2, 0, 4], [40, 0, 300], 3, True, torch.bfloat16),
     ("TND", "TND", [1, 3, 1], [17, 64, 250], 0, True, torch.float16),
     ("TND", "TND", [4, 4, 2], [100, 5, 260], 3, False, torch.float16),
+    ("BSND", "PA_BSND", [5, 2, 0], [300, 47, 128], 3, False, torch.bfloat16),
+    ("TND", "PA_BSND", [2, 5, 1], [0, 290, 100], 0, False, torch.float16),
 ]
+PAGE = 16       # PA_BSND page: a 256-key chunk spans 16 pages; pages are shuffled in the cache
 
 
 @pytest.mark.parametrize("case", LENGTH_CASES,
@@ -226,6 +224,12 @@ def test_backend_with_lengths_layouts_and_values(lib, case):
     if k_layout == "TND":
         key = torch.randn(sum(kv_lens), 1, 128, generator=g).to(dtype)
         kwargs["actual_seq_lengths_key"] = lens(torch.tensor(kv_lens).cumsum(0).tolist())
+    elif k_layout == "PA_BSND":
+        max_blocks = -(-S2 // PAGE)
+        blocks = B * max_blocks + 3
+        key = torch.randn(blocks, PAGE, 1, 128, generator=g).to(dtype)
+        table = torch.randperm(blocks, generator=g)[:B * max_blocks].reshape(B, max_blocks)
+        kwargs.update(block_table=table.to(torch.int32), actual_seq_lengths_key=lens(kv_lens))
     else:
         key = torch.randn(B, S2, 1, 128, generator=g).to(dtype)
         kwargs["actual_seq_lengths_key"] = lens(kv_lens)
@@ -260,3 +264,29 @@ def test_backend_on_npu_tensors_says_the_package_is_not_built():
               torch.randn(1, 1, 4).half(), sparse_count=4)
     assert "op package is not built" in backend.verify(p, "npu", torch.float16)
     assert backend.verify(p, "cpu", torch.float16) in (None, ascendc_twin.no_compiler())
+
+
+def test_kernel_ends_a_batchs_keys_at_a_page_outside_the_cache(lib):
+    """Without value checks (a device call), a page-table entry outside [0, block_count) among
+    a batch's pages ends its keys there: the kernel reads no key past it and returns the top-k
+    of the keys before it (the op's documented rule), as for a key of that length."""
+    import cann_attention
+    from cann_attention.op_host.lightning_indexer import tiling
+    OP_DEF = cann_attention.OPS[OP]
+    g = torch.Generator().manual_seed(11)
+    B, S1, N1, K, page = 2, 2, 4, 48, 16
+    query = torch.randn(B, S1, N1, 128, generator=g).half()
+    weights = torch.randn(B, S1, N1, generator=g).half()
+    key = torch.randn(8, page, 1, 128, generator=g).half()
+    table = torch.tensor([[0, 1, 99, 2], [3, 4, 5, -1]], dtype=torch.int32)   # 99, -1: bad
+    kwargs = dict(sparse_count=K, sparse_mode=0, layout_key="PA_BSND", block_table=table,
+                  actual_seq_lengths_key=torch.tensor([64, 64], dtype=torch.int32))
+    bound = OP_DEF.bind((query, key, weights), kwargs)
+    p = OP_DEF.parse(bound)
+    OP_DEF.check(p)
+    got, _ = ascendc_twin.run(p, tiling.plan(p, ASCEND_A3), OP_DEF.tensors_of(bound))
+    for b, ends in ((0, 32), (1, 48)):                 # keys end at the first bad page
+        rows = key[table[b, :ends // page].long()].reshape(1, ends, 1, 128)
+        want, _ = reference.lightning_indexer(query[b:b + 1], rows, weights[b:b + 1],
+                                              sparse_count=K, sparse_mode=0)
+        assert torch.equal(got[b:b + 1], want), b

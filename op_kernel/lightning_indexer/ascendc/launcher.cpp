@@ -16,13 +16,14 @@ uint64_t li_ascendc_workspace_bytes(const uint8_t* tiling, uint32_t num_blocks)
            num_blocks;
 }
 
-// dtype: 0 = float16, 1 = bfloat16. Buffer sizes in bytes; the length lists and values may be
-// null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0, or
+// dtype: 0 = float16, 1 = bfloat16. Buffer sizes in bytes; the length lists, the block table and
+// values may be null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0, or
 // non-zero with the twin's message in message[0 .. capacity).
 int li_ascendc_run(int32_t dtype, uint32_t num_blocks, void* query, uint64_t query_bytes,
                    void* key, uint64_t key_bytes, void* weights, uint64_t weights_bytes,
                    void* lens_query, uint64_t lens_query_bytes, void* lens_key,
-                   uint64_t lens_key_bytes, void* indices, uint64_t indices_bytes, void* values,
+                   uint64_t lens_key_bytes, void* block_table, uint64_t block_table_bytes,
+                   void* indices, uint64_t indices_bytes, void* values,
                    uint64_t values_bytes, void* workspace, uint64_t workspace_bytes, void* tiling,
                    uint64_t tiling_bytes, char* message, size_t capacity)
 {
@@ -35,16 +36,18 @@ int li_ascendc_run(int32_t dtype, uint32_t num_blocks, void* query, uint64_t que
                                                  lens_query_bytes});
         if (lens_key != nullptr) gm.push_back({"actual_seq_lengths_key", lens_key,
                                                lens_key_bytes});
+        if (block_table != nullptr) gm.push_back({"block_table", block_table, block_table_bytes});
         if (values != nullptr) gm.push_back({"sparse_values", values, values_bytes});
         auto g = [](void* p) { return static_cast<GM_ADDR>(p); };
         if (dtype == 0) {
             AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<half>, g(query), g(key),
-                                        g(weights), g(lens_query), g(lens_key), g(indices),
-                                        g(values), g(workspace), g(tiling));
+                                        g(weights), g(lens_query), g(lens_key), g(block_table),
+                                        g(indices), g(values), g(workspace), g(tiling));
         } else if (dtype == 1) {
             AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<bfloat16_t>, g(query),
                                         g(key), g(weights), g(lens_query), g(lens_key),
-                                        g(indices), g(values), g(workspace), g(tiling));
+                                        g(block_table), g(indices), g(values), g(workspace),
+                                        g(tiling));
         } else {
             AscendC::twin::Fail("li_ascendc_run: dtype code ", dtype, " is not 0 or 1");
         }

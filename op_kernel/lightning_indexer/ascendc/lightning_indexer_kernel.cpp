@@ -1,9 +1,10 @@
 // npu_lightning_indexer as an AscendC mixed (KERNEL_TYPE_MIX_AIC_1_2) kernel.
 //
 // Scope (the registry's rule, op_kernel/lightning_indexer/ascendc_twin.py, keeps to it):
-//   layout_query BSND or TND, layout_key BSND or TND (not PA_BSND), actual_seq_lengths_query /
-//   _key optional where the layout allows (BSND: per-batch counts, TND: prefix sums; clamped into
-//   the tensors, prefix sums made non-decreasing), query / key / weights all of one dtype
+//   layout_query BSND or TND, layout_key BSND, TND or PA_BSND, actual_seq_lengths_query / _key
+//   where the layout allows (BSND and PA_BSND: per-batch counts, TND: prefix sums; clamped into
+//   the tensors, prefix sums made non-decreasing; with a paged key a batch's keys end at its
+//   first page-table entry outside [0, block_count)), query / key / weights all of one dtype
 //   DTYPE_QUERY (half or bfloat16_t; float32 weights are not covered), D = 128, N1 <= 64,
 //   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when its GM address is not
 //   null (return_value).
@@ -14,7 +15,8 @@
 // rows past their batch's Lq (BSND) or past the last batch (TND) see none and get -1 (values
 // -inf). Per block, for each of its rows with n_vis > 0:
 //   AIC  for each chunk of block_s2 visible keys: q[r] (N1 x 128, GM ND -> L1 NZ -> L0A) and the
-//        key chunk (GM ND -> L1 NZ -> L0B, which is already ZN for K^T), Mmad (all N1 heads at
+//        key chunk (GM ND -> L1 NZ, one copy per page a chunk spans with a paged key -> L0B,
+//        which is already ZN for K^T), Mmad (all N1 heads at
 //        once, float in L0C), Fixpipe NoQuant into the block's GM workspace [N1, block_s2]
 //        (float), CrossCoreSetFlag mode 2 -> both AIVs; waits until both AIVs have copied it.
 //   AIV  sub-block v takes keys [v * bs/2, (v+1) * bs/2) of every chunk: DataCopy to UB, ReLU
@@ -38,6 +40,7 @@ constexpr uint16_t kFlagCubeDone = 1;    // AIC -> both AIVs: a chunk of scores 
 constexpr uint16_t kFlagVecDone = 2;     // both AIVs -> AIC: the chunk has been copied to UB
 constexpr uint16_t kFlagSubSync = 3;     // AIV <-> AIV barrier before the top-k merge
 constexpr uint32_t kLayoutTnd = 1;       // TilingData layout codes (common/tiling_data.py)
+constexpr uint32_t kLayoutPaged = 2;
 
 // Where a query row's keys are: its batch, how many it sees, the first key row of its batch.
 struct RowKeys {
@@ -57,8 +60,8 @@ template <typename T>
 class LightningIndexer {
 public:
     __aicore__ inline void Init(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
-                                GM_ADDR lensKey, GM_ADDR indices, GM_ADDR values,
-                                GM_ADDR workspace, GM_ADDR tiling)
+                                GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices,
+                                GM_ADDR values, GM_ADDR workspace, GM_ADDR tiling)
     {
         const __gm__ LightningIndexerTilingData* td =
             reinterpret_cast<const __gm__ LightningIndexerTilingData*>(tiling);
@@ -71,6 +74,14 @@ public:
         mode_ = td->sparse_mode;
         qTnd_ = td->layout_query == kLayoutTnd;
         kTnd_ = td->layout_key == kLayoutTnd;
+        paged_ = td->layout_key == kLayoutPaged;
+        pageSize_ = td->page_size;
+        blockCount_ = td->block_count;
+        maxBlocks_ = paged_ ? s2_ / pageSize_ : 0;
+        if (paged_) {
+            btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
+                                  static_cast<uint64_t>(batch_) * maxBlocks_);
+        }
         s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
         hasLensQ_ = lensQuery != nullptr;
         hasLensK_ = lensKey != nullptr;
@@ -90,8 +101,13 @@ public:
         half_ = bs_ / 2;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
                              static_cast<uint64_t>(numRows_) * n1_ * kD);
-        kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
-                             static_cast<uint64_t>(kTnd_ ? 1 : batch_) * s2_ * kD);
+        if (paged_) {     // block_count pages of page_size rows
+            kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
+                                 static_cast<uint64_t>(blockCount_) * pageSize_ * kD);
+        } else {
+            kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
+                                 static_cast<uint64_t>(kTnd_ ? 1 : batch_) * s2_ * kD);
+        }
         wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(weights),
                              static_cast<uint64_t>(numRows_) * n1_);
         outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(indices),
@@ -146,7 +162,17 @@ public:
             rk.kvStart = start;
         } else {
             kvLen = hasLensK_ ? Clamp(lensKGm_.GetValue(rk.b), s2_) : s2_;
-            rk.kvStart = static_cast<uint64_t>(rk.b) * s2_;
+            rk.kvStart = paged_ ? 0 : static_cast<uint64_t>(rk.b) * s2_;
+        }
+        if (paged_) {                      // keys end at the first page outside the cache
+            const uint32_t pages = CeilDiv(kvLen, pageSize_);
+            for (uint32_t j = 0; j < pages; ++j) {
+                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(rk.b) * maxBlocks_ + j);
+                if (page < 0 || static_cast<uint32_t>(page) >= blockCount_) {
+                    kvLen = j * pageSize_;
+                    break;
+                }
+            }
         }
         if (mode_ == 0) {
             rk.nvis = kvLen;
@@ -191,8 +217,7 @@ public:
                 // keys j0 .. j0 + valid: ND [valid, 128] -> NZ with bs rows per C0 column.
                 // That NZ, fractal (key block i, d block c) at c * nBlk + i with keys as rows,
                 // is exactly ZN for B = K^T [128, bs]: no transpose, one LoadData per d block.
-                DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD],
-                         Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
+                CopyKeys(kL1, rk, j0, valid);
                 SetFlag<HardEvent::MTE2_MTE1>(0);
                 WaitFlag<HardEvent::MTE2_MTE1>(0);
                 const uint32_t vBlk = CeilDiv(valid, 16);
@@ -343,6 +368,30 @@ public:
     }
 
 private:
+    // Keys j0 .. j0 + valid of the row's batch into kL1 as NZ with bs_ rows per C0 column: one
+    // copy, or with a paged key one per page the chunk spans (a page's rows land at their row
+    // of the chunk: NZ places each row by itself).
+    __aicore__ inline void CopyKeys(LocalTensor<T>& kL1, const RowKeys& rk, uint32_t j0,
+                                    uint32_t valid)
+    {
+        if (!paged_) {
+            DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD], Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
+            return;
+        }
+        constexpr uint32_t c0 = 32 / sizeof(T);
+        for (uint32_t pos = j0; pos < j0 + valid;) {
+            const uint32_t off = pos % pageSize_;
+            const uint32_t left = j0 + valid - pos;
+            const uint32_t seg = pageSize_ - off < left ? pageSize_ - off : left;
+            const int32_t page =
+                btGm_.GetValue(static_cast<uint64_t>(rk.b) * maxBlocks_ + pos / pageSize_);
+            DataCopy(kL1[(pos - j0) * c0],
+                     kGm_[(static_cast<uint64_t>(page) * pageSize_ + off) * kD],
+                     Nd2NzParams(1, seg, kD, 0, kD, bs_, 1, 0));
+            pos += seg;
+        }
+    }
+
     // Inserts (s, j) into the list sorted by score desc; keys come in ascending j, so an equal
     // score goes after the ones already there (ties: smaller index first). Returns the new count.
     __aicore__ inline uint32_t Insert(LocalTensor<float>& ls, LocalTensor<int32_t>& li,
@@ -393,22 +442,25 @@ private:
     TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, cnt_;
     TBuf<TPosition::VECOUT> out_, outV_;
     GlobalTensor<T> qGm_, kGm_, wGm_, valGm_;
-    GlobalTensor<int32_t> outGm_, lensQGm_, lensKGm_;
+    GlobalTensor<int32_t> outGm_, lensQGm_, lensKGm_, btGm_;
     GlobalTensor<float> scoreGm_;
     GlobalTensor<int32_t> exCountGm_[2], exIdxGm_[2];
     GlobalTensor<float> exScoreGm_[2];
     uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0, mode_ = 0;
     uint32_t half_ = 0, group_ = 0, groups_ = 1;
-    bool qTnd_ = false, kTnd_ = false, hasLensQ_ = false, hasLensK_ = false, hasValues_ = false;
+    uint32_t pageSize_ = 0, blockCount_ = 0, maxBlocks_ = 0;
+    bool qTnd_ = false, kTnd_ = false, paged_ = false;
+    bool hasLensQ_ = false, hasLensK_ = false, hasValues_ = false;
 };
 
 template <typename T>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
-                    GM_ADDR lensKey, GM_ADDR indices, GM_ADDR values, GM_ADDR workspace,
-                    GM_ADDR tiling)
+                    GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
+                    GM_ADDR workspace, GM_ADDR tiling)
 {
     LightningIndexer<T> op;
-    op.Init(query, key, weights, lensQuery, lensKey, indices, values, workspace, tiling);
+    op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
+            tiling);
     if ASCEND_IS_AIC {
         op.Cube();
     }
@@ -420,9 +472,9 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQue
 #ifdef ASCENDC_TWIN
 // the twin launcher (launcher.cpp) runs both dtypes from one library
 template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
-                        GM_ADDR);
+                        GM_ADDR, GM_ADDR);
 template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
-                              GM_ADDR, GM_ADDR);
+                              GM_ADDR, GM_ADDR, GM_ADDR);
 #endif
 
 }  // namespace li_ascendc
@@ -437,8 +489,7 @@ extern "C" __global__ __aicore__ void lightning_indexer(
     GM_ADDR sparse_values, GM_ADDR workspace, GM_ADDR tiling)
 {
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
-    (void)block_table;                // PA_BSND keys are outside the kernel's scope
     li_ascendc::Run<DTYPE_QUERY>(query, key, weights, actual_seq_lengths_query,
-                                 actual_seq_lengths_key, sparse_indices, sparse_values, workspace,
-                                 tiling);
+                                 actual_seq_lengths_key, block_table, sparse_indices,
+                                 sparse_values, workspace, tiling);
 }
