@@ -19,7 +19,7 @@ BACKENDS = by_priority(
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
                "mixed launch (one AIC and two AIV threads a block), by name only; scope: "
                "BSND/TND query, BSND/TND/PA_BSND key, actual lengths, weights of the query "
-               "dtype, N1 <= 64, sparse_mode 0/3, sparse_count <= 2048, "
+               "dtype or float32, N1 <= 64, sparse_mode 0/3, sparse_count <= 2048, "
                "return_value. NPU: not built (needs the CANN toolchain)",
         runner="lightning_indexer.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,

@@ -11,7 +11,7 @@ platform's buffer capacities and the copy alignment rules, and reports a flag wa
 set; any such failure is raised with the twin's message.
 
 The kernel covers its scope (its header comment: every layout with its length lists, the
-paged key included; weights of the query dtype; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
+paged key included; weights of the query dtype or float32; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
 rule, so a call outside it is refused with the reason, and ``auto`` never picks this back end on
 CPU (it runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
 
@@ -43,9 +43,7 @@ MESSAGE_BYTES = 4096
 
 
 def unsupported(p) -> str | None:
-    """Why the kernel's first scope does not cover the call ``p``, or None."""
-    if p.weights.dtype != p.query.dtype:
-        return f"the AscendC kernel reads weights of the query dtype, not {p.weights.dtype}"
+    """Why the kernel's scope does not cover the call ``p``, or None."""
     if p.n1 > MAX_HEADS:      # the op's own limit today; the kernel's whatever the op allows
         return f"the AscendC kernel covers N1 <= {MAX_HEADS}, not {p.n1}"
     if p.sparse_count > MAX_SPARSE_COUNT:
@@ -69,7 +67,7 @@ def library() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
-    lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
+    lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32,
                                    *([ctypes.c_void_p, ctypes.c_uint64] * 10),
                                    ctypes.c_char_p, ctypes.c_size_t]
     lib.li_ascendc_run.restype = ctypes.c_int
@@ -100,7 +98,8 @@ def run(p, plan, t):
               values if p.return_value else None, workspace):
         args += [None, 0] if x is None else [x.data_ptr(), x.numel() * x.element_size()]
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
-    rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], blocks, *args,
+    rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], int(t.weights.dtype == torch.float32),
+                            blocks, *args,
                             ctypes.addressof(tiling_buf), len(data), message, MESSAGE_BYTES)
     if rc != 0:
         raise RuntimeError(f"npu_lightning_indexer (ascendc on the AscendC twin): "

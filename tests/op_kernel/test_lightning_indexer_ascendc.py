@@ -60,7 +60,8 @@ def run_kernel(lib, query, key, weights, sparse_count, sparse_mode, platform, ma
     bufs = []
     for t in (q, k, w, None, None, None, out, None, ws):
         bufs += [None, 0] if t is None else [t.data_ptr(), t.numel() * t.element_size()]
-    rc = _call_with_timeout(lib.li_ascendc_run, DTYPE_CODES[query.dtype], blocks, *bufs,
+    rc = _call_with_timeout(lib.li_ascendc_run, DTYPE_CODES[query.dtype],
+                            int(weights.dtype == torch.float32), blocks, *bufs,
                             ctypes.cast(tbuf, P).value, len(tiling), err, 4096)
     assert rc == 0, err.value.decode()
     return out
@@ -168,7 +169,6 @@ def test_backend_runs_the_kernel_through_the_op(lib, case):
 
 
 @pytest.mark.parametrize("change,reason", [
-    (dict(weights_dtype=torch.float32), "weights of the query dtype"),
     (dict(sparse_count=3072), "sparse_count <= 2048"),
 ])
 def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
@@ -179,7 +179,7 @@ def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
     B, S1, S2, N1 = 1, 2, 64, 4
     query = torch.randn(B, S1, N1, 128).half()
     key = torch.randn(B, S2, 1, 128).half()
-    weights = torch.randn(B, S1, N1).to(change.get("weights_dtype", torch.float16))
+    weights = torch.randn(B, S1, N1).half()
     kwargs = dict(sparse_count=change.get("sparse_count", 16), sparse_mode=3)
     with cann_attention.use(backend="ascendc"), pytest.raises(CannAttentionError,
                                                                match=reason):
@@ -195,18 +195,22 @@ LENGTH_CASES = [
     ("TND", "TND", [4, 4, 2], [100, 5, 260], 3, False, torch.float16),
     ("BSND", "PA_BSND", [5, 2, 0], [300, 47, 128], 3, False, torch.bfloat16),
     ("TND", "PA_BSND", [2, 5, 1], [0, 290, 100], 0, False, torch.float16),
+    ("BSND", "BSND", [5, 1, 4], [300, 20, 77], 3, True, "float32 weights"),
+    ("TND", "PA_BSND", [3, 2, 2], [64, 300, 150], 3, False, "float32 weights"),
 ]
 PAGE = 16       # PA_BSND page: a 256-key chunk spans 16 pages; pages are shuffled in the cache
 
 
 @pytest.mark.parametrize("case", LENGTH_CASES,
-                         ids=lambda c: f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-{str(c[6])[6:]}")
+                         ids=lambda c: f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-{str(c[6]).split('.')[-1]}")
 def test_backend_with_lengths_layouts_and_values(lib, case):
     """Actual lengths (BSND counts, TND prefix sums), rows past their batch's length, empty
     batches and return_value through the op: indices as the golden's up to near ties, values
     the golden's scores at those indices rounded to the query dtype, -1 / -inf padding."""
     import cann_attention
     q_layout, k_layout, q_lens, kv_lens, mode, values, dtype = case
+    w_dtype = torch.float32 if dtype == "float32 weights" else None
+    dtype = torch.bfloat16 if w_dtype else dtype
     g = torch.Generator().manual_seed(len(str(case)))
     B, S1, S2, N1, K = 3, 5, 300, 8, 64
     lens = lambda xs: torch.tensor(xs, dtype=torch.int32)                    # noqa: E731
@@ -214,11 +218,11 @@ def test_backend_with_lengths_layouts_and_values(lib, case):
                   layout_query=q_layout, layout_key=k_layout)
     if q_layout == "TND":
         query = torch.randn(sum(q_lens), N1, 128, generator=g).to(dtype)
-        weights = torch.randn(sum(q_lens), N1, generator=g).to(dtype)
+        weights = torch.randn(sum(q_lens), N1, generator=g).to(w_dtype or dtype)
         kwargs["actual_seq_lengths_query"] = lens(torch.tensor(q_lens).cumsum(0).tolist())
     else:
         query = torch.randn(B, S1, N1, 128, generator=g).to(dtype)
-        weights = torch.randn(B, S1, N1, generator=g).to(dtype)
+        weights = torch.randn(B, S1, N1, generator=g).to(w_dtype or dtype)
         if q_lens is not None:
             kwargs["actual_seq_lengths_query"] = lens(q_lens)
     if k_layout == "TND":

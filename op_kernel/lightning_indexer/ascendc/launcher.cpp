@@ -16,10 +16,11 @@ uint64_t li_ascendc_workspace_bytes(const uint8_t* tiling, uint32_t num_blocks)
            num_blocks;
 }
 
-// dtype: 0 = float16, 1 = bfloat16. Buffer sizes in bytes; the length lists, the block table and
+// dtype: 0 = float16, 1 = bfloat16 (query and key); weights_float: weights are float32, else of
+// the query dtype. Buffer sizes in bytes; the length lists, the block table and
 // values may be null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0, or
 // non-zero with the twin's message in message[0 .. capacity).
-int li_ascendc_run(int32_t dtype, uint32_t num_blocks, void* query, uint64_t query_bytes,
+int li_ascendc_run(int32_t dtype, int32_t weights_float, uint32_t num_blocks, void* query, uint64_t query_bytes,
                    void* key, uint64_t key_bytes, void* weights, uint64_t weights_bytes,
                    void* lens_query, uint64_t lens_query_bytes, void* lens_key,
                    uint64_t lens_key_bytes, void* block_table, uint64_t block_table_bytes,
@@ -39,15 +40,16 @@ int li_ascendc_run(int32_t dtype, uint32_t num_blocks, void* query, uint64_t que
         if (block_table != nullptr) gm.push_back({"block_table", block_table, block_table_bytes});
         if (values != nullptr) gm.push_back({"sparse_values", values, values_bytes});
         auto g = [](void* p) { return static_cast<GM_ADDR>(p); };
+        auto run = [&](auto kernel) {
+            AscendC::twin::RunMixKernel(num_blocks, gm, kernel, g(query), g(key), g(weights),
+                                        g(lens_query), g(lens_key), g(block_table), g(indices),
+                                        g(values), g(workspace), g(tiling));
+        };
         if (dtype == 0) {
-            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<half>, g(query), g(key),
-                                        g(weights), g(lens_query), g(lens_key), g(block_table),
-                                        g(indices), g(values), g(workspace), g(tiling));
+            weights_float ? run(li_ascendc::Run<half, float>) : run(li_ascendc::Run<half, half>);
         } else if (dtype == 1) {
-            AscendC::twin::RunMixKernel(num_blocks, gm, li_ascendc::Run<bfloat16_t>, g(query),
-                                        g(key), g(weights), g(lens_query), g(lens_key),
-                                        g(block_table), g(indices), g(values), g(workspace),
-                                        g(tiling));
+            weights_float ? run(li_ascendc::Run<bfloat16_t, float>)
+                          : run(li_ascendc::Run<bfloat16_t, bfloat16_t>);
         } else {
             AscendC::twin::Fail("li_ascendc_run: dtype code ", dtype, " is not 0 or 1");
         }

@@ -4,8 +4,8 @@
 //   layout_query BSND or TND, layout_key BSND, TND or PA_BSND, actual_seq_lengths_query / _key
 //   where the layout allows (BSND and PA_BSND: per-batch counts, TND: prefix sums; clamped into
 //   the tensors, prefix sums made non-decreasing; with a paged key a batch's keys end at its
-//   first page-table entry outside [0, block_count)), query / key / weights all of one dtype
-//   DTYPE_QUERY (half or bfloat16_t; float32 weights are not covered), D = 128, N1 <= 64,
+//   first page-table entry outside [0, block_count)), query and key of one dtype DTYPE_QUERY
+//   (half or bfloat16_t), weights of that dtype or float (DTYPE_WEIGHTS), D = 128, N1 <= 64,
 //   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when its GM address is not
 //   null (return_value).
 //
@@ -56,7 +56,7 @@ __aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
     return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
 }
 
-template <typename T>
+template <typename T, typename W>
 class LightningIndexer {
 public:
     __aicore__ inline void Init(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
@@ -108,7 +108,7 @@ public:
             kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
                                  static_cast<uint64_t>(kTnd_ ? 1 : batch_) * s2_ * kD);
         }
-        wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(weights),
+        wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ W*>(weights),
                              static_cast<uint64_t>(numRows_) * n1_);
         outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(indices),
                                static_cast<uint64_t>(numRows_) * k_);
@@ -441,7 +441,8 @@ private:
     TBuf<TPosition::VECIN> sc_;
     TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, cnt_;
     TBuf<TPosition::VECOUT> out_, outV_;
-    GlobalTensor<T> qGm_, kGm_, wGm_, valGm_;
+    GlobalTensor<T> qGm_, kGm_, valGm_;
+    GlobalTensor<W> wGm_;
     GlobalTensor<int32_t> outGm_, lensQGm_, lensKGm_, btGm_;
     GlobalTensor<float> scoreGm_;
     GlobalTensor<int32_t> exCountGm_[2], exIdxGm_[2];
@@ -453,12 +454,12 @@ private:
     bool hasLensQ_ = false, hasLensK_ = false, hasValues_ = false;
 };
 
-template <typename T>
+template <typename T, typename W>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
                     GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
                     GM_ADDR workspace, GM_ADDR tiling)
 {
-    LightningIndexer<T> op;
+    LightningIndexer<T, W> op;
     op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
             tiling);
     if ASCEND_IS_AIC {
@@ -471,16 +472,24 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQue
 
 #ifdef ASCENDC_TWIN
 // the twin launcher (launcher.cpp) runs both dtypes from one library
-template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
-                        GM_ADDR, GM_ADDR);
-template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
-                              GM_ADDR, GM_ADDR, GM_ADDR);
+// the twin launcher (launcher.cpp) runs every dtype pair from one library
+#define LI_INSTANTIATE(T, W)                                                                    \
+    template void Run<T, W>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,     \
+                            GM_ADDR, GM_ADDR, GM_ADDR);
+LI_INSTANTIATE(half, half)
+LI_INSTANTIATE(half, float)
+LI_INSTANTIATE(bfloat16_t, bfloat16_t)
+LI_INSTANTIATE(bfloat16_t, float)
+#undef LI_INSTANTIATE
 #endif
 
 }  // namespace li_ascendc
 
 #ifndef DTYPE_QUERY
-#define DTYPE_QUERY half      // CANN's build defines it per dtype; the twin launcher instantiates both
+#define DTYPE_QUERY half      // CANN's build defines them per dtype; the twin launcher instantiates
+#endif                        // every pair
+#ifndef DTYPE_WEIGHTS
+#define DTYPE_WEIGHTS DTYPE_QUERY
 #endif
 
 extern "C" __global__ __aicore__ void lightning_indexer(
@@ -489,7 +498,7 @@ extern "C" __global__ __aicore__ void lightning_indexer(
     GM_ADDR sparse_values, GM_ADDR workspace, GM_ADDR tiling)
 {
     KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
-    li_ascendc::Run<DTYPE_QUERY>(query, key, weights, actual_seq_lengths_query,
+    li_ascendc::Run<DTYPE_QUERY, DTYPE_WEIGHTS>(query, key, weights, actual_seq_lengths_query,
                                  actual_seq_lengths_key, block_table, sparse_indices,
                                  sparse_values, workspace, tiling);
 }
