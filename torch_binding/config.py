@@ -35,7 +35,10 @@ from .op_host.common.platform import PlatformInfo
 ENV_BACKEND = "CANN_ATTENTION_BACKEND"
 ENV_VALUE_CHECKS = "CANN_ATTENTION_VALUE_CHECKS"
 ENV_TRITON_FAST_LAUNCH = "CANN_ATTENTION_TRITON_FAST_LAUNCH"
-ENVIRONMENT = (ENV_BACKEND, ENV_VALUE_CHECKS, ENV_TRITON_FAST_LAUNCH)   # listed in README.md
+ENV_BUILD_DIR = "CANN_ATTENTION_BUILD_DIR"
+ENV_CXX = "CXX"
+ENVIRONMENT = (ENV_BACKEND, ENV_VALUE_CHECKS, ENV_TRITON_FAST_LAUNCH, ENV_BUILD_DIR,
+               ENV_CXX)                                                  # listed in README.md
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ def triton_fast_launch() -> bool:
     """Whether Triton back ends may launch compiled kernels directly after their first launch
     (op_kernel/common/triton_launch.py); ``CANN_ATTENTION_TRITON_FAST_LAUNCH=0`` turns it off."""
     return os.environ.get(ENV_TRITON_FAST_LAUNCH, "1") not in ("", "0")
+
+
+def native_build_dir() -> str | None:
+    """Where the C++ libraries built on first use go (op_host/common/native.py), when
+    ``CANN_ATTENTION_BUILD_DIR`` names a folder; None: the default under the home folder."""
+    return os.environ.get(ENV_BUILD_DIR) or None
+
+
+def cxx() -> str:
+    """The C++ compiler of those builds: ``CXX``, else g++."""
+    return os.environ.get(ENV_CXX) or "g++"
 
 
 def _from_environment() -> Config:

@@ -20,7 +20,6 @@ from pathlib import Path
 HOST_ROOT = Path(__file__).resolve().parents[1]        # op_host/
 COMMON_INCLUDE = HOST_ROOT / "common" / "cpp"
 FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Werror")
-ENV_BUILD_DIR = "CANN_ATTENTION_BUILD_DIR"
 
 
 class NativeBuildError(RuntimeError):
@@ -28,12 +27,13 @@ class NativeBuildError(RuntimeError):
 
 
 def build_dir() -> Path:
-    return Path(os.environ.get(ENV_BUILD_DIR,
-                               Path.home() / ".cache" / "cann_attention" / "build"))
+    from cann_attention.config import native_build_dir    # config reads the environment
+    return Path(native_build_dir() or Path.home() / ".cache" / "cann_attention" / "build")
 
 
 def compiler() -> str | None:
-    return shutil.which(os.environ.get("CXX", "g++"))
+    from cann_attention.config import cxx
+    return shutil.which(cxx())
 
 
 def _digest(sources: list[Path], headers: list[Path], flags: tuple[str, ...]) -> str:
