@@ -242,12 +242,13 @@ class OpDef:
         """(params, back end, plan, runner) of the call's static signature (cached)."""
         try:
             key = (cfg.backend, cfg.platform,
-                   tuple([None if v is None else (v.shape, v.dtype, v.device, v.is_contiguous())
+                   tuple([(v.shape, v.dtype, v.device, v.is_contiguous())
+                          if isinstance(v, torch.Tensor) else v
                           for v in self._key_tensors(bound)]),
                    self._key_scalars(bound),
                    tuple([_int_list_signature(v) for v in self._key_lists(bound)]))
             hit = self._cache.get(key)    # a dict read is atomic: no lock on the hot path
-        except (AttributeError, TypeError):   # a non-tensor for a tensor, an unhashable value:
+        except TypeError:                 # an unhashable argument (a list for a tensor...):
             key = hit = None              # never valid; parse or check names it below
         if hit is not None:
             return hit

@@ -11,9 +11,9 @@ platform's buffer capacities and the copy alignment rules, and reports a flag wa
 set; any such failure is raised with the twin's message.
 
 The kernel covers its scope (its header comment: every layout with its length lists, the
-paged key included; weights of the query dtype or float32; N1 <= 64; sparse_count <= 2048); ``unsupported`` is the registry's
-rule, so a call outside it is refused with the reason, and ``auto`` never picks this back end on
-CPU (it runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
+paged key included; weights of the query dtype or float32; N1 <= 64; sparse_count <= 2048);
+``unsupported`` is the registry's rule, so a call outside it is refused with the reason, and
+``auto`` never picks this back end on CPU (it runs only when asked for by name: ``cann_attention.use(backend="ascendc")``).
 
 Results: ``sparse_indices`` are the golden's where scores are distinct; the kernel sums the head
 scores in its own order (Mmad over D, then the heads left to right), so two keys whose scores lie
@@ -44,7 +44,7 @@ MESSAGE_BYTES = 4096
 
 def unsupported(p) -> str | None:
     """Why the kernel's scope does not cover the call ``p``, or None."""
-    if p.n1 > MAX_HEADS:      # the op's own limit today; the kernel's whatever the op allows
+    if p.n1 > MAX_HEADS:      # the op refuses these too today; the kernel's bound stays stated
         return f"the AscendC kernel covers N1 <= {MAX_HEADS}, not {p.n1}"
     if p.sparse_count > MAX_SPARSE_COUNT:
         return f"the AscendC kernel covers sparse_count <= {MAX_SPARSE_COUNT}, not {p.sparse_count}"
@@ -99,8 +99,8 @@ def run(p, plan, t):
         args += [None, 0] if x is None else [x.data_ptr(), x.numel() * x.element_size()]
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
     rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], int(t.weights.dtype == torch.float32),
-                            blocks, *args,
-                            ctypes.addressof(tiling_buf), len(data), message, MESSAGE_BYTES)
+                            blocks, *args, ctypes.addressof(tiling_buf), len(data), message,
+                            MESSAGE_BYTES)
     if rc != 0:
         raise RuntimeError(f"npu_lightning_indexer (ascendc on the AscendC twin): "
                            f"{message.value.decode(errors='replace')}")

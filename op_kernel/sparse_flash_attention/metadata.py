@@ -517,7 +517,7 @@ def _log2_ceil(n: int) -> int:
 
 
 class _Launch:
-    """Everything about a call's metadata launch that depends only on (params, plan)."""
+    """Everything about a call's metadata launches that depends only on (params, plan)."""
 
     def __init__(self, p, tiling):
         self.sizes = layout(p, tiling)

@@ -107,7 +107,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c[:6])) + "-" + str(c[6]).split(".")[-1])
+@pytest.mark.parametrize("case", CASES,
+                         ids=lambda c: "-".join(map(str, c[:6])) + "-" + str(c[6]).split(".")[-1])
 def test_lightning_indexer_ascendc_matches_golden(lib, case):
     B, S1, S2, N1, K, mode, dtype = case
     g = torch.Generator().manual_seed(hash(case[:6]) % 2**31)
@@ -202,7 +203,8 @@ PAGE = 16       # PA_BSND page: a 256-key chunk spans 16 pages; pages are shuffl
 
 
 @pytest.mark.parametrize("case", LENGTH_CASES,
-                         ids=lambda c: f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-{str(c[6]).split('.')[-1]}")
+                         ids=lambda c: (f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-"
+                                        f"{str(c[6]).split('.')[-1]}"))
 def test_backend_with_lengths_layouts_and_values(lib, case):
     """Actual lengths (BSND counts, TND prefix sums), rows past their batch's length, empty
     batches and return_value through the op: indices as the golden's up to near ties, values

@@ -1,4 +1,4 @@
-"""The metadata kernels (scan and schedule) and the merge kernel build for Hopper (sm_90) on any machine.
+"""The metadata kernels (scan, schedule) and the merge kernel build for Hopper (sm_90) anywhere.
 
 The interpreter runs their source on CPU (test_sparse_flash_attention_metadata.py), but it is
 more permissive than the compiler (a name rebound with another shape inside a loop runs there

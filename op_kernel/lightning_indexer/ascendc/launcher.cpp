@@ -17,11 +17,11 @@ uint64_t li_ascendc_workspace_bytes(const uint8_t* tiling, uint32_t num_blocks)
 }
 
 // dtype: 0 = float16, 1 = bfloat16 (query and key); weights_float: weights are float32, else of
-// the query dtype. Buffer sizes in bytes; the length lists, the block table and
-// values may be null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0, or
-// non-zero with the twin's message in message[0 .. capacity).
-int li_ascendc_run(int32_t dtype, int32_t weights_float, uint32_t num_blocks, void* query, uint64_t query_bytes,
-                   void* key, uint64_t key_bytes, void* weights, uint64_t weights_bytes,
+// the query dtype. Buffer sizes in bytes; the length lists, the block table and values may be
+// null (absent inputs; return_value False), as CANN passes absent optional tensors. Returns 0,
+// or non-zero with the twin's message in message[0 .. capacity).
+int li_ascendc_run(int32_t dtype, int32_t weights_float, uint32_t num_blocks, void* query,
+                   uint64_t query_bytes, void* key, uint64_t key_bytes, void* weights, uint64_t weights_bytes,
                    void* lens_query, uint64_t lens_query_bytes, void* lens_key,
                    uint64_t lens_key_bytes, void* block_table, uint64_t block_table_bytes,
                    void* indices, uint64_t indices_bytes, void* values,

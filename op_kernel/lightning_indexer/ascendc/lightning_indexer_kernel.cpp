@@ -375,7 +375,8 @@ private:
                                     uint32_t valid)
     {
         if (!paged_) {
-            DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD], Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
+            DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD],
+                     Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
             return;
         }
         constexpr uint32_t c0 = 32 / sizeof(T);

@@ -15,8 +15,8 @@ __aicore__ inline uint64_t WorkspaceFloats(uint32_t n1, uint32_t blockS2, uint32
 }
 
 // One block's share of the kernel (AIC: scores; AIV: ReLU, head sum, top-k), for query and key
-// of type T and weights of type W (T or float); lightning_indexer_kernel.cpp defines it (instantiated for the twin). The
-// length lists, the block table and values may be null (absent; return_value False).
+// of type T and weights of type W (T or float); lightning_indexer_kernel.cpp defines it
+// (instantiated for the twin). The length lists, the block table and values may be null (absent; return_value False).
 template <typename T, typename W>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
                     GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
