@@ -290,11 +290,12 @@ def _task_pass(meta, o_split_task, o_split_first, o_split_count, o_task_pieces, 
                s_row_end, s_cum_n, s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
                OVERHEAD: tl.constexpr, BLOCK: tl.constexpr):
     """Pass 3: per task its pieces on the balanced cut, their prefix sums, the split tasks'
-    tables. Returns (pieces, split tasks)."""
+    tables. Returns (pieces, split tasks, the most pieces of a task)."""
     ar = tl.arange(0, BLOCK)
     carry_n = tl.zeros([], tl.int64)
     carry_slot = tl.zeros([], tl.int64)
     carry_split = tl.zeros([], tl.int64)
+    max_n = tl.zeros([], tl.int64)
     for t0 in range(0, n_tasks, BLOCK):
         o_t = (t0 + ar).to(tl.int64)
         m_t = o_t < n_tasks
@@ -315,7 +316,8 @@ def _task_pass(meta, o_split_task, o_split_first, o_split_count, o_task_pieces, 
         carry_n += tl.sum(n, 0)
         carry_slot += tl.sum(pieces, 0)
         carry_split += tl.sum(split.to(tl.int64), 0)
-    return carry_n, carry_split
+        max_n = tl.maximum(max_n, tl.max(n, 0))
+    return carry_n, carry_split, max_n
 
 
 @triton.jit
@@ -388,14 +390,34 @@ def _write_whole(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o
 
 
 @triton.jit
+def _write_piece(meta, o_piece_task, o_piece_begin, o_piece_end, o_piece_core, o_piece_slot,
+                 o_p, m_p, t, j, n, base, start, steps, per_core, n_cores,
+                 OVERHEAD: tl.constexpr):
+    """Piece o_p, the j-th of task t's n pieces on the balanced cut (slot base + j if split)."""
+    first = start + OVERHEAD
+    c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
+    core = c_first + j
+    begin = tl.where(j == 0, first, core * per_core) - first
+    end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
+    tl.store(meta + o_piece_task + o_p, t, mask=m_p)
+    tl.store(meta + o_piece_begin + o_p, begin, mask=m_p)
+    tl.store(meta + o_piece_end + o_p, end, mask=m_p)
+    tl.store(meta + o_piece_core + o_p, core, mask=m_p)
+    tl.store(meta + o_piece_slot + o_p, tl.where(n > 1, base + j, -1), mask=m_p)
+
+
+@triton.jit
 def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
                     o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces,
                     s_row_steps, s_row_end, s_cum_n, s_slot_base, n_rows, n_tasks, row_total,
-                    per_core, n_cores, n_pieces, n_split, n_pieces_max, n_split_max,
+                    per_core, n_cores, n_pieces, n_split, max_n, n_pieces_max, n_split_max,
                     OVERHEAD: tl.constexpr, BLOCK: tl.constexpr, BLOCK_C: tl.constexpr,
                     LOG_T: tl.constexpr):
-    """Pass 5, balanced cut: each task writes its pieces of pass 3 (at its prefix sum), in
-    rounds of one piece per task; the pieces past the call's are padding."""
+    """Pass 5, balanced cut. Core c's pieces are core_first[c] .. core_first[c + 1] - 1, one
+    of each of the tasks tf(c), tf(c) + 1, ... (tf(c): the first task whose last core is >= c).
+    The pieces are written in rounds, whichever way takes fewer: per core, one piece of every
+    core a round (few tasks over many cores: decode), or per task, one piece of every task of a
+    block a round (many tasks a core: prefill). The pieces past the call's are padding."""
     ar = tl.arange(0, BLOCK)
     for g0 in range(0, n_split_max, BLOCK):    # split tables past the split tasks: padding
         o_g = g0 + ar
@@ -404,37 +426,7 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
         tl.store(meta + o_split_task + o_g, zero, mask=pad)
         tl.store(meta + o_split_first + o_g, zero, mask=pad)
         tl.store(meta + o_split_count + o_g, zero, mask=pad)
-    for t0 in range(0, n_tasks, BLOCK):
-        t = (t0 + ar).to(tl.int64)
-        m_t = t < n_tasks
-        n = tl.load(meta + o_task_pieces + t, mask=m_t, other=0)
-        p0 = tl.load(meta + s_cum_n + t, mask=m_t, other=0) - n
-        base = tl.load(meta + s_slot_base + t, mask=m_t, other=0)
-        start, steps = _task_line(tl.minimum(t, n_tasks - 1), meta + s_row_steps,
-                                  meta + s_row_end, n_rows, row_total, OVERHEAD)
-        first = start + OVERHEAD
-        c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
-        for j in range(0, tl.max(n, 0)):
-            m_p = j < n
-            o_p = p0 + j
-            core = c_first + j
-            begin = tl.where(j == 0, first, core * per_core) - first
-            end = tl.where(core == c_last, first + steps, (core + 1) * per_core) - first
-            tl.store(meta + o_piece_task + o_p, t, mask=m_p)
-            tl.store(meta + o_piece_begin + o_p, begin, mask=m_p)
-            tl.store(meta + o_piece_end + o_p, end, mask=m_p)
-            tl.store(meta + o_piece_core + o_p, core, mask=m_p)
-            tl.store(meta + o_piece_slot + o_p, tl.where(n > 1, base + j, -1), mask=m_p)
-    for p0 in range(n_pieces, n_pieces_max, BLOCK):
-        o_p = (p0 + ar).to(tl.int64)
-        m_p = o_p < n_pieces_max
-        zero = tl.zeros([BLOCK], tl.int64)
-        tl.store(meta + o_piece_task + o_p, zero, mask=m_p)
-        tl.store(meta + o_piece_begin + o_p, zero, mask=m_p)
-        tl.store(meta + o_piece_end + o_p, zero, mask=m_p)
-        tl.store(meta + o_piece_core + o_p, zero + n_cores, mask=m_p)
-        tl.store(meta + o_piece_slot + o_p, zero - 1, mask=m_p)
-    # core c's first piece: in the first task whose last core is >= c
+    # tf(c) by binary search, then core_first
     o_c = tl.arange(0, BLOCK_C).to(tl.int64)
     lo = tl.zeros([BLOCK_C], tl.int64)
     hi = tl.zeros([BLOCK_C], tl.int64) + n_tasks
@@ -453,8 +445,46 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
     tc_first, tc_last = _cores_of(tc_start, tc_steps, per_core, n_cores, OVERHEAD)
     tc_pieces = tl.load(meta + o_task_pieces + tc)
     first_piece = tl.load(meta + s_cum_n + tc) - tc_pieces + tl.maximum(o_c - tc_first, 0)
-    tl.store(meta + o_core_first + o_c, tl.where(lo < n_tasks, first_piece, n_pieces),
-             mask=o_c <= n_cores)
+    core_first = tl.where(lo < n_tasks, first_piece, n_pieces)
+    tl.store(meta + o_core_first + o_c, core_first, mask=o_c <= n_cores)
+    tl.debug_barrier()
+    next_first = tl.load(meta + o_core_first + o_c + 1, mask=o_c < n_cores, other=0)
+    count = tl.where(o_c < n_cores, next_first - core_first, 0)
+    max_count = tl.max(count, 0)
+    if max_count < tl.cdiv(n_tasks, BLOCK) * max_n:
+        for k in range(0, max_count):           # per core: its k-th piece, of task tf(c) + k
+            m_p = k < count
+            t = tl.minimum(lo + k, n_tasks - 1)
+            start, steps = _task_line(t, meta + s_row_steps, meta + s_row_end, n_rows,
+                                      row_total, OVERHEAD)
+            c_first, c_last = _cores_of(start, steps, per_core, n_cores, OVERHEAD)
+            n = tl.load(meta + o_task_pieces + t, mask=m_p, other=1)
+            base = tl.load(meta + s_slot_base + t, mask=m_p, other=0)
+            _write_piece(meta, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+                         o_piece_slot, core_first + k, m_p, t, o_c - c_first, n, base, start,
+                         steps, per_core, n_cores, OVERHEAD)
+    else:
+        for t0 in range(0, n_tasks, BLOCK):     # per task: its j-th piece, at its prefix sum
+            t = (t0 + ar).to(tl.int64)
+            m_t = t < n_tasks
+            n = tl.load(meta + o_task_pieces + t, mask=m_t, other=0)
+            p0 = tl.load(meta + s_cum_n + t, mask=m_t, other=0) - n
+            base = tl.load(meta + s_slot_base + t, mask=m_t, other=0)
+            start, steps = _task_line(tl.minimum(t, n_tasks - 1), meta + s_row_steps,
+                                      meta + s_row_end, n_rows, row_total, OVERHEAD)
+            for j in range(0, tl.max(n, 0)):
+                _write_piece(meta, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+                             o_piece_slot, p0 + j, j < n, t, j, n, base, start, steps,
+                             per_core, n_cores, OVERHEAD)
+    for p0 in range(n_pieces, n_pieces_max, BLOCK):
+        o_p = (p0 + ar).to(tl.int64)
+        m_p = o_p < n_pieces_max
+        zero = tl.zeros([BLOCK], tl.int64)
+        tl.store(meta + o_piece_task + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_begin + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_end + o_p, zero, mask=m_p)
+        tl.store(meta + o_piece_core + o_p, zero + n_cores, mask=m_p)
+        tl.store(meta + o_piece_slot + o_p, zero - 1, mask=m_p)
 
 
 @triton.jit
@@ -485,7 +515,7 @@ def _sfa_metadata_kernel(
     n_tasks = n_rows * n_groups
     total = row_total * n_groups
     per_core = tl.maximum((total + n_cores - 1) // n_cores, 1)
-    n_pieces, n_split = _task_pass(meta, o_split_task, o_split_first, o_split_count,
+    n_pieces, n_split, max_n = _task_pass(meta, o_split_task, o_split_first, o_split_count,
                                    o_task_pieces, s_row_steps, s_row_end, s_cum_n,
                                    s_slot_base, n_rows, n_tasks, row_total, per_core,
                                    n_cores, OVERHEAD, BLOCK)
@@ -508,7 +538,7 @@ def _sfa_metadata_kernel(
                         o_piece_core, o_piece_slot, o_split_task, o_split_first,
                         o_split_count, o_task_pieces, s_row_steps, s_row_end, s_cum_n,
                         s_slot_base, n_rows, n_tasks, row_total, per_core, n_cores,
-                        n_pieces, n_split, n_pieces_max, n_split_max, OVERHEAD, BLOCK,
+                        n_pieces, n_split, max_n, n_pieces_max, n_split_max, OVERHEAD, BLOCK,
                         BLOCK_C, LOG_T)
 
 
