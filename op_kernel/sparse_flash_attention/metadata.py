@@ -7,7 +7,7 @@ graph and replayed with new lengths.
 
 - The scan (``_sfa_scan_kernel``), many programs: with a paged cache, one program per batch
   walks the pages its keys occupy for the first entry outside the cache (a batch's keys end
-  there); the others each scan ``ROWS`` index rows for their first negative entry. These are
+  there); the others each scan a few index rows for their first negative entry. These are
   the reads that grow with the context and the batch, so they run in parallel.
 - The schedule (``_sfa_metadata_kernel``), one program: passes over batches, rows, tasks, cuts
   and pieces with a CTA barrier between passes (its scratch lives in the same buffer); each
@@ -35,8 +35,17 @@ from ..common.triton_launch import Launcher
 
 BLOCK = 512          # elements per pass iteration of the schedule
 PAGE_BLOCK = 1024    # page-table entries per load of a page program
-ROWS = 16            # index rows per first-negative program
-K_BLOCK = 256        # index entries per load of a first-negative program
+SCHEDULE_WARPS = 8   # the schedule's passes are lane-bound: 4 -> 8 warps took an H100's graph-
+                     # replayed schedule from 15 to 12 us (decode) and 184 to 113 us (prefill)
+SCAN_LOAD = 2048     # index entries per load of a first-negative program (ROWS x K_BLOCK)
+
+
+def scan_blocks(k: int) -> tuple[int, int]:
+    """(ROWS, K_BLOCK) of the first-negative programs: a row's entries in one or two loads,
+    few rows a program, so the programs are many (on an H100, 16 rows a program of 256-entry
+    loads took 19-32 us of a decode call with 256 rows of 2048 entries)."""
+    k_block = min(triton.next_power_of_2(max(k, 1)), SCAN_LOAD // 2)
+    return SCAN_LOAD // k_block, k_block
 
 
 # the tables the kernels read, in buffer order (KERNEL_TABLES), then the ones only the tests
@@ -567,9 +576,10 @@ class _Launch:
         self.scan_ints = (o["row_first_neg"], o["kv_len"], page_programs, R, p.k, kv_capacity,
                           p.block_size if self.paged else 1, block_num,
                           p.block_table.shape[1] if self.paged else 0)
-        self.scan = Launcher(_sfa_scan_kernel, (max(1, page_programs + triton.cdiv(R, ROWS)),),
+        rows, k_block = scan_blocks(p.k)
+        self.scan = Launcher(_sfa_scan_kernel, (max(1, page_programs + triton.cdiv(R, rows)),),
                              HAS_AKV=p.actual_seq_lengths_kv is not None,
-                             PAGE_BLOCK=PAGE_BLOCK, ROWS=ROWS, K_BLOCK=K_BLOCK, num_warps=4)
+                             PAGE_BLOCK=PAGE_BLOCK, ROWS=rows, K_BLOCK=k_block, num_warps=4)
         self.ints = (
             o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
             o["task_window"], o["core_first"], o["piece_task"], o["piece_begin"],
@@ -586,7 +596,8 @@ class _Launch:
             HAS_AQ=p.actual_seq_lengths_query is not None,
             HAS_AKV=p.actual_seq_lengths_kv is not None, CAUSAL=p.sparse_mode == 3,
             OVERHEAD=TASK_OVERHEAD_STEPS, BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1),
-            LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1), num_warps=4)
+            LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1),
+            num_warps=SCHEDULE_WARPS)
 
     def launch(self, t, block_table, idx, at: int, meta, aligned=None) -> None:
         """Build the tables of the call ``t`` (``block_table`` and ``idx``: its contiguous page
