@@ -1,6 +1,7 @@
 """Rewrite the generated parts of the documents: the support matrices of README.md and
-docs/<op>.md (from the back-end registries) and docs/performance.md (from
-benchmarks/results/*.json). ``--check`` changes nothing and exits 1 if a document is stale.
+docs/<op>.md (from the back-end registries), docs/performance.md (from
+benchmarks/results/*.json) and the expected Ascend bounds of docs/<op>.md
+(scripts/ascend_bounds.py). ``--check`` changes nothing and exits 1 if a document is stale.
 
     python scripts/update_docs.py [--check]
 """
@@ -37,12 +38,19 @@ def main() -> int:
     if not a.check:
         for path, text in matrix_documents().items():
             path.write_text(text)
-    page = [sys.executable, str(ROOT / "benchmarks" / "performance_page.py")]
-    res = subprocess.run(page + (["--check"] if a.check else []))
-    if a.check and (stale or res.returncode):
-        print("stale:", ", ".join(stale + (["docs/performance.md"] if res.returncode else [])))
-        return 1
-    return 0
+    generators = {"docs/performance.md": [ROOT / "benchmarks" / "performance_page.py"],
+                  "the Ascend bounds of docs/<op>.md": [ROOT / "scripts" / "ascend_bounds.py",
+                                                        "--check" if a.check else "--write"]}
+    failed = []
+    for what, (script, *args) in generators.items():
+        args = args or (["--check"] if a.check else [])
+        if subprocess.run([sys.executable, str(script), *args]).returncode:
+            failed.append(what)
+    if a.check and (stale or failed):
+        print("stale:", ", ".join(stale + failed))
+    elif failed:
+        print("failed to write:", ", ".join(failed))
+    return 1 if failed or (a.check and stale) else 0
 
 
 if __name__ == "__main__":
