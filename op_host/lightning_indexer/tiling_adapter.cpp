@@ -1,0 +1,94 @@
+// The CANN tiling of LightningIndexer: a thin adapter over the C++ tiling core (tiling_core.h).
+//
+// It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
+// LiCoreParams, lets li_tiling check and plan it, and gives CANN what the core wrote: the
+// TilingData bytes, the tiling key, the number of blocks and the workspace. A refused call is
+// logged with the core's message (the Python check's) and fails the tiling. Registered with
+// IMPL_OP_OPTILING; the OpDef is op_def.cpp. Only CANN's build compiles this file (op_package/).
+#include <algorithm>
+#include <cstdint>
+
+#include "register/op_impl_registry.h"
+
+#include "cann_adapter.h"     // op_package/cann_adapter.h: gert -> core_common.h's structs
+#include "tiling_core.h"
+
+namespace {
+
+namespace adapter = cann_attention::adapter;
+using cann_attention::lightning_indexer::LiCoreParams;
+
+constexpr char kOp[] = "npu_lightning_indexer";
+
+// IR indices of op_def.cpp's OpDef
+enum InputIndex : size_t {
+    kQuery, kKey, kWeights, kLensQuery, kLensKey, kBlockTable
+};
+enum AttrIndex : size_t {
+    kLayoutQuery, kLayoutKey, kSparseCount, kSparseMode, kPreTokens, kNextTokens, kReturnValues
+};
+
+// GM workspace of one block, in floats: the kernel's li_ascendc::WorkspaceFloats
+// (op_kernel/lightning_indexer/ascendc/lightning_indexer_kernel.h, which only the kernel's
+// compiler can include): the cube's score chunk [n1, block_s2], then two exchange slots of the
+// vector cores' top-k merge (8 words of count, sparse_count scores, sparse_count indices each).
+uint64_t WorkspaceFloats(const LightningIndexerTilingData& t) {
+    return static_cast<uint64_t>(t.n1) * t.block_s2 + 2 * (2 * static_cast<uint64_t>(t.sparse_count) + 8);
+}
+
+LiCoreParams ReadParams(const gert::TilingContext* context) {
+    const gert::RuntimeAttrs* attrs = context->GetAttrs();
+    LiCoreParams p{};
+    p.query = adapter::Required(context, kOp, "query", kQuery);
+    p.key = adapter::Required(context, kOp, "key", kKey);
+    p.weights = adapter::Required(context, kOp, "weights", kWeights);
+    p.actual_seq_lengths_query = adapter::Optional(context, kOp, "actual_seq_lengths_query", kLensQuery);
+    p.actual_seq_lengths_key = adapter::Optional(context, kOp, "actual_seq_lengths_key", kLensKey);
+    p.block_table = adapter::Optional(context, kOp, "block_table", kBlockTable);
+    p.layout_query = adapter::Text(attrs, kOp, "layout_query", kLayoutQuery);
+    p.layout_key = adapter::Text(attrs, kOp, "layout_key", kLayoutKey);
+    p.sparse_count = adapter::Attr<int64_t>(attrs, kOp, "sparse_count", kSparseCount);
+    p.sparse_mode = adapter::Attr<int64_t>(attrs, kOp, "sparse_mode", kSparseMode);
+    p.pre_tokens = adapter::Attr<int64_t>(attrs, kOp, "pre_tokens", kPreTokens);
+    p.next_tokens = adapter::Attr<int64_t>(attrs, kOp, "next_tokens", kNextTokens);
+    p.return_value = adapter::Attr<bool>(attrs, kOp, "return_values", kReturnValues) ? 1 : 0;
+    return p;
+}
+
+ge::graphStatus TilingLightningIndexer(gert::TilingContext* context) {
+    try {
+        const LiCoreParams params = ReadParams(context);
+        std::string soc;
+        const cann_attention::CorePlatform platform = adapter::Platform(context, kOp, &soc);
+        const adapter::TilingBuffer out = adapter::RawTiling(context, kOp);
+        char message[1024];
+        if (li_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
+            return adapter::Refuse(context, message);
+
+        // The kernel (lightning_indexer_kernel.cpp) splits rows over its blocks, one row at a
+        // time: at most a block per row, and per cube core (each block: one AIC and two AIVs).
+        const auto& t = *reinterpret_cast<const LightningIndexerTilingData*>(out.data);
+        const uint32_t blocks = static_cast<uint32_t>(
+            std::min<int64_t>(t.num_cores, t.num_rows));
+        const size_t workspace = adapter::SystemWorkspace(context) +
+                                 WorkspaceFloats(t) * sizeof(float) * blocks;
+        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
+    } catch (const adapter::Refused& r) {
+        return adapter::Refuse(context, r.message);
+    }
+}
+
+// Nothing is parsed at compile time: the platform is read at tiling time.
+struct LightningIndexerCompileInfo {};
+
+ge::graphStatus TilingParseLightningIndexer(gert::TilingParseContext*) {
+    return ge::GRAPH_SUCCESS;
+}
+
+}  // namespace
+
+namespace optiling {
+IMPL_OP_OPTILING(LightningIndexer)
+    .Tiling(TilingLightningIndexer)
+    .TilingParse<LightningIndexerCompileInfo>(TilingParseLightningIndexer);
+}  // namespace optiling

@@ -1,0 +1,97 @@
+// The CANN tiling of SparseFlashAttention: a thin adapter over the C++ tiling core (tiling_core.h).
+//
+// It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
+// SfaCoreParams, lets sfa_tiling check and plan it, and gives CANN what the core wrote: the
+// TilingData bytes, the tiling key, the number of blocks and the workspace. A refused call is
+// logged with the core's message (the Python check's) and fails the tiling. Registered with
+// IMPL_OP_OPTILING; the OpDef is op_def.cpp. Only CANN's build compiles this file (op_package/).
+//
+// No AscendC kernel of this op exists yet (op_kernel/sparse_flash_attention/ascendc/), so the
+// op package leaves the op out; block count and workspace below follow the plan (tiling.py),
+// and the kernel, when written, must agree with them.
+#include <cstdint>
+
+#include "register/op_impl_registry.h"
+
+#include "cann_adapter.h"     // op_package/cann_adapter.h: gert -> core_common.h's structs
+#include "tiling_core.h"
+
+namespace {
+
+namespace adapter = cann_attention::adapter;
+
+constexpr char kOp[] = "npu_sparse_flash_attention";
+constexpr uint64_t kD = 512;      // params.D: the latent head dim of the partial outputs
+
+// IR indices of op_def.cpp's OpDef
+enum InputIndex : size_t {
+    kQuery, kKey, kValue, kSparseIndices, kBlockTable, kLensQuery, kLensKv, kQueryRope, kKeyRope,
+    kSinks
+};
+enum AttrIndex : size_t {
+    kScaleValue, kSparseBlockSize, kLayoutQuery, kLayoutKv, kSparseMode, kPreTokens,
+    kNextTokens, kAttentionMode, kReturnSoftmaxLse
+};
+
+SfaCoreParams ReadParams(const gert::TilingContext* context) {
+    const gert::RuntimeAttrs* attrs = context->GetAttrs();
+    SfaCoreParams p{};
+    p.query = adapter::Required(context, kOp, "query", kQuery);
+    p.key = adapter::Required(context, kOp, "key", kKey);
+    p.value = adapter::Required(context, kOp, "value", kValue);
+    p.sparse_indices = adapter::Required(context, kOp, "sparse_indices", kSparseIndices);
+    p.block_table = adapter::Optional(context, kOp, "block_table", kBlockTable);
+    p.actual_seq_lengths_query = adapter::Optional(context, kOp, "actual_seq_lengths_query", kLensQuery);
+    p.actual_seq_lengths_kv = adapter::Optional(context, kOp, "actual_seq_lengths_kv", kLensKv);
+    p.query_rope = adapter::Optional(context, kOp, "query_rope", kQueryRope);
+    p.key_rope = adapter::Optional(context, kOp, "key_rope", kKeyRope);
+    p.sinks = adapter::Optional(context, kOp, "sinks", kSinks);
+    p.scale_value = adapter::Attr<float>(attrs, kOp, "scale_value", kScaleValue);
+    p.sparse_block_size = adapter::Attr<int64_t>(attrs, kOp, "sparse_block_size", kSparseBlockSize);
+    p.layout_query = adapter::Text(attrs, kOp, "layout_query", kLayoutQuery);
+    p.layout_kv = adapter::Text(attrs, kOp, "layout_kv", kLayoutKv);
+    p.sparse_mode = adapter::Attr<int64_t>(attrs, kOp, "sparse_mode", kSparseMode);
+    p.pre_tokens = adapter::Attr<int64_t>(attrs, kOp, "pre_tokens", kPreTokens);
+    p.next_tokens = adapter::Attr<int64_t>(attrs, kOp, "next_tokens", kNextTokens);
+    p.attention_mode = adapter::Attr<int64_t>(attrs, kOp, "attention_mode", kAttentionMode);
+    p.return_softmax_lse =
+        adapter::Attr<bool>(attrs, kOp, "return_softmax_lse", kReturnSoftmaxLse) ? 1 : 0;
+    return p;
+}
+
+ge::graphStatus TilingSparseFlashAttention(gert::TilingContext* context) {
+    try {
+        const SfaCoreParams params = ReadParams(context);
+        std::string soc;
+        const cann_attention::CorePlatform platform = adapter::Platform(context, kOp, &soc);
+        const adapter::TilingBuffer out = adapter::RawTiling(context, kOp);
+        char message[1024];
+        if (sfa_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
+            return adapter::Refuse(context, message);
+
+        // The plan's balanced schedule runs on every cube core (one block each: one AIC, two
+        // AIVs); a task split across cores keeps its partial output and row statistics in a
+        // workspace slot (tiling.py workspace_bytes: max_slots x head_group x (D + 2) floats).
+        const auto& t = *reinterpret_cast<const SparseFlashAttentionTilingData*>(out.data);
+        const size_t workspace = adapter::SystemWorkspace(context) +
+                                 static_cast<size_t>(t.max_slots) * t.head_group * (kD + 2) * sizeof(float);
+        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, t.num_cores, workspace);
+    } catch (const adapter::Refused& r) {
+        return adapter::Refuse(context, r.message);
+    }
+}
+
+// Nothing is parsed at compile time: the platform is read at tiling time.
+struct SparseFlashAttentionCompileInfo {};
+
+ge::graphStatus TilingParseSparseFlashAttention(gert::TilingParseContext*) {
+    return ge::GRAPH_SUCCESS;
+}
+
+}  // namespace
+
+namespace optiling {
+IMPL_OP_OPTILING(SparseFlashAttention)
+    .Tiling(TilingSparseFlashAttention)
+    .TilingParse<SparseFlashAttentionCompileInfo>(TilingParseSparseFlashAttention);
+}  // namespace optiling
