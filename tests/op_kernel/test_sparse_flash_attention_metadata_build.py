@@ -32,11 +32,12 @@ const = dict(Q_TND=q_tnd, KV_LAYOUT=kv_layout, HAS_AQ=has_aq, HAS_AKV=has_akv, C
 ptr = {"aq": "*i32", "akv": "*i32", "block_table": "*i32", "idx": "*i32", "meta": "*i64"}
 sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
 src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
-triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
+triton.compile(src, target=GPUTarget("cuda", 90, 32),
+               options=dict(num_warps=metadata.SCHEDULE_WARPS))
 fn = metadata._sfa_scan_kernel
 names = list(inspect.signature(fn.fn).parameters)
-const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK, ROWS=metadata.ROWS,
-             K_BLOCK=metadata.K_BLOCK)
+rows, k_block = metadata.scan_blocks(2048)
+const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK, ROWS=rows, K_BLOCK=k_block)
 sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
 src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
 triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
