@@ -96,7 +96,11 @@ public:
             valGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(values),
                                    static_cast<uint64_t>(numRows_) * k_);
         }
-        group_ = ASCEND_IS_AIC ? GetBlockIdx() : GetBlockIdx() / GetTaskRation();
+        if ASCEND_IS_AIC {     // constexpr(...) on the device: usable only after `if`
+            group_ = GetBlockIdx();
+        } else {
+            group_ = GetBlockIdx() / GetTaskRation();
+        }
         groups_ = GetBlockNum();
         half_ = bs_ / 2;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
@@ -472,7 +476,6 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQue
 }
 
 #ifdef ASCENDC_TWIN
-// the twin launcher (launcher.cpp) runs both dtypes from one library
 // the twin launcher (launcher.cpp) runs every dtype pair from one library
 #define LI_INSTANTIATE(T, W)                                                                    \
     template void Run<T, W>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,     \
