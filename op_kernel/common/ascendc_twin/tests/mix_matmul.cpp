@@ -20,18 +20,25 @@ public:
                                 uint32_t m, uint32_t k, uint32_t n)
     {
         m_ = m; k_ = k; n_ = n;
-        group_ = ASCEND_IS_AIC ? GetBlockIdx() : GetBlockIdx() / GetTaskRation();
+        // ASCEND_IS_AIC is constexpr(...) on the device: usable only as `if ASCEND_IS_AIC {`
+        int64_t side = 0;                                // 0: the AIC, 1 + i: AIV i
+        if ASCEND_IS_AIC {
+            group_ = GetBlockIdx();
+        } else {
+            group_ = GetBlockIdx() / GetTaskRation();
+            side = 1 + GetSubBlockIdx();
+        }
         xGm_.SetGlobalBuffer(reinterpret_cast<__gm__ half*>(x) + group_ * m * k, m * k);
         wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ half*>(w), k * n);
         wsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ half*>(ws) + group_ * m * n, m * n);
         yGm_.SetGlobalBuffer(reinterpret_cast<__gm__ half*>(y) + group_ * m * n, m * n);
         infoGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(info));
-        const int64_t core = group_ * 3 + (ASCEND_IS_AIC ? 0 : 1 + GetSubBlockIdx());
+        const int64_t core = group_ * 3 + side;
         infoGm_.SetValue(core * 8 + 0, static_cast<int32_t>(GetBlockIdx()));
         infoGm_.SetValue(core * 8 + 1, static_cast<int32_t>(GetBlockNum()));
         infoGm_.SetValue(core * 8 + 2, static_cast<int32_t>(GetSubBlockIdx()));
         infoGm_.SetValue(core * 8 + 3, static_cast<int32_t>(GetTaskRation()));
-        infoGm_.SetValue(core * 8 + 4, ASCEND_IS_AIC ? 1 : 0);
+        infoGm_.SetValue(core * 8 + 4, side == 0 ? 1 : 0);
     }
 
     __aicore__ inline void Cube()
