@@ -155,13 +155,14 @@ def schedule(p: LightningIndexerParams, tiling: LightningIndexerTiling) -> Light
 
 
 TILING_KEYS = {"cpu": 1, "ascend": 2, "gpu": 3}   # by platform kind (one kernel per kind)
-TILING_DATA = TilingLayout("LightningIndexerTilingData", version=2, fields=(
+TILING_DATA = TilingLayout("LightningIndexerTilingData", version=3, fields=(
     ("num_rows", "i64"), ("key_capacity", "i64"),
     ("num_cores", "u32"), ("batch", "u32"), ("n1", "u32"), ("head_group", "u32"),
     ("block_s2", "u32"), ("sparse_count", "u32"), ("sparse_mode", "u32"),
     ("layout_query", "u32"), ("layout_key", "u32"), ("page_size", "u32"),
     ("block_count", "u32"),     # v2: PA_BSND cache blocks (entries past it end a batch's keys)
-))
+    ("return_value", "u32"),    # v3: 1: write sparse_values (CANN passes its output's address
+))                              # whether or not the op returns values)
 
 
 def tiling_data(tiling: LightningIndexerTiling, p: LightningIndexerParams) -> bytes:
@@ -173,4 +174,5 @@ def tiling_data(tiling: LightningIndexerTiling, p: LightningIndexerParams) -> by
         head_group=tiling.head_group, block_s2=tiling.block_s2,
         sparse_count=tiling.sparse_count, sparse_mode=p.sparse_mode,
         layout_query=LAYOUT_CODES[p.q_layout], layout_key=LAYOUT_CODES[p.kv_layout],
-        page_size=p.block_size if paged else 0, block_count=p.key.shape[0] if paged else 0)
+        page_size=p.block_size if paged else 0, block_count=p.key.shape[0] if paged else 0,
+        return_value=int(p.return_value))

@@ -21,7 +21,7 @@ constexpr int64_t kMaxBlockS2 = 512;              // tiling.MAX_BLOCK_S2[ASCEND]
 constexpr int64_t kMinBlockS2 = 16;               // tiling.MIN_BLOCK_S2
 constexpr int64_t kPairBytes = 8;                 // tiling.PAIR_BYTES
 constexpr uint32_t kTilingKeyAscend = 2;          // tiling.TILING_KEYS["ascend"]
-constexpr uint32_t kTilingDataVersion = 2;        // tiling.TILING_DATA.version
+constexpr uint32_t kTilingDataVersion = 3;        // tiling.TILING_DATA.version
 constexpr Checker kCheck(kOp);
 
 // ---- Python's spelling of values in messages (the shared ones are core_common.h's) -----------
@@ -248,6 +248,7 @@ LightningIndexerTilingData Plan(const LiCoreParams& p, const Checked& c,
     t.layout_key = LayoutCode(c.k_layout);
     t.page_size = FieldU32(kCheck, "page_size", paged ? k.dims[1] : 0);
     t.block_count = FieldU32(kCheck, "block_count", paged ? k.dims[0] : 0);
+    t.return_value = p.return_value ? 1 : 0;
     return t;
 }
 

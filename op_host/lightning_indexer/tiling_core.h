@@ -14,8 +14,7 @@
 // The shared vocabulary and error convention (common/cpp/core_common.h).
 #include "core_common.h"
 
-// generated from the Python definition; layout version 2
-#pragma pack(push, 4)
+// generated from the Python definition; layout version 3
 struct LightningIndexerTilingData {
     uint32_t version;
     uint32_t tiling_key;
@@ -32,9 +31,9 @@ struct LightningIndexerTilingData {
     uint32_t layout_key;
     uint32_t page_size;
     uint32_t block_count;
+    uint32_t return_value;
 };
-#pragma pack(pop)
-static_assert(sizeof(LightningIndexerTilingData) == 68, "LightningIndexerTilingData layout");
+static_assert(sizeof(LightningIndexerTilingData) == 72, "LightningIndexerTilingData layout");
 // (end of the generated text: tiling.TILING_DATA.c_struct(); a test compares the two)
 
 namespace cann_attention {

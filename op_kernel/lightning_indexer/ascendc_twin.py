@@ -91,12 +91,16 @@ def run(p, plan, t):
     # shows in the results)
     workspace = torch.full((lib.li_ascendc_workspace_bytes(data, blocks),), 0xFF,
                            dtype=torch.uint8)
+    # sparse_values as CANN passes it: an address even where the op returns no values (a
+    # buffer of 0 bytes here, so a write the TilingData's return_value = 0 forbids is an error)
+    no_values = None if p.return_value else torch.empty(1, dtype=t.query.dtype)
     args = []
     for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(),
               _contiguous(t.actual_seq_lengths_query), _contiguous(t.actual_seq_lengths_key),
               _contiguous(t.block_table) if p.kv_layout is Layout.PA_BSND else None, indices,
-              values if p.return_value else None, workspace):
-        args += [None, 0] if x is None else [x.data_ptr(), x.numel() * x.element_size()]
+              values if p.return_value else no_values, workspace):
+        args += ([None, 0] if x is None else [x.data_ptr(), 0] if x is no_values
+                 else [x.data_ptr(), x.numel() * x.element_size()])
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
     rc = lib.li_ascendc_run(DTYPE_CODES[t.query.dtype], int(t.weights.dtype == torch.float32),
                             blocks, *args, ctypes.addressof(tiling_buf), len(data), message,

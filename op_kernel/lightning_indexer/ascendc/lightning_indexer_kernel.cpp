@@ -6,8 +6,8 @@
 //   the tensors, prefix sums made non-decreasing; with a paged key a batch's keys end at its
 //   first page-table entry outside [0, block_count)), query and key of one dtype DTYPE_QUERY
 //   (half or bfloat16_t), weights of that dtype or float (DTYPE_WEIGHTS), D = 128, N1 <= 64,
-//   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when its GM address is not
-//   null (return_value).
+//   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when the TilingData's
+//   return_value is 1 (and its GM address is not null).
 //
 // Rows: query row r (a BSND (b, s) row or a TND token) goes to block r % GetBlockNum() (a strided
 // row split, not the plan's balanced per-core schedule). A row sees, of its batch b's Lk keys,
@@ -85,7 +85,9 @@ public:
         s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
         hasLensQ_ = lensQuery != nullptr;
         hasLensK_ = lensKey != nullptr;
-        hasValues_ = values != nullptr;
+        // CANN hands the kernel sparse_values' address whether or not the op returns values
+        // (an empty (0,) output then): the TilingData says whether to write it
+        hasValues_ = td->return_value != 0 && values != nullptr;
         if (hasLensQ_) {
             lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
         }
