@@ -12,6 +12,8 @@
 
 #include "register/op_def_registry.h"
 
+#include "op_def_configs.h"
+
 namespace {
 
 // IR indices (the order of the OpDef below)
@@ -107,17 +109,7 @@ class LightningIndexer : public OpDef {
 
         SetInferShape(InferShape).SetInferDataType(InferDataType);
 
-        // A2 (ascend910b) and A3 (ascend910_93), dynamic shapes; the tiling is registered by
-        // tiling_adapter.cpp (IMPL_OP_OPTILING).
-        OpAICoreConfig config;
-        config.DynamicCompileStaticFlag(true)
-            .DynamicFormatFlag(true)
-            .DynamicRankSupportFlag(true)
-            .DynamicShapeSupportFlag(true)
-            .NeedCheckSupportFlag(false)
-            .PrecisionReduceFlag(true);
-        AICore().AddConfig("ascend910b", config);
-        AICore().AddConfig("ascend910_93", config);
+        cann_attention::AddAscendConfigs(*this);     // op_package/op_def_configs.h
     }
 };
 
