@@ -14,27 +14,8 @@
 // The shared vocabulary and error convention (common/cpp/core_common.h).
 #include "core_common.h"
 
-// generated from the Python definition; layout version 3
-struct LightningIndexerTilingData {
-    uint32_t version;
-    uint32_t tiling_key;
-    int64_t num_rows;
-    int64_t key_capacity;
-    uint32_t num_cores;
-    uint32_t batch;
-    uint32_t n1;
-    uint32_t head_group;
-    uint32_t block_s2;
-    uint32_t sparse_count;
-    uint32_t sparse_mode;
-    uint32_t layout_query;
-    uint32_t layout_key;
-    uint32_t page_size;
-    uint32_t block_count;
-    uint32_t return_value;
-};
-static_assert(sizeof(LightningIndexerTilingData) == 72, "LightningIndexerTilingData layout");
-// (end of the generated text: tiling.TILING_DATA.c_struct(); a test compares the two)
+// The record the kernel reads (generated from tiling.TILING_DATA).
+#include "tiling_data.h"
 
 namespace cann_attention {
 namespace lightning_indexer {

@@ -15,45 +15,8 @@
 // The shared vocabulary and error convention (common/cpp/core_common.h).
 #include "core_common.h"
 
-// The record the kernel reads, generated from the Python definition (TILING_DATA).
-// BEGIN GENERATED TILING_DATA.c_struct()
-// generated from the Python definition; layout version 1
-#pragma pack(push, 4)
-struct SparseFlashAttentionTilingData {
-    uint32_t version;
-    uint32_t tiling_key;
-    int64_t num_rows;
-    int64_t num_tasks;
-    int64_t max_pieces;
-    int64_t kv_capacity;
-    int64_t block_num;
-    uint32_t num_cores;
-    uint32_t head_group;
-    uint32_t groups;
-    uint32_t block_s2;
-    uint32_t entries_per_step;
-    uint32_t stages;
-    uint32_t num_warps;
-    uint32_t max_slots;
-    uint32_t max_split_tasks;
-    int32_t split_cost;
-    uint32_t batch;
-    uint32_t rows_per_batch;
-    uint32_t n1;
-    uint32_t sparse_count;
-    uint32_t sparse_block_size;
-    uint32_t sparse_mode;
-    uint32_t page_size;
-    uint32_t max_blocks;
-    uint32_t layout_query;
-    uint32_t layout_kv;
-    uint32_t return_softmax_lse;
-    uint32_t has_sinks;
-    float scale_value;
-};
-#pragma pack(pop)
-static_assert(sizeof(SparseFlashAttentionTilingData) == 140, "SparseFlashAttentionTilingData layout");
-// END GENERATED TILING_DATA.c_struct()
+// The record the kernel reads (generated from tiling.TILING_DATA).
+#include "tiling_data.h"
 
 // SparseFlashAttentionParams (params.py) without tensor values, in the shared vocabulary of
 // common/cpp/core_common.h (TensorDesc, CoreText).

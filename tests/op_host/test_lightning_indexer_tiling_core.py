@@ -439,10 +439,13 @@ def test_lightning_indexer_tiling_core_random_mutations(core):
 
 # ---- the C struct and the tables ---------------------------------------------------------
 
-def test_lightning_indexer_tiling_core_header_is_python_definition():
-    """tiling_core.h holds TILING_DATA.c_struct() verbatim (regenerate it after a change of
-    tiling.TILING_DATA: paste the new text over the generated block)."""
-    assert tiling.TILING_DATA.c_struct() in HEADER.read_text()
+def test_lightning_indexer_tiling_data_header_is_python_definition():
+    """tiling_data.h (which the core and the kernel include) is TILING_DATA.header() verbatim."""
+    module = "cann_attention.op_host.lightning_indexer.tiling"
+    assert HEADER.with_name("tiling_data.h").read_text() == tiling.TILING_DATA.header(module), (
+        f"op_host/lightning_indexer/tiling_data.h is stale: write {module}.TILING_DATA.header("
+        f"{module!r}) into it")
+    assert '#include "tiling_data.h"' in HEADER.read_text()
 
 
 def test_lightning_indexer_tiling_core_sizes_and_tables(core):

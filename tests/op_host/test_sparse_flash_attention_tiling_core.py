@@ -451,12 +451,12 @@ def test_values_that_overflow_a_field_are_refused_by_name():
 # ---- the struct and the dtype table --------------------------------------------------------
 
 def test_header_struct_is_the_generated_python_definition():
-    text = HEADER.read_text()
-    begin, end = "// BEGIN GENERATED TILING_DATA.c_struct()\n", "// END GENERATED"
-    assert text.count(begin) == 1 and text.count(end) == 1
-    generated = text.split(begin)[1].split(end)[0]
-    assert generated == tiling.TILING_DATA.c_struct(), (
-        "op_host/sparse_flash_attention/tiling_core.h is stale: paste TILING_DATA.c_struct()")
+    """tiling_data.h (which the core and the kernel include) is TILING_DATA.header() verbatim."""
+    module = "cann_attention.op_host.sparse_flash_attention.tiling"
+    assert HEADER.with_name("tiling_data.h").read_text() == tiling.TILING_DATA.header(module), (
+        f"op_host/sparse_flash_attention/tiling_data.h is stale: write {module}.TILING_DATA"
+        f".header({module!r}) into it")
+    assert '#include "tiling_data.h"' in HEADER.read_text()
     assert native.library().sfa_tiling_data_size() == tiling.TILING_DATA.size
 
 

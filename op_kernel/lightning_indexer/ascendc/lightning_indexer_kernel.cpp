@@ -28,7 +28,7 @@
 //        rounded to DTYPE_QUERY, then -inf, to sparse_values[r]).
 // head_group of the plan is not used (all N1 <= 64 heads fit one Mmad: 64 x 256 floats in L0C).
 #include "kernel_operator.h"
-#include "tiling_core.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
+#include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
 
 #include "lightning_indexer_kernel.h"
 
