@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import (
-    Backend, ascendc_not_built, by_priority, torch_npu_builtin, triton_importable)
+from ..common.capabilities import Backend, by_priority, torch_npu_builtin, triton_importable
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
@@ -23,11 +22,22 @@ BACKENDS = by_priority(
                "reads: CUDA-graph capturable); the plan picks the kernel: "
                "the warp-specialised Gluon kernel on Hopper (steps of 64 keys), the Triton "
                "kernel otherwise; split tasks merged by a log-sum-exp kernel. Runs in CI under "
-               "Triton's interpreter and as sm_90 builds; the device schedule ran on an H100 "
-               "(capture, no-sync, metadata tests) at fb02fbb, and capture, direct launches "
-               "and compute-sanitizer memcheck on an H200 at ef3b290",
+               "Triton's interpreter and as sm_90 builds; on an H100 its launcher, capture, "
+               "binding and metadata tests passed at 233bb94 (capture and binding again at "
+               "2b96321); compute-sanitizer memcheck last ran on an H200 at ef3b290",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
-    ascendc_not_built(),
+    Backend(
+        name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
+        status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
+               "mixed launch (one AIC and two AIV threads a block), by name only, on the Ascend "
+               "plan's tiles; scope: all layouts, sparse_block_size 1..128, sparse_mode 0/3, "
+               "lse, sinks, N1 1..128; tasks split over blocks by stride (not the plan's "
+               "balanced schedule). NPU: not built (needs the CANN toolchain)",
+        runner="sparse_flash_attention.ascendc_twin:run", plan=plan, emulates=True,
+        named_only_on=("cpu",), platform=ASCEND_A3,
+        unavailable_on=(("npu", "not available: the op package is not built (needs the CANN "
+                                "toolchain)"),),
+        available=lambda: _twin().no_compiler(), rule=lambda p: _twin().unsupported(p)),
     torch_npu_builtin("npu_sparse_flash_attention", FP16_BF16),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16,
@@ -37,3 +47,10 @@ BACKENDS = by_priority(
         named_only_on=("npu",),
         platform=ASCEND_A3),
 )
+
+
+def _twin():
+    """The twin runner's module, imported on first use (the registry stays free of op_kernel
+    imports at package import)."""
+    from cann_attention.op_kernel.sparse_flash_attention import ascendc_twin
+    return ascendc_twin

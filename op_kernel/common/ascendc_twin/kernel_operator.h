@@ -35,7 +35,8 @@
 //   data moves    DataCopy(dst, src, count | DataCopyParams) for GM -> UB/L1, UB -> GM, UB -> UB;
 //                 DataCopyPad(dst, src, DataCopyExtParams[, DataCopyPadExtParams<T>]) GM <-> UB
 //   vector        Add Sub Mul Div Max Min, Adds Muls Maxs Mins, Exp Ln Sqrt Abs, Duplicate,
-//                 Cast (float <-> half / bfloat16_t): the "first count elements" form
+//                 Cast (float <-> half / bfloat16_t): the "first count elements" form;
+//                 ReduceMax (calIndex false) and ReduceSum, half / float (twin/reduce.h)
 //   cube          DataCopy(L1 dst, GM src, Nd2NzParams) (ND -> NZ), LoadData(L0A/L0B dst, L1 src,
 //                 LoadData2DParams) (whole 512 B fractals, ifTranspose for 16-bit types),
 //                 Mmad(CO1 float, A2, B2, MmadParams) for half / bfloat16_t inputs,
@@ -167,10 +168,11 @@
 //     only the first k); the cube's accumulation order inside one Mmad (the twin sums in float, in
 //     k order); the chip-wide view of GetSubBlockIdx; leftover cross-core flag counts at return
 //     are not reported. Mode-0 flags see only the cores of this launch.
-//   * Vector operations have only their "first count elements" form (no mask / repeat forms, no
-//     reductions), for the element types listed in vector.h; Cast covers float <-> half /
-//     bfloat16_t only. 16-bit float results are computed in float and rounded once; the
-//     hardware's own precision (e.g. of Exp) and integer overflow behaviour are not modelled.
+//   * Vector operations have only their "first count elements" form (no mask / repeat forms;
+//     of the reductions only ReduceMax / ReduceSum), for the element types listed in vector.h;
+//     Cast covers float <-> half / bfloat16_t only. 16-bit float results are computed in float
+//     and rounded once; the hardware's own precision (e.g. of Exp) and integer overflow
+//     behaviour are not modelled.
 //   * TilingData (GET_TILING_DATA), workspaces, atomics (SetAtomicAdd), TBufPool, SetPadValue,
 //     the DataCopyParams/DataCopyPadParams form of DataCopyPad, and the other TPositions (C2, LCM,
 //     SPM, SHM, C2PIPE2GM).
@@ -189,5 +191,6 @@
 #include "twin/harness.h"
 #include "twin/mix.h"
 #include "twin/cube.h"
+#include "twin/reduce.h"
 
 #endif  // CANN_ATTENTION_ASCENDC_TWIN_KERNEL_OPERATOR_H
