@@ -51,7 +51,7 @@ PROG = "check_ascendc_headers"
 _LI_DTYPES = [(q, w) for q in ("half", "bfloat16_t") for w in (q, "float")]
 KERNELS: dict[str, list[dict[str, str]]] = {
     "lightning_indexer": [{"DTYPE_QUERY": q, "DTYPE_WEIGHTS": w} for q, w in _LI_DTYPES],
-    # "sparse_flash_attention": [{"DTYPE_QUERY": "half", ...}, ...],
+    "sparse_flash_attention": [{"DTYPE_QUERY": q} for q in ("half", "bfloat16_t")],
 }
 
 # The two sides of a mixed kernel on Ascend A2/A3 (dav-c220), as the tree's own header checks
@@ -236,7 +236,7 @@ set_atomic_s16 set_atomic_s32 set_atomic_s8 set_cmpmask set_ctrl set_data_exp_0 
 set_data_exp_2 set_data_exp_3 set_deqscale set_ffts_base_addr set_flag set_fmatrix
 set_fmatrix_b set_fpc set_l1_3d_size set_l3d_rpt set_mask_count set_mask_norm set_mov_pad_val
 set_nd_para set_padding set_quant_pre set_st_atomic_cfg set_va_reg_sb set_vector_mask st_dev
-trap vabs vadd vadds vand vbrcb vcadd vcgadd vcgmax vcmax vcmpv_eq vcmpv_ge vcmpv_gt vcmpv_le
+trap vabs vadd vadds vand vbrcb vcadd vcgadd vcgmax vcgmin vcmax vcmin vcmpv_eq vcmpv_ge vcmpv_gt vcmpv_le
 vcmpv_lt vcmpv_ne vcmpvs_eq vcmpvs_ge vcmpvs_gt vcmpvs_le vcmpvs_lt vcmpvs_ne vconv_deq vcopy
 vdiv vector_dup vexp vgather vld_va_reg vln vmax vmaxs vmin vmins vmul vmulconv_f162s8
 vmulconv_f162u8 vmuls vnot vor vrec vreducev2 vsel vshr vsqrt vsub vtranspose wait_flag

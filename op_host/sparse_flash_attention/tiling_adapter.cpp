@@ -9,6 +9,7 @@
 // No AscendC kernel of this op exists yet (op_kernel/sparse_flash_attention/ascendc/), so the
 // op package leaves the op out; block count and workspace below follow the plan (tiling.py),
 // and the kernel, when written, must agree with them.
+#include <algorithm>
 #include <cstdint>
 
 #include "register/op_impl_registry.h"
@@ -21,7 +22,16 @@ namespace {
 namespace adapter = cann_attention::adapter;
 
 constexpr char kOp[] = "npu_sparse_flash_attention";
-constexpr uint64_t kD = 512;      // params.D: the latent head dim of the partial outputs
+constexpr uint64_t kD = 512;      // params.D: the latent head dim (the value's columns)
+
+// GM workspace of one block, in bytes: the kernel's sfa_ascendc::WorkspaceBytes
+// (op_kernel/sparse_flash_attention/ascendc/sparse_flash_attention_kernel.h, which only the
+// kernel's compiler can include): fp32 scores and the input-dtype P of a step [head_group,
+// block_s2 rounded up to 16], then the fp32 P.V [head_group, 512].
+uint64_t BlockWorkspaceBytes(const SparseFlashAttentionTilingData& t) {
+    const uint64_t bs = (static_cast<uint64_t>(t.block_s2) + 15) / 16 * 16;
+    return t.head_group * bs * 4 + t.head_group * bs * 2 + t.head_group * kD * 4;
+}
 
 // IR indices of op_def.cpp's OpDef
 enum InputIndex : size_t {
@@ -69,13 +79,15 @@ ge::graphStatus TilingSparseFlashAttention(gert::TilingContext* context) {
         if (sfa_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
             return adapter::Refuse(context, message);
 
-        // The plan's balanced schedule runs on every cube core (one block each: one AIC, two
-        // AIVs); a task split across cores keeps its partial output and row statistics in a
-        // workspace slot (tiling.py workspace_bytes: max_slots x head_group x (D + 2) floats).
+        // The kernel (sparse_flash_attention_kernel.cpp) runs task t whole on block
+        // t % blocks: at most a block per task, and per cube core (each block: one AIC and
+        // two AIVs), each with its GM workspace.
         const auto& t = *reinterpret_cast<const SparseFlashAttentionTilingData*>(out.data);
+        const uint32_t blocks = static_cast<uint32_t>(
+            std::min<int64_t>(t.num_cores, t.num_tasks));
         const size_t workspace = adapter::SystemWorkspace(context) +
-                                 static_cast<size_t>(t.max_slots) * t.head_group * (kD + 2) * sizeof(float);
-        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, t.num_cores, workspace);
+                                 BlockWorkspaceBytes(t) * blocks;
+        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
     } catch (const adapter::Refused& r) {
         return adapter::Refuse(context, r.message);
     }
