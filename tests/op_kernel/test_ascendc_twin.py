@@ -380,6 +380,8 @@ RULES = {
     "release_unallocated_event": (1, ["ReleaseEventID<V_S>(3): the id was not taken with "
                                       "AllocEventID"]),
     "event_ids_exhausted": (1, ["AllocEventID<MTE2_V>: all 8 event ids are taken"]),
+    "reduce_work_too_small": (1, ["ReduceMax: elements [0, 16) are out of bounds of "
+                                  "LocalTensor<float> of TBuf<VECCALC>"]),
 }
 
 
@@ -404,6 +406,14 @@ def test_twin_refuses(twin, case):
 def test_twin_allows(twin, case):
     x = torch.arange(256, dtype=torch.float32)
     twin.rule(case, 1, x, x.numel())
+
+
+def test_reduce_max_and_sum(twin):
+    x = torch.randn(256, generator=torch.Generator().manual_seed(7))
+    want_max, want_sum = x.max().item(), x.double().sum().item()
+    twin.rule("allowed_reduce", 1, x, x.numel())
+    assert x[0].item() == want_max
+    assert abs(x[1].item() - want_sum) <= 1e-5 * x.abs().sum().item()
 
 
 @pytest.mark.parametrize("case,fragment", [

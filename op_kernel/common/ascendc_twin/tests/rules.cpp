@@ -173,6 +173,39 @@ __aicore__ inline void VectorCountOutOfBounds(GM_ADDR, uint32_t)
     Exp(a.Get<float>(), b.Get<float>(), kTile + 8);
 }
 
+// ReduceMax / ReduceSum of x[0, 256) into x[0] and x[1]: the allowed form
+__aicore__ inline void ReduceValues(GM_ADDR x, uint32_t n)
+{
+    TPipe pipe;
+    TBuf<QuePosition::VECCALC> src;
+    TBuf<QuePosition::VECCALC> dst;
+    TBuf<QuePosition::VECCALC> work;
+    pipe.InitBuffer(src, 256 * sizeof(float));
+    pipe.InitBuffer(dst, 8 * sizeof(float));
+    pipe.InitBuffer(work, 8 * sizeof(float));      // 4 repeats x (value, index): one block
+    GlobalTensor<float> xGm;
+    xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), n);
+    LocalTensor<float> s = src.Get<float>();
+    LocalTensor<float> d = dst.Get<float>();
+    for (int32_t i = 0; i < 256; ++i) s.SetValue(i, xGm.GetValue(i));
+    ReduceMax(d, s, work.Get<float>(), 256);
+    const float max = d.GetValue(0);
+    ReduceSum(d, s, work.Get<float>(), 256);
+    xGm.SetValue(0, max);
+    xGm.SetValue(1, d.GetValue(0));
+}
+
+// 320 floats: 5 repeats x (value, index) = 10 floats of work, rounded to 16; 8 given
+__aicore__ inline void ReduceWorkTooSmall(GM_ADDR, uint32_t)
+{
+    TPipe pipe;
+    TBuf<QuePosition::VECCALC> src;
+    TBuf<QuePosition::VECCALC> work;
+    pipe.InitBuffer(src, 320 * sizeof(float));
+    pipe.InitBuffer(work, 8 * sizeof(float));
+    ReduceMax(src.Get<float>(), src.Get<float>(), work.Get<float>(), 320);
+}
+
 __aicore__ inline void CastWideningMode(GM_ADDR, uint32_t)
 {
     TPipe pipe;
@@ -452,6 +485,8 @@ __aicore__ inline void ReuseAfterFree(GM_ADDR, uint32_t)
 const RuleCase kCases[] = {
     {"allowed_reset_then_init", ResetThenInit},
     {"allowed_event_ids", EventIds},
+    {"allowed_reduce", ReduceValues},
+    {"reduce_work_too_small", ReduceWorkTooSmall},
     {"allowed_reuse_after_free", ReuseAfterFree},
     {"too_many_buffers", TooManyBuffers},
     {"init_twice", InitTwice},
