@@ -223,8 +223,7 @@ def li_work(shape) -> dict:
 
 
 def li_plan(shape, platform) -> dict:
-    """The Ascend plan, the balance of its schedule, and the balance of the AscendC kernel as
-    written (row r on block r % min(cores, rows), as ascendc_twin.py launches it)."""
+    """The Ascend plan and the balance of its schedule (which the AscendC kernel runs)."""
     from cann_attention.op_host.lightning_indexer import tiling
     B, S1, S2, N1 = shape.batch, shape.s1, shape.s2, shape.n1
     kw = dict(sparse_count=shape.k, sparse_mode=3)
@@ -239,15 +238,8 @@ def li_plan(shape, platform) -> dict:
     plan = tiling.plan(p, platform)
     work = tiling.schedule(p, plan)
     costs = work.schedule.core_costs(tiling.TASK_OVERHEAD_STEPS)
-    cores, rows = platform.num_cores, B * S1
-    strided = torch.zeros(cores, dtype=torch.int64)
-    per_row = [-(-n // plan.block_s2) + tiling.TASK_OVERHEAD_STEPS if n else 0
-               for n in li_nvis(S1, S2)] * B
-    launched = min(cores, rows)
-    for r, cost in enumerate(per_row):
-        strided[r % launched] += cost
     return dict(head_group=plan.head_group, block_s2=plan.block_s2, tasks=work.num_tasks,
-                balance=_balance(costs), kernel_balance=_balance(strided))
+                balance=_balance(costs))
 
 
 # ---- rendering -----------------------------------------------------------------------------
@@ -332,7 +324,7 @@ def sfa_section(shapes) -> str:
 
 def li_section(shapes) -> str:
     head = ("| shape | chip | GFLOP | MB moved | memory us | cube us | bound us | binds "
-            "| plan: heads / keys, tasks | balance: plan / kernel | vector us (est.) "
+            "| plan: heads / keys, tasks | balance | vector us (est.) "
             "| GB via GM, kernel as written |")
     lines = [head, "|" + "---|" * 12]
     for shape in shapes:
@@ -350,7 +342,7 @@ def li_section(shapes) -> str:
                 f"| {_num(w['bytes'] / 1e6)} "
                 f"| {_us(t_mem)} | {_us(t_cube)} | {_us(bound)} | {binds} "
                 f"| {pl['head_group']} / {pl['block_s2']}, {pl['tasks']} "
-                f"| {pl['balance']:.3f} / {pl['kernel_balance']:.3f} | {_us(t_vec)} "
+                f"| {pl['balance']:.3f} | {_us(t_vec)} "
                 f"| {_num(w['written'] / 1e9)} |")
     return "\n".join([
         *_preamble("npu_lightning_indexer"),
@@ -359,11 +351,9 @@ def li_section(shapes) -> str:
         "`bench_lightning_indexer.py --set perf` (bf16 query, key and weights, N1 = 64, D = "
         "128, sparse_count 2048, sparse_mode 3, return_value False; decode PA_BSND with 64-token "
         "pages). **MB moved** = query + weights + each batch's visible keys once (256 B a key) "
-        "+ the int32 indices + page table and lengths. **balance: plan / kernel**: the plan's "
-        "schedule (tasks cut across the cores, split rows merged), and the AscendC kernel as "
-        "written, which ignores that schedule and gives row r to block r % min(cores, rows): "
-        "at B = 1 decode one core does all the work (24 = one of 24 cores busy), so that "
-        "kernel's time is about the bound x its balance. **vector us (est.)**: the vector "
+        "+ the int32 indices + page table and lengths. **balance**: the plan's schedule (tasks "
+        "cut across the cores, split rows merged after a SyncAll), which the AscendC kernel "
+        "runs. **vector us (est.)**: the vector "
         "cores' ReLU, weight multiply and head sum (3 fp32 operations per head and visible "
         "pair), at 64 fp32 lanes a vector core and an assumed 1.8 GHz; not part of the bound, "
         "but of the same order as the cube time, so it can bind; the top-k merge (scalar in the "

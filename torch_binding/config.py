@@ -37,8 +37,10 @@ ENV_VALUE_CHECKS = "CANN_ATTENTION_VALUE_CHECKS"
 ENV_TRITON_FAST_LAUNCH = "CANN_ATTENTION_TRITON_FAST_LAUNCH"
 ENV_BUILD_DIR = "CANN_ATTENTION_BUILD_DIR"
 ENV_CXX = "CXX"
+ENV_CUSTOM_OPP = "ASCEND_CUSTOM_OPP_PATH"        # CANN's own: custom op package folders
+ENV_OPP = "ASCEND_OPP_PATH"                      # CANN's own: the opp folder (vendors/)
 ENVIRONMENT = (ENV_BACKEND, ENV_VALUE_CHECKS, ENV_TRITON_FAST_LAUNCH, ENV_BUILD_DIR,
-               ENV_CXX)                                                  # listed in README.md
+               ENV_CXX, ENV_CUSTOM_OPP, ENV_OPP)                         # listed in README.md
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,10 @@ def use(backend: str | None = None, platform: PlatformInfo | None = None,
         yield current()
     finally:
         _scoped.reset(token)
+
+
+def ascend_opp_paths() -> tuple[str | None, str | None]:
+    """(``ASCEND_CUSTOM_OPP_PATH``, ``ASCEND_OPP_PATH``): where torch_npu looks for custom op
+    packages, read as torch_npu reads them (op_kernel/common/ascendc_npu.py: is our op package
+    the one it finds?)."""
+    return os.environ.get(ENV_CUSTOM_OPP) or None, os.environ.get(ENV_OPP) or None

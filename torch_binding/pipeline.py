@@ -256,7 +256,8 @@ class OpDef:
         self.check(params)
         query = bound[self._names[0]]
         self.check_devices(bound, query.device)
-        backend = self.select(params, query.device.type, query.dtype, cfg)
+        backend = self.select(params, query.device.type, query.dtype, cfg).for_device(
+            query.device.type)
         platform = backend.platform_for(query.device, cfg.platform)
         entry = (params, backend, backend.plan(params, platform), backend.load())
         if key is None:

@@ -35,20 +35,26 @@ class Backend:
     plan: Callable | None = None               # (params, platform) -> plan
     auto: bool = True                          # False: runs only when asked for by name
     named_only_on: tuple[str, ...] = ()        # device types where it runs only when named
-    # device types it will serve but cannot here -> why (e.g. "npu": the op package is not built)
-    unavailable_on: tuple[tuple[str, str], ...] = ()
     emulates: bool = False                     # runs any platform's plan from host values
     platform: object = None                    # the platform it plans for (None: the device's)
     available: Callable[[], str | None] = field(default=lambda: None)
     # extra per-call rule: params -> reason it is unsupported, or None
     rule: Callable[[object], str | None] = field(default=lambda params: None)
+    # device type -> the entry (same name) that serves it instead, e.g. the AscendC kernel as
+    # our op package on NPU tensors next to the same kernel on the AscendC twin on CPU tensors
+    on_device: tuple[tuple[str, "Backend"], ...] = ()
+
+    def for_device(self, device_type: str) -> "Backend":
+        """The entry that runs a call on ``device_type`` tensors: its ``on_device`` one, or
+        itself."""
+        return dict(self.on_device).get(device_type, self)
 
     def verify(self, params, device_type: str, dtype) -> str | None:
         """Why this back end cannot run the call, or None when it can."""
+        variant = self.for_device(device_type)
+        if variant is not self:
+            return variant.verify(params, device_type, dtype)
         reason = self.available()
-        if reason:
-            return reason
-        reason = dict(self.unavailable_on).get(device_type)
         if reason:
             return reason
         if device_type not in self.device_types:
@@ -123,6 +129,24 @@ def torch_npu_op_missing(op: str) -> str | None:
     except RuntimeError:
         has = False
     return None if has else f"not available: this torch_npu has no NPU kernel of {op}"
+
+
+def ascendc_op_package(op: str, dtypes: tuple, status: str,
+                       rule: Callable[[object], str | None] = lambda params: None) -> Backend:
+    """The ``ascendc`` entry's NPU side (an ``on_device`` entry): ``op``'s aclnn entry in our
+    CANN op package, called through the C++ NPU binding (op_kernel/common/ascendc_npu.py:
+    available only where torch_npu is loaded, the op package is the one torch_npu finds first
+    and the binding is built). Its plan is the op it calls (the tiling is the package's)."""
+    return Backend(
+        name="ascendc", priority=30, device_types=("npu",), dtypes=dtypes, status=status,
+        runner="common.ascendc_npu:run", plan=lambda params, platform: op,
+        available=lambda: _ascendc_npu().unavailable(op), rule=rule)
+
+
+def _ascendc_npu():
+    """op_kernel/common/ascendc_npu.py, imported on first use (it imports nothing heavy)."""
+    from cann_attention.op_kernel.common import ascendc_npu
+    return ascendc_npu
 
 
 def ascendc_not_built() -> Backend:

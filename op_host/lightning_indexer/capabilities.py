@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import Backend, by_priority, torch_npu_builtin, triton_not_built
+from ..common.capabilities import (
+    Backend, ascendc_op_package, by_priority, torch_npu_builtin, triton_not_built)
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
@@ -17,14 +18,19 @@ BACKENDS = by_priority(
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
-               "mixed launch (one AIC and two AIV threads a block), by name only; scope: "
+               "mixed launch (one AIC and two AIV threads a block), by name only; each core "
+               "runs the plan's balanced pieces, split rows merged after a SyncAll; scope: "
                "BSND/TND query, BSND/TND/PA_BSND key, actual lengths, weights of the query "
                "dtype or float32, N1 <= 64, sparse_mode 0/3, sparse_count <= 2048, "
-               "return_value. NPU: not built (needs the CANN toolchain)",
+               "return_value. NPU: the same kernel in our op package, called through the C++ "
+               "NPU binding where both are installed (never run: no NPU here)",
         runner="lightning_indexer.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,
-        unavailable_on=(("npu", "not available: the op package is not built (needs the CANN "
-                                "toolchain)"),),
+        on_device=(("npu", ascendc_op_package(
+            "npu_lightning_indexer", FP16_BF16,
+            status="our op package's aclnnCannAttentionLightningIndexer through the C++ NPU "
+                   "binding (torch_npu loaded, package installed); never run",
+            rule=lambda p: _twin().unsupported(p))),),
         available=lambda: _twin().no_compiler(), rule=lambda p: _twin().unsupported(p)),
     torch_npu_builtin("npu_lightning_indexer", FP16_BF16),
     Backend(

@@ -1,4 +1,4 @@
-// npu_lightning_indexer as a CANN op (OpType LightningIndexer): its OpDef (inputs, outputs,
+// npu_lightning_indexer as a CANN op (OpType CannAttentionLightningIndexer): its OpDef (inputs, outputs,
 // attributes, dtypes, the A2/A3 configs), InferShape and InferDataType.
 //
 // The schema is CANN's (hicann/ops-transformer attention/lightning_indexer, which torch_npu's
@@ -75,9 +75,9 @@ ge::graphStatus InferDataType(gert::InferDataTypeContext* context) {
 
 namespace ops {
 
-class LightningIndexer : public OpDef {
+class CannAttentionLightningIndexer : public OpDef {
   public:
-    explicit LightningIndexer(const char* name) : OpDef(name) {
+    explicit CannAttentionLightningIndexer(const char* name) : OpDef(name) {
         // Four dtype combinations, one per column: query/key/sparse_values share a dtype,
         // weights has it or float32. The int32 inputs hold for every column (DataTypeList).
         const std::vector<ge::DataType> qk = {ge::DT_BF16, ge::DT_FLOAT16, ge::DT_BF16,
@@ -113,6 +113,6 @@ class LightningIndexer : public OpDef {
     }
 };
 
-OP_ADD(LightningIndexer);
+OP_ADD(CannAttentionLightningIndexer);
 
 }  // namespace ops

@@ -1,4 +1,4 @@
-// The CANN tiling of LightningIndexer: a thin adapter over the C++ tiling core (tiling_core.h).
+// The CANN tiling of CannAttentionLightningIndexer: a thin adapter over the C++ tiling core (tiling_core.h).
 //
 // It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
 // LiCoreParams, lets li_tiling check and plan it, and gives CANN what the core wrote: the
@@ -28,12 +28,22 @@ enum AttrIndex : size_t {
     kLayoutQuery, kLayoutKey, kSparseCount, kSparseMode, kPreTokens, kNextTokens, kReturnValues
 };
 
-// GM workspace of one block, in floats: the kernel's li_ascendc::WorkspaceFloats
-// (op_kernel/lightning_indexer/ascendc/lightning_indexer_kernel.h, which only the kernel's
-// compiler can include): the cube's score chunk [n1, block_s2], then two exchange slots of the
-// vector cores' top-k merge (8 words of count, sparse_count scores, sparse_count indices each).
-uint64_t WorkspaceFloats(const LightningIndexerTilingData& t) {
-    return static_cast<uint64_t>(t.n1) * t.block_s2 + 2 * (2 * static_cast<uint64_t>(t.sparse_count) + 8);
+// GM workspace of a launch on `blocks` blocks, in floats: the kernel's
+// li_ascendc::WorkspaceTotalFloats (op_kernel/lightning_indexer/ascendc/lightning_indexer_kernel.h,
+// which only the kernel's compiler can include). Per block: the cube's score chunk
+// [n1, block_s2], then two exchange slots of the vector cores' top-k merge; after the blocks:
+// the list slots of split-task pieces, min(num_rows + blocks - 1, 2 (blocks - 1)) of them
+// (common/schedule.py max_slots). A list slot: 8 words of count, sparse_count scores, sparse_count
+// indices.
+uint64_t WorkspaceFloats(const LightningIndexerTilingData& t, uint32_t blocks) {
+    const uint64_t list = 2 * static_cast<uint64_t>(t.sparse_count) + 8;
+    const uint64_t perBlock = static_cast<uint64_t>(t.n1) * t.block_s2 + 2 * list;
+    uint64_t slots = 0;
+    if (t.num_rows > 0 && blocks > 1) {
+        slots = std::min<uint64_t>(static_cast<uint64_t>(t.num_rows) + blocks - 1,
+                                   2 * static_cast<uint64_t>(blocks - 1));
+    }
+    return perBlock * blocks + slots * list;
 }
 
 LiCoreParams ReadParams(const gert::TilingContext* context) {
@@ -65,13 +75,14 @@ ge::graphStatus TilingLightningIndexer(gert::TilingContext* context) {
         if (li_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
             return adapter::Refuse(context, message);
 
-        // The kernel (lightning_indexer_kernel.cpp) splits rows over its blocks, one row at a
-        // time: at most a block per row, and per cube core (each block: one AIC and two AIVs).
+        // The kernel (lightning_indexer_kernel.cpp) runs the plan's schedule, cut over
+        // GetBlockNum() cores: one block per cube core of the plan (each block: one AIC and two
+        // AIVs), so that the cut is the plan's; none without rows. It meets at SyncAll when a row
+        // is split, so the blocks must all be resident: num_cores <= the SoC's AI Cores.
         const auto& t = *reinterpret_cast<const LightningIndexerTilingData*>(out.data);
-        const uint32_t blocks = static_cast<uint32_t>(
-            std::min<int64_t>(t.num_cores, t.num_rows));
+        const uint32_t blocks = t.num_rows > 0 ? t.num_cores : 0;
         const size_t workspace = adapter::SystemWorkspace(context) +
-                                 WorkspaceFloats(t) * sizeof(float) * blocks;
+                                 WorkspaceFloats(t, blocks) * sizeof(float);
         return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
     } catch (const adapter::Refused& r) {
         return adapter::Refuse(context, r.message);
@@ -88,7 +99,7 @@ ge::graphStatus TilingParseLightningIndexer(gert::TilingParseContext*) {
 }  // namespace
 
 namespace optiling {
-IMPL_OP_OPTILING(LightningIndexer)
+IMPL_OP_OPTILING(CannAttentionLightningIndexer)
     .Tiling(TilingLightningIndexer)
     .TilingParse<LightningIndexerCompileInfo>(TilingParseLightningIndexer);
 }  // namespace optiling

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import Backend, by_priority, torch_npu_builtin, triton_importable
+from ..common.capabilities import (
+    Backend, ascendc_op_package, by_priority, torch_npu_builtin, triton_importable)
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
@@ -32,11 +33,15 @@ BACKENDS = by_priority(
                "mixed launch (one AIC and two AIV threads a block), by name only, on the Ascend "
                "plan's tiles; scope: all layouts, sparse_block_size 1..128, sparse_mode 0/3, "
                "lse, sinks, N1 1..128; tasks split over blocks by stride (not the plan's "
-               "balanced schedule). NPU: not built (needs the CANN toolchain)",
+               "balanced schedule). NPU: the same kernel in our op package, called through the "
+               "C++ NPU binding where both are installed (never run: no NPU here)",
         runner="sparse_flash_attention.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,
-        unavailable_on=(("npu", "not available: the op package is not built (needs the CANN "
-                                "toolchain)"),),
+        on_device=(("npu", ascendc_op_package(
+            "npu_sparse_flash_attention", FP16_BF16,
+            status="our op package's aclnnCannAttentionSparseFlashAttention through the C++ NPU "
+                   "binding (torch_npu loaded, package installed); never run",
+            rule=lambda p: _twin().unsupported(p))),),
         available=lambda: _twin().no_compiler(), rule=lambda p: _twin().unsupported(p)),
     torch_npu_builtin("npu_sparse_flash_attention", FP16_BF16),
     Backend(

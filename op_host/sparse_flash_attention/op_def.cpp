@@ -1,4 +1,4 @@
-// npu_sparse_flash_attention as a CANN op (OpType SparseFlashAttention): its OpDef (inputs,
+// npu_sparse_flash_attention as a CANN op (OpType CannAttentionSparseFlashAttention): its OpDef (inputs,
 // outputs, attributes, dtypes, the A2/A3 configs), InferShape and InferDataType.
 //
 // The schema is CANN's (hicann/ops-transformer attention/sparse_flash_attention, which
@@ -77,9 +77,9 @@ ge::graphStatus InferDataType(gert::InferDataTypeContext* context) {
 
 namespace ops {
 
-class SparseFlashAttention : public OpDef {
+class CannAttentionSparseFlashAttention : public OpDef {
   public:
-    explicit SparseFlashAttention(const char* name) : OpDef(name) {
+    explicit CannAttentionSparseFlashAttention(const char* name) : OpDef(name) {
         // Two dtype combinations, one per column: float16 and bfloat16 (query, key, value, the
         // rope tensors and attention_out share it). AutoContiguous: CANN hands the kernel
         // contiguous tensors, which the tiling adapter tells the core (check.py's (P) rule: the
@@ -120,6 +120,6 @@ class SparseFlashAttention : public OpDef {
     }
 };
 
-OP_ADD(SparseFlashAttention);
+OP_ADD(CannAttentionSparseFlashAttention);
 
 }  // namespace ops

@@ -1,4 +1,4 @@
-// The CANN tiling of SparseFlashAttention: a thin adapter over the C++ tiling core (tiling_core.h).
+// The CANN tiling of CannAttentionSparseFlashAttention: a thin adapter over the C++ tiling core (tiling_core.h).
 //
 // It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
 // SfaCoreParams, lets sfa_tiling check and plan it, and gives CANN what the core wrote: the
@@ -103,7 +103,7 @@ ge::graphStatus TilingParseSparseFlashAttention(gert::TilingParseContext*) {
 }  // namespace
 
 namespace optiling {
-IMPL_OP_OPTILING(SparseFlashAttention)
+IMPL_OP_OPTILING(CannAttentionSparseFlashAttention)
     .Tiling(TilingSparseFlashAttention)
     .TilingParse<SparseFlashAttentionCompileInfo>(TilingParseSparseFlashAttention);
 }  // namespace optiling

@@ -4,7 +4,9 @@ through the AscendC twin.
 The kernel source (``ascendc/lightning_indexer_kernel.cpp``) is compiled unchanged with g++
 against the twin (``common/ascendc_twin``, selected by its ``kernel_operator.h``) into a host
 library on first use, and launched as a mixed kernel: per block one AIC (cube) thread and two
-AIV (vector) threads, synchronising by the cross-core flags as on the NPU. It reads the
+AIV (vector) threads, synchronising by the cross-core flags and SyncAll as on the NPU, on the
+plan's num_cores blocks: every core computes the plan's schedule (tiling.schedule) from the
+lengths and runs its pieces; split rows are merged after a SyncAll. It reads the
 TilingData bytes of the plan (``op_host/lightning_indexer/tiling.tiling_data``, the layout the C++
 tiling core writes too) and a GM workspace of the size the kernel asks for. The twin enforces the
 platform's buffer capacities and the copy alignment rules, and reports a flag waited on but never
@@ -68,20 +70,34 @@ def library() -> ctypes.CDLL:
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32,
-                                   *([ctypes.c_void_p, ctypes.c_uint64] * 10),
+                                   *([ctypes.c_void_p, ctypes.c_uint64] * 11),
                                    ctypes.c_char_p, ctypes.c_size_t]
     lib.li_ascendc_run.restype = ctypes.c_int
     return lib
 
 
-def run(p, plan, t):
-    """Launch the kernel on the plan's platform (one block a row, at most one a core); returns
-    (sparse_indices, sparse_values) as the other back ends do."""
+def num_blocks(p, plan) -> int:
+    """Blocks of the launch: the plan's cores (the kernel cuts the plan's task line over
+    GetBlockNum() cores, so that the cut is the plan's), none for a call without rows."""
+    return plan.platform.num_cores if p.num_rows > 0 else 0
+
+
+def record_shape(p, plan) -> tuple[int, int]:
+    """The int32 record the kernel fills under ``run(..., record=...)``: per core (3 a block:
+    AIC, AIV 0, AIV 1) the number of pieces it ran, then (task, step begin, step end, slot or
+    -1) per piece."""
+    return 3 * num_blocks(p, plan), 1 + 4 * p.num_rows
+
+
+def run(p, plan, t, record: torch.Tensor | None = None):
+    """Launch the kernel on the plan's platform (the plan's num_cores blocks: the kernel runs
+    the plan's schedule); returns (sparse_indices, sparse_values) as the other back ends do.
+    ``record`` (tests): an int32 tensor of ``record_shape`` the cores fill with their pieces."""
     idx_shape, val_shape = output_shapes(t.query.shape, p.layout_query, p.sparse_count,
                                          p.return_value)
     indices = torch.empty(idx_shape, dtype=torch.int32)
     values = torch.empty(val_shape, dtype=t.query.dtype)
-    blocks = min(plan.platform.num_cores, p.num_rows)
+    blocks = num_blocks(p, plan)
     if blocks == 0:
         return indices, values
     lib = library()
@@ -94,11 +110,14 @@ def run(p, plan, t):
     # sparse_values as CANN passes it: an address even where the op returns no values (a
     # buffer of 0 bytes here, so a write the TilingData's return_value = 0 forbids is an error)
     no_values = None if p.return_value else torch.empty(1, dtype=t.query.dtype)
+    if record is not None:
+        assert record.dtype == torch.int32 and tuple(record.shape) == record_shape(p, plan)
+        assert record.is_contiguous()
     args = []
     for x in (t.query.contiguous(), t.key.contiguous(), t.weights.contiguous(),
               _contiguous(t.actual_seq_lengths_query), _contiguous(t.actual_seq_lengths_key),
               _contiguous(t.block_table) if p.kv_layout is Layout.PA_BSND else None, indices,
-              values if p.return_value else no_values, workspace):
+              values if p.return_value else no_values, workspace, record):
         args += ([None, 0] if x is None else [x.data_ptr(), 0] if x is no_values
                  else [x.data_ptr(), x.numel() * x.element_size()])
     message = ctypes.create_string_buffer(MESSAGE_BYTES)

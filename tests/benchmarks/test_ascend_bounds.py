@@ -104,10 +104,10 @@ def test_bound_and_balance_come_from_the_chip_figures_and_the_plan():
     plan = bounds.sfa_plan(s, bounds._platform(a2))
     assert (plan["head_group"], plan["block_s2"], plan["tasks"]) == (64, 256, 512)
     assert 1.0 <= plan["balance"] < 1.01
-    # one query row on 24 cores: the plan splits it, the kernel as written runs it on one core
+    # one query row on 24 cores: the plan splits it over them (and the kernel runs that plan)
     li = _shape("bench_lightning_indexer", name="d", batch=1, s1=1, s2=65536, paged=True)
     plan = bounds.li_plan(li, bounds._platform(a3))
-    assert plan["kernel_balance"] == 24.0 and plan["balance"] < 1.1
+    assert plan["balance"] < 1.1
     w = bounds.sfa_work(s)
     t_mem, t_cube, bound, binds = bounds._bound(w["flops"], w["bytes"], a2)
     assert bound == max(t_mem, t_cube) and binds == ("memory" if t_mem >= t_cube else "cube")

@@ -41,6 +41,7 @@ SIGNATURES = {                                  # entries.cpp, without the trail
     "twin_block_info": (U32, P),
     "twin_mix_matmul_softmax": (U32, P, P, P, P, P, U32, U32, U32),
     "twin_mix_rule": (S, U32, P, U32),
+    "twin_sync_all": (S, U32, P, U32),
 }
 
 
@@ -521,8 +522,57 @@ def test_mix_mmad_takes_unaligned_k(twin):
 
 @pytest.mark.parametrize("case,fragment", [
     ("cross_flag_in_plain_launch", "cross-core synchronisation needs a mixed launch"),
+    ("sync_all_in_plain_launch", "SyncAll<true>: the hard SyncAll needs a mixed launch"),
     ("mix_zero_blocks", "RunMixKernel: numBlocks is 0"),
 ])
 def test_mix_refuses_misused_launch(twin, case, fragment):
     with pytest.raises(TwinError, match=re.escape(fragment)):
         twin.misuse(case)
+
+
+# ---- SyncAll<isAIVOnly>() (sync_all.cpp): the hard all-core barrier of a mixed launch ------------
+
+@pytest.mark.parametrize("blocks", [1, 3, 24])
+def test_sync_all_is_a_barrier_over_every_core(twin, blocks):
+    """Three barriers in a row: after each, every core sees the words all cores wrote before it."""
+    cores = 3 * blocks
+    x = torch.zeros(6 * cores, dtype=torch.int32)
+    call_with_timeout(twin.sync_all, "rounds", blocks, x, x.numel())
+    for r in range(3):
+        assert torch.all(x[r * cores:(r + 1) * cores] == r + 1)
+        assert torch.all(x[(3 + r) * cores:(4 + r) * cores] == cores), r
+
+
+def test_sync_all_aiv_only_covers_the_vector_cores(twin):
+    blocks = 4
+    cores = 3 * blocks
+    x = torch.zeros(6 * cores, dtype=torch.int32)
+    call_with_timeout(twin.sync_all, "aiv_only", blocks, x, x.numel())
+    aiv = torch.tensor([c % 3 != 0 for c in range(cores)])
+    for r in range(3):
+        words = x[r * cores:(r + 1) * cores]
+        assert torch.all(words[aiv] == r + 1) and torch.all(words[~aiv] == 0)
+        counts = x[(3 + r) * cores:(4 + r) * cores]
+        assert torch.all(counts[aiv] == 2 * blocks) and torch.all(counts[~aiv] == 0)
+
+
+def test_sync_all_missing_arrival_is_reported_with_the_core(twin):
+    """A core that returns without reaching the SyncAll the others wait at: named, no hang."""
+    x = torch.zeros(64, dtype=torch.int32)
+    with pytest.raises(TwinError) as caught:
+        call_with_timeout(twin.sync_all, "missing_arrival", 3, x, x.numel())
+    message = str(caught.value)
+    assert message.startswith("block 2 of 3, AIV 1 of block 2: returned from the kernel without "
+                              "reaching SyncAll number 1"), message
+    assert "the kernel would hang" in message
+
+
+@pytest.mark.parametrize("case,blocks,fragment", [
+    ("flag_then_sync", 2, "every core still running waits on a cross-core flag or at SyncAll"),
+    ("aiv_only_on_aic", 1, "SyncAll<true> on the AIC of block 0: isAIVOnly = true"),
+    ("rounds", 25, "numBlocks 25 exceeds the 24 AI Cores"),
+])
+def test_sync_all_refuses(twin, case, blocks, fragment):
+    x = torch.zeros(6 * 3 * blocks, dtype=torch.int32)
+    with pytest.raises(TwinError, match=re.escape(fragment)):
+        call_with_timeout(twin.sync_all, case, blocks, x, x.numel())

@@ -44,7 +44,8 @@
 //                 NoQuant / F322F16 / F322BF16, reluEn); QuantMode_t, FixpipeConfig, CO2Layout
 //   sync          SetFlag<HardEvent>(id), WaitFlag<HardEvent>(id), PipeBarrier<pipe_t>(),
 //                 CrossCoreSetFlag<modeId, pipe>(flagId), CrossCoreWaitFlag(flagId) and
-//                 CrossCoreWaitFlag<modeId, pipe>(flagId)
+//                 CrossCoreWaitFlag<modeId, pipe>(flagId), SyncAll<isAIVOnly>() (the hard
+//                 all-core barrier)
 //   cores         GetBlockIdx(), GetBlockNum(), GetSubBlockIdx(), GetTaskRation() (GetTaskRatio),
 //                 g_coreType with AscendC::AIC / AIV, ASCEND_IS_AIC, ASCEND_IS_AIV,
 //                 ASCEND_IS_NOT_AIC/AIV, KERNEL_TASK_TYPE_DEFAULT(...) (accepted, no effect),
@@ -130,6 +131,24 @@
 //     and "CrossCoreWaitFlag(ISASI)", https://www.hiascend.com/document/detail/zh/canncommercial/800/apiref/ascendcopapi/atlasascendc_api_07_0274.html
 //     and the older page's counters (an AIC set adds 1 on both AIVs; both AIV sets add 1 on the
 //     AIC), https://www.hiascend.com/document/detail/zh/canncommercial/80RC22/apiref/opdevgapi/atlasascendc_api_07_0268.html
+//   * SyncAll<isAIVOnly>() (hard sync), in a mixed launch only (on the device it needs a __mix__
+//     kernel type; RunKernel's blocks run one after another, so a SyncAll there is an error):
+//     a barrier over the cores it covers -- SyncAll<false>(): every AIC and AIV of the launch
+//     (the page's mixed form: the AIC waits for its AIVs, all AICs meet, the AIVs wait for their
+//     AIC; the twin models the net effect, one barrier over all 3 x numBlocks cores);
+//     SyncAll<true>(): the 2 x numBlocks AIVs (an AIC calling it is an error: a mixed kernel
+//     needs isAIVOnly = false, the page says <true> there syncs the AIVs only). A core's n-th
+//     SyncAll returns once every covered core has reached its n-th; every GM write made before
+//     the barrier on any covered core is then visible to the others (the threads meet under
+//     one mutex). numBlocks above the 24 AI Cores of platform.py's 910B / A3 is an error (the
+//     page: numBlocks must not exceed the cores that run the kernel, else it hangs). A covered
+//     core that returns from the kernel without reaching a SyncAll the others wait at is
+//     reported, naming it (the device would hang), and so is a wait that can never end because
+//     every running core waits (at SyncAll or on a cross-core flag no running core can set).
+//     Mixing SyncAll<true> and SyncAll<false> at one barrier is refused as not modelled.
+//     "SyncAll", https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/910beta2/API/ascendcopapi/atlasascendc_api_07_0204.html
+//     and asc-devkit's docs/zh/api/SIMD-API/基础API/同步控制/核间同步/SyncAll.md (flagIds 11-14 taken by
+//     the hard form: outside the [0, 10] a kernel may use, so no clash is possible in the twin).
 //   * Mmad: dst at CO1 (L0C, float), fmLocal at A2 (L0A), filterLocal at B2 (L0B); m, n, k in
 //     [0, 4095] (k need NOT be a multiple of 16: the page gives only the range); A in ZZ, B in ZN,
 //     C in NZ, fractals 16 x (32 B / sizeof) = 512 B for A/B and 16 x 16 for C, so each operand
@@ -159,7 +178,10 @@
 //     rule checked. GM written by one core and read by another without a cross-core flag between
 //     them is not detected as a race either. Timing is not modelled.
 //   * Cube/vector: KERNEL_TYPE_MIX_AIC_1_1, AIC-only and AIV-only task types (RunMixKernel is always
-//     1:2, RunKernel is the plain vector launch); SyncAll; L0C -> UB / L1 paths, Fixpipe to NZ,
+//     1:2, RunKernel is the plain vector launch); the soft SyncAll (GM / UB workspaces,
+//     usedCores), SyncAllConfig (Ascend 950 only), the batch-mode scheduling the page asks for
+//     with SyncAll (SetScheduleMode: the twin runs every block at once anyway), the cost of a
+//     barrier; L0C -> UB / L1 paths, Fixpipe to NZ,
 //     ndNum > 1, channel split and the quantisation modes other than F322F16/F322BF16; LoadData
 //     3D, LoadDataWithTranspose, addrMode, the transposition of non-16-bit fractals; Mmad with
 //     int8 / float inputs, bias (C2 / BT buffer), unitFlag, sparse / winograd; the Matmul high-level

@@ -9,28 +9,46 @@
 //   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when the TilingData's
 //   return_value is 1 (and its GM address is not null).
 //
-// Rows: query row r (a BSND (b, s) row or a TND token) goes to block r % GetBlockNum() (a strided
-// row split, not the plan's balanced per-core schedule). A row sees, of its batch b's Lk keys,
-// all of them (sparse_mode 0) or the first Lk - Lq + s + 1 (sparse_mode 3, clamped to [0, Lk]);
-// rows past their batch's Lq (BSND) or past the last batch (TND) see none and get -1 (values
-// -inf). Per block, for each of its rows with n_vis > 0:
-//   AIC  for each chunk of block_s2 visible keys: q[r] (N1 x 128, GM ND -> L1 NZ -> L0A) and the
-//        key chunk (GM ND -> L1 NZ, one copy per page a chunk spans with a paged key -> L0B,
-//        which is already ZN for K^T), Mmad (all N1 heads at
+// Work split: the plan's schedule (op_host/lightning_indexer/tiling.py schedule(), cut by
+// op_host/common/schedule.py partition() with TASK_OVERHEAD_STEPS = 1), computed by every core
+// from the lengths it reads, with scalar code; the TilingData stays static. A row sees, of its
+// batch b's Lk keys, all of them (sparse_mode 0) or the first Lk - Lq + s + 1 (sparse_mode 3,
+// clamped to [0, Lk]); rows past their batch's Lq (BSND) or past the last batch (TND) see none.
+// A *task* is a row with n_vis > 0, in row order, of ceil(n_vis / block_s2) *steps* (chunks).
+// Laid end to end, each task preceded by one step of overhead, the line of total cost is cut
+// into C = GetBlockNum() runs of per_core = max(1, ceil(total / C)): core c owns line positions
+// [c * per_core, (c + 1) * per_core) (the last core: the rest); a task has one *piece*, a step
+// range [begin, end), per core its steps touch. The launch has the plan's num_cores blocks
+// (the twin launcher and tiling_adapter.cpp), so C and the cut are the plan's. A piece of a
+// whole task writes the row's top-k; a piece of a split task writes its top-k list to its
+// workspace slot (slots numbered as partition(): the split tasks' pieces in task order). Then
+// every core meets at SyncAll<false>() (only when some task is split: every core computes the
+// same schedule), and the AIV 0 of each split task's first core merges its slots (ties: the
+// smaller index first) into the row's output. Rows that see no key get -1 (values -inf) from the
+// AIV 0 of block row % C (not a task of the plan). Each core merges at most one split task (only
+// the task crossing the end of its line range can start on it and go on). SyncAll's hard form
+// takes cross-core flagIds 11-14 (its page); this kernel's own flags are 1-3. Under the twin
+// only, RunRecorded also records every core's pieces (lightning_indexer_kernel.h).
+// Per block, for each of its pieces:
+//   AIC  q[r] (N1 x 128, GM ND -> L1 NZ -> L0A), then for each chunk (step) of block_s2 visible
+//        keys of the piece: the key chunk (GM ND -> L1 NZ, one copy per page a chunk spans with a
+//        paged key -> L0B, which is already ZN for K^T), Mmad (all N1 heads at
 //        once, float in L0C), Fixpipe NoQuant into the block's GM workspace [N1, block_s2]
 //        (float), CrossCoreSetFlag mode 2 -> both AIVs; waits until both AIVs have copied it.
 //   AIV  sub-block v takes keys [v * bs/2, (v+1) * bs/2) of every chunk: DataCopy to UB, ReLU
 //        (Maxs 0), * w[h] (Muls), sum over heads (Add), then a running top-k list (score desc,
 //        key index asc) kept in UB with scalar GetValue/SetValue insertion (the twin has no sort).
-//        At the row's end AIV 1 writes its list to GM (two slots, by row parity), both AIVs meet
-//        at a mode-1 cross-core barrier, and AIV 0 merges the two lists (ties: smaller index) and
-//        writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r] (and the scores,
-//        rounded to DTYPE_QUERY, then -inf, to sparse_values[r]).
+//        At the piece's end AIV 1 writes its list to GM (two exchange slots, by piece parity),
+//        both AIVs meet at a mode-1 cross-core barrier, and AIV 0 merges the two lists (ties:
+//        smaller index) and writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r]
+//        (and the scores, rounded to DTYPE_QUERY, then -inf, to sparse_values[r]), or, for a
+//        piece of a split task, the merged list to its slot.
 // head_group of the plan is not used (all N1 <= 64 heads fit one Mmad: 64 x 256 floats in L0C).
 #include "kernel_operator.h"
 #include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
 
 #include "lightning_indexer_kernel.h"
+#include "lightning_indexer_schedule.h"     // TaskLine: the plan's schedule, computed per core
 
 using namespace AscendC;
 
@@ -39,21 +57,18 @@ namespace li_ascendc {
 constexpr uint16_t kFlagCubeDone = 1;    // AIC -> both AIVs: a chunk of scores is in GM
 constexpr uint16_t kFlagVecDone = 2;     // both AIVs -> AIC: the chunk has been copied to UB
 constexpr uint16_t kFlagSubSync = 3;     // AIV <-> AIV barrier before the top-k merge
-constexpr uint32_t kLayoutTnd = 1;       // TilingData layout codes (common/tiling_data.py)
-constexpr uint32_t kLayoutPaged = 2;
-
-// Where a query row's keys are: its batch, how many it sees, the first key row of its batch.
-struct RowKeys {
-    uint32_t b = 0;
-    uint32_t nvis = 0;
-    uint64_t kvStart = 0;
+// A list in GM: count, scores, indices (lightning_indexer_kernel.h).
+struct ListGm {
+    GlobalTensor<int32_t> cnt;
+    GlobalTensor<float> score;
+    GlobalTensor<int32_t> idx;
 };
 
-__aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
-
-__aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
+__aicore__ inline void BindList(ListGm& l, __gm__ float* base, uint32_t k)
 {
-    return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
+    l.cnt.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(base), 8);
+    l.score.SetGlobalBuffer(base + 8, k);
+    l.idx.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(base + 8 + k), k);
 }
 
 template <typename T, typename W>
@@ -71,8 +86,6 @@ public:
         n1_ = td->n1;
         bs_ = td->block_s2;
         k_ = td->sparse_count;
-        mode_ = td->sparse_mode;
-        qTnd_ = td->layout_query == kLayoutTnd;
         kTnd_ = td->layout_key == kLayoutTnd;
         paged_ = td->layout_key == kLayoutPaged;
         pageSize_ = td->page_size;
@@ -82,18 +95,9 @@ public:
             btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
                                   static_cast<uint64_t>(batch_) * maxBlocks_);
         }
-        s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
-        hasLensQ_ = lensQuery != nullptr;
-        hasLensK_ = lensKey != nullptr;
         // CANN hands the kernel sparse_values' address whether or not the op returns values
         // (an empty (0,) output then): the TilingData says whether to write it
         hasValues_ = td->return_value != 0 && values != nullptr;
-        if (hasLensQ_) {
-            lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
-        }
-        if (hasLensK_) {
-            lensKGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensKey), batch_);
-        }
         if (hasValues_) {
             valGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(values),
                                    static_cast<uint64_t>(numRows_) * k_);
@@ -103,7 +107,8 @@ public:
         } else {
             group_ = GetBlockIdx() / GetTaskRation();
         }
-        groups_ = GetBlockNum();
+        cores_ = GetBlockNum();
+        line_.Init(td, lensQuery, lensKey, blockTable, group_, cores_);
         half_ = bs_ / 2;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
                              static_cast<uint64_t>(numRows_) * n1_ * kD);
@@ -122,72 +127,28 @@ public:
         __gm__ float* ws = reinterpret_cast<__gm__ float*>(workspace) + group_ * wsFloats;
         scoreGm_.SetGlobalBuffer(ws, static_cast<uint64_t>(n1_) * bs_);
         for (int slot = 0; slot < 2; ++slot) {
-            __gm__ float* ex = ws + static_cast<uint64_t>(n1_) * bs_ + slot * (2 * k_ + 8);
-            exCountGm_[slot].SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(ex), 8);
-            exScoreGm_[slot].SetGlobalBuffer(ex + 8, k_);
-            exIdxGm_[slot].SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(ex + 8 + k_), k_);
+            BindList(exchange_[slot], ws + static_cast<uint64_t>(n1_) * bs_ + slot * ListFloats(k_),
+                     k_);
         }
+        splitBase_ = reinterpret_cast<__gm__ float*>(workspace) + cores_ * wsFloats;
     }
 
-    // End of batch i's rows in a TND prefix-sum list (clamped to [prev, total]: non-decreasing).
-    __aicore__ inline uint32_t TndEnd(const GlobalTensor<int32_t>& lens, uint32_t i, uint32_t prev,
-                                      uint32_t total) const
+#ifdef ASCENDC_TWIN
+    // Twin only: record the pieces this core runs (lightning_indexer_kernel.h, RunRecorded).
+    __aicore__ inline void Record(GM_ADDR record)
     {
-        const uint32_t end = Clamp(lens.GetValue(i), total);
-        return end < prev ? prev : end;
+        const uint64_t stride = 1 + 4 * static_cast<uint64_t>(numRows_);
+        int64_t core = 0;
+        if ASCEND_IS_AIC {
+            core = group_ * 3;
+        } else {
+            core = group_ * 3 + 1 + GetSubBlockIdx();
+        }
+        recGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(record) + core * stride, stride);
+        recGm_.SetValue(0, 0);
+        recording_ = true;
     }
-
-    __aicore__ inline RowKeys Keys(uint32_t row) const
-    {
-        RowKeys rk;
-        uint32_t s = 0, qLen = 0;
-        if (qTnd_) {                       // the batch whose rows [start, end) hold the row
-            uint32_t start = 0, b = 0;
-            for (; b < batch_; ++b) {
-                const uint32_t end = TndEnd(lensQGm_, b, start, numRows_);
-                if (row < end) {
-                    qLen = end - start;
-                    break;
-                }
-                start = end;
-            }
-            if (b == batch_) return rk;    // past the last batch: sees nothing
-            rk.b = b;
-            s = row - start;
-        } else {
-            rk.b = row / s1_;
-            s = row % s1_;
-            qLen = hasLensQ_ ? Clamp(lensQGm_.GetValue(rk.b), s1_) : s1_;
-            if (s >= qLen) return rk;
-        }
-        uint32_t kvLen = s2_;
-        if (kTnd_) {
-            uint32_t start = 0;
-            for (uint32_t i = 0; i < rk.b; ++i) start = TndEnd(lensKGm_, i, start, s2_);
-            kvLen = TndEnd(lensKGm_, rk.b, start, s2_) - start;
-            rk.kvStart = start;
-        } else {
-            kvLen = hasLensK_ ? Clamp(lensKGm_.GetValue(rk.b), s2_) : s2_;
-            rk.kvStart = paged_ ? 0 : static_cast<uint64_t>(rk.b) * s2_;
-        }
-        if (paged_) {                      // keys end at the first page outside the cache
-            const uint32_t pages = CeilDiv(kvLen, pageSize_);
-            for (uint32_t j = 0; j < pages; ++j) {
-                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(rk.b) * maxBlocks_ + j);
-                if (page < 0 || static_cast<uint32_t>(page) >= blockCount_) {
-                    kvLen = j * pageSize_;
-                    break;
-                }
-            }
-        }
-        if (mode_ == 0) {
-            rk.nvis = kvLen;
-        } else {
-            const int64_t n = static_cast<int64_t>(kvLen) - qLen + s + 1;
-            rk.nvis = Clamp(n, kvLen);
-        }
-        return rk;
-    }
+#endif
 
     // ---- AIC ---------------------------------------------------------------------------------
     __aicore__ inline void Cube()
@@ -204,10 +165,15 @@ public:
         LocalTensor<T> a2 = a2_.Get<T>();
         LocalTensor<T> b2 = b2_.Get<T>();
         LocalTensor<float> c1 = c1_.Get<float>();
-        for (uint32_t row = group_; row < numRows_; row += groups_) {
-            const RowKeys rk = Keys(row);
+        Sched sched;
+        line_.Start(sched);
+        Piece piece;
+        while (line_.NextPiece(sched, piece)) {
+            if (!piece.mine) continue;
+            Note(piece);
+            const uint32_t row = piece.row;
+            const RowKeys& rk = piece.keys;
             const uint32_t nvis = rk.nvis;
-            if (nvis == 0) continue;
             // q[row]: N1 x 128 ND -> NZ (mPad rows per C0 column) -> L0A ZZ (one fractal row
             // per 16 heads: fractal (i, c) of NZ sits at c * mBlk + i).
             DataCopy(qL1, qGm_[static_cast<uint64_t>(row) * n1_ * kD],
@@ -218,7 +184,8 @@ public:
                 LoadData(a2[i * (kD / 16) * 256], qL1,
                          LoadData2DParams(i, kD / 16, mPad / 16, 0, 0, false, 0));
             }
-            for (uint32_t j0 = 0; j0 < nvis; j0 += bs_) {
+            for (uint32_t step = piece.begin; step < piece.end; ++step) {
+                const uint32_t j0 = step * bs_;
                 const uint32_t valid = nvis - j0 < bs_ ? nvis - j0 : bs_;
                 // keys j0 .. j0 + valid: ND [valid, 128] -> NZ with bs rows per C0 column.
                 // That NZ, fractal (key block i, d block c) at c * nBlk + i with keys as rows,
@@ -258,6 +225,7 @@ public:
                 CrossCoreWaitFlag(kFlagVecDone);       // both AIVs have the chunk in UB
             }
         }
+        if (sched.anySplit) SyncAll<false>();          // the AIVs merge the split tasks after it
     }
 
     // ---- AIV ---------------------------------------------------------------------------------
@@ -271,6 +239,8 @@ public:
         pipe_.InitBuffer(listI_, kPad * sizeof(int32_t));
         pipe_.InitBuffer(otherS_, kPad * sizeof(float));
         pipe_.InitBuffer(otherI_, kPad * sizeof(int32_t));
+        pipe_.InitBuffer(mergeS_, kPad * sizeof(float));
+        pipe_.InitBuffer(mergeI_, kPad * sizeof(int32_t));
         pipe_.InitBuffer(out_, kPad * sizeof(int32_t));
         pipe_.InitBuffer(cnt_, 8 * sizeof(int32_t));
         const uint32_t vPad = CeilDiv(k_, 32 / sizeof(T)) * (32 / sizeof(T));
@@ -281,15 +251,34 @@ public:
         LocalTensor<int32_t> listI = listI_.Get<int32_t>();
         LocalTensor<float> otherS = otherS_.Get<float>();
         LocalTensor<int32_t> otherI = otherI_.Get<int32_t>();
+        LocalTensor<float> mergeS = mergeS_.Get<float>();
+        LocalTensor<int32_t> mergeI = mergeI_.Get<int32_t>();
         LocalTensor<int32_t> out = out_.Get<int32_t>();
         LocalTensor<int32_t> cnt = cnt_.Get<int32_t>();
         LocalTensor<T> outV;
         if (hasValues_) outV = outV_.Get<T>();
         uint32_t exchanged = 0;
-        for (uint32_t row = group_; row < numRows_; row += groups_) {
-            const uint32_t nvis = Keys(row).nvis;
+        bool merges = false;             // this core merges a split task (at most one: the one
+        Piece split;                     // crossing the boundary after its first piece)
+        Sched sched;
+        line_.Start(sched);
+        Piece piece;
+        while (line_.NextPiece(sched, piece)) {
+            const uint32_t row = piece.row;
+            if (piece.keys.nvis == 0) {
+                if (sub == 0 && row % cores_ == group_) WriteRow(out, outV, row, 0, kPad, vPad);
+                continue;
+            }
+            if (!piece.mine) continue;
+            Note(piece);
+            if (piece.pieces > 1 && piece.firstCore == group_) {
+                merges = true;
+                split = piece;
+            }
+            const uint32_t nvis = piece.keys.nvis;
             uint32_t count = 0;
-            for (uint32_t j0 = 0; j0 < nvis; j0 += bs_) {
+            for (uint32_t step = piece.begin; step < piece.end; ++step) {
+                const uint32_t j0 = step * bs_;
                 CrossCoreWaitFlag(kFlagCubeDone);
                 // this sub-block's half of the chunk, all heads: N1 bursts of bs/2 floats.
                 DataCopyParams cp(n1_, half_ * sizeof(float) / 32, half_ * sizeof(float) / 32, 0);
@@ -318,62 +307,64 @@ public:
                 SetFlag<HardEvent::V_MTE2>(0);
                 WaitFlag<HardEvent::V_MTE2>(0);
             }
-            if (nvis == 0) {
-                if (sub == 0) WriteRow(out, outV, row, 0, kPad, vPad);
-                continue;
-            }
             const uint32_t slot = exchanged++ % 2;
-            if (sub == 1) {
-                cnt.SetValue(0, static_cast<int32_t>(count));
-                SetFlag<HardEvent::S_MTE3>(0);
-                WaitFlag<HardEvent::S_MTE3>(0);
-                DataCopy(exCountGm_[slot], cnt, 8);
-                if (count > 0) {
-                    DataCopyPad(exScoreGm_[slot], listS, DataCopyExtParams(1, count * 4, 0, 0, 0));
-                    DataCopyPad(exIdxGm_[slot], listI, DataCopyExtParams(1, count * 4, 0, 0, 0));
-                }
-                SetFlag<HardEvent::MTE3_S>(0);         // the lists are rewritten for the next row
-                WaitFlag<HardEvent::MTE3_S>(0);
-            }
+            if (sub == 1) WriteList(exchange_[slot], cnt, listS, listI, count);
             CrossCoreSetFlag<1, PIPE_MTE3>(kFlagSubSync);
             CrossCoreWaitFlag(kFlagSubSync);
             if (sub == 0) {
-                DataCopy(cnt, exCountGm_[slot], 8);
-                SetFlag<HardEvent::MTE2_S>(0);
-                WaitFlag<HardEvent::MTE2_S>(0);
-                const uint32_t other = static_cast<uint32_t>(cnt.GetValue(0));
-                if (other > 0) {
-                    DataCopyPad(otherS, exScoreGm_[slot], DataCopyExtParams(1, other * 4, 0, 0, 0),
-                                DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
-                    DataCopyPad(otherI, exIdxGm_[slot], DataCopyExtParams(1, other * 4, 0, 0, 0),
-                                DataCopyPadExtParams<int32_t>(false, 0, 0, 0));
+                const uint32_t other = ReadList(exchange_[slot], cnt, otherS, otherI);
+                const uint32_t n =
+                    Merge(listS, listI, count, otherS, otherI, other, mergeS, mergeI);
+                if (piece.slot < 0) {
+                    Emit(mergeS, mergeI, n, out, outV);
+                    WriteRow(out, outV, row, n, kPad, vPad);
+                } else {
+                    ListGm dst;
+                    BindList(dst, splitBase_ + static_cast<uint64_t>(piece.slot) * ListFloats(k_),
+                             k_);
+                    WriteList(dst, cnt, mergeS, mergeI, n);
                 }
-                SetFlag<HardEvent::MTE2_S>(0);
-                WaitFlag<HardEvent::MTE2_S>(0);
-                // merge of two lists sorted by (score desc, index asc)
-                uint32_t a = 0, c = 0, n = 0;
-                while (n < k_ && (a < count || c < other)) {
-                    bool takeA;
-                    if (a >= count) {
-                        takeA = false;
-                    } else if (c >= other) {
-                        takeA = true;
-                    } else {
-                        const float sa = listS.GetValue(a), sb = otherS.GetValue(c);
-                        takeA = sa > sb || (sa == sb && listI.GetValue(a) < otherI.GetValue(c));
-                    }
-                    if (hasValues_) {
-                        outV.SetValue(n, static_cast<T>(takeA ? listS.GetValue(a)
-                                                              : otherS.GetValue(c)));
-                    }
-                    out.SetValue(n++, takeA ? listI.GetValue(a++) : otherI.GetValue(c++));
-                }
-                WriteRow(out, outV, row, n, kPad, vPad);
             }
         }
+        if (!sched.anySplit) return;
+        SyncAll<false>();                  // every piece's list is in its slot
+        if (sub != 0 || !merges) return;
+        // the split task whose first piece ran here: top-k of the union of its slots' lists
+        ListGm src;
+        BindList(src, splitBase_ + static_cast<uint64_t>(split.slotBase) * ListFloats(k_), k_);
+        uint32_t n = ReadList(src, cnt, listS, listI);
+        for (uint32_t i = 1; i < split.pieces; ++i) {
+            BindList(src, splitBase_ + static_cast<uint64_t>(split.slotBase + i) * ListFloats(k_),
+                     k_);
+            const uint32_t other = ReadList(src, cnt, otherS, otherI);
+            n = Merge(listS, listI, n, otherS, otherI, other, mergeS, mergeI);
+            LocalTensor<float> ts = listS;             // the merged list becomes the running one
+            LocalTensor<int32_t> ti = listI;
+            listS = mergeS;
+            listI = mergeI;
+            mergeS = ts;
+            mergeI = ti;
+        }
+        Emit(listS, listI, n, out, outV);
+        WriteRow(out, outV, split.row, n, kPad, vPad);
     }
 
 private:
+    __aicore__ inline void Note(const Piece& p)
+    {
+#ifdef ASCENDC_TWIN
+        if (!recording_) return;
+        const uint64_t at = 1 + 4 * static_cast<uint64_t>(recorded_);
+        recGm_.SetValue(at, static_cast<int32_t>(p.task));
+        recGm_.SetValue(at + 1, static_cast<int32_t>(p.begin));
+        recGm_.SetValue(at + 2, static_cast<int32_t>(p.end));
+        recGm_.SetValue(at + 3, p.slot);
+        recGm_.SetValue(0, static_cast<int32_t>(++recorded_));
+#else
+        (void)p;
+#endif
+    }
+
     // Keys j0 .. j0 + valid of the row's batch into kL1 as NZ with bs_ rows per C0 column: one
     // copy, or with a paged key one per page the chunk spans (a page's rows land at their row
     // of the chunk: NZ places each row by itself).
@@ -416,6 +407,79 @@ private:
         return count < k_ ? count + 1 : count;
     }
 
+    // The first min(K, na + nb) of two lists sorted by (score desc, index asc) into (ds, di).
+    __aicore__ inline uint32_t Merge(LocalTensor<float>& as, LocalTensor<int32_t>& ai, uint32_t na,
+                                     LocalTensor<float>& bs, LocalTensor<int32_t>& bi, uint32_t nb,
+                                     LocalTensor<float>& ds, LocalTensor<int32_t>& di)
+    {
+        uint32_t a = 0, c = 0, n = 0;
+        while (n < k_ && (a < na || c < nb)) {
+            bool takeA;
+            if (a >= na) {
+                takeA = false;
+            } else if (c >= nb) {
+                takeA = true;
+            } else {
+                const float sa = as.GetValue(a), sb = bs.GetValue(c);
+                takeA = sa > sb || (sa == sb && ai.GetValue(a) < bi.GetValue(c));
+            }
+            if (takeA) {
+                ds.SetValue(n, as.GetValue(a));
+                di.SetValue(n++, ai.GetValue(a++));
+            } else {
+                ds.SetValue(n, bs.GetValue(c));
+                di.SetValue(n++, bi.GetValue(c++));
+            }
+        }
+        return n;
+    }
+
+    // A list of n entries into the row's output buffers (scores rounded to T).
+    __aicore__ inline void Emit(LocalTensor<float>& ls, LocalTensor<int32_t>& li, uint32_t n,
+                                LocalTensor<int32_t>& out, LocalTensor<T>& outV)
+    {
+        for (uint32_t t = 0; t < n; ++t) {
+            out.SetValue(t, li.GetValue(t));
+            if (hasValues_) outV.SetValue(t, static_cast<T>(ls.GetValue(t)));
+        }
+    }
+
+    // A list of n entries to GM (count, then the n scores and indices).
+    __aicore__ inline void WriteList(ListGm& dst, LocalTensor<int32_t>& cnt,
+                                     LocalTensor<float>& ls, LocalTensor<int32_t>& li, uint32_t n)
+    {
+        cnt.SetValue(0, static_cast<int32_t>(n));
+        SetFlag<HardEvent::S_MTE3>(0);
+        WaitFlag<HardEvent::S_MTE3>(0);
+        DataCopy(dst.cnt, cnt, 8);
+        if (n > 0) {
+            DataCopyPad(dst.score, ls, DataCopyExtParams(1, n * 4, 0, 0, 0));
+            DataCopyPad(dst.idx, li, DataCopyExtParams(1, n * 4, 0, 0, 0));
+        }
+        SetFlag<HardEvent::MTE3_S>(0);         // the lists are rewritten next
+        WaitFlag<HardEvent::MTE3_S>(0);
+    }
+
+    // A list from GM into (ls, li); returns its count.
+    __aicore__ inline uint32_t ReadList(ListGm& src, LocalTensor<int32_t>& cnt,
+                                        LocalTensor<float>& ls, LocalTensor<int32_t>& li)
+    {
+        DataCopy(cnt, src.cnt, 8);
+        SetFlag<HardEvent::MTE2_S>(0);
+        WaitFlag<HardEvent::MTE2_S>(0);
+        const int32_t got = cnt.GetValue(0);
+        const uint32_t n = got < 0 ? 0 : (static_cast<uint32_t>(got) > k_ ? k_ : got);
+        if (n > 0) {
+            DataCopyPad(ls, src.score, DataCopyExtParams(1, n * 4, 0, 0, 0),
+                        DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+            DataCopyPad(li, src.idx, DataCopyExtParams(1, n * 4, 0, 0, 0),
+                        DataCopyPadExtParams<int32_t>(false, 0, 0, 0));
+        }
+        SetFlag<HardEvent::MTE2_S>(0);
+        WaitFlag<HardEvent::MTE2_S>(0);
+        return n;
+    }
+
     // out[0, n) holds indices (outV[0, n) their scores when values are written); pads with -1
     // (-inf) and writes sparse_indices[row] (sparse_values[row]).
     __aicore__ inline void WriteRow(LocalTensor<int32_t>& out, LocalTensor<T>& outV, uint32_t row,
@@ -446,20 +510,37 @@ private:
     TBuf<TPosition::B2> b2_;
     TBuf<TPosition::CO1> c1_;
     TBuf<TPosition::VECIN> sc_;
-    TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, cnt_;
+    TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, mergeS_, mergeI_, cnt_;
     TBuf<TPosition::VECOUT> out_, outV_;
     GlobalTensor<T> qGm_, kGm_, valGm_;
     GlobalTensor<W> wGm_;
-    GlobalTensor<int32_t> outGm_, lensQGm_, lensKGm_, btGm_;
+    GlobalTensor<int32_t> outGm_, btGm_;
+    TaskLine line_;                          // the plan's schedule
     GlobalTensor<float> scoreGm_;
-    GlobalTensor<int32_t> exCountGm_[2], exIdxGm_[2];
-    GlobalTensor<float> exScoreGm_[2];
-    uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0, mode_ = 0;
-    uint32_t half_ = 0, group_ = 0, groups_ = 1;
+    ListGm exchange_[2];
+    __gm__ float* splitBase_ = nullptr;     // the split tasks' list slots
+#ifdef ASCENDC_TWIN
+    GlobalTensor<int32_t> recGm_;
+    bool recording_ = false;
+    uint32_t recorded_ = 0;
+#endif
+    uint32_t numRows_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0;
+    uint32_t half_ = 0, group_ = 0, cores_ = 1;
     uint32_t pageSize_ = 0, blockCount_ = 0, maxBlocks_ = 0;
-    bool qTnd_ = false, kTnd_ = false, paged_ = false;
-    bool hasLensQ_ = false, hasLensK_ = false, hasValues_ = false;
+    bool kTnd_ = false, paged_ = false;
+    bool hasValues_ = false;
 };
+
+template <typename T, typename W>
+__aicore__ inline void RunSides(LightningIndexer<T, W>& op)
+{
+    if ASCEND_IS_AIC {
+        op.Cube();
+    }
+    if ASCEND_IS_AIV {
+        op.Vector();
+    }
+}
 
 template <typename T, typename W>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
@@ -469,19 +550,28 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQue
     LightningIndexer<T, W> op;
     op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
             tiling);
-    if ASCEND_IS_AIC {
-        op.Cube();
-    }
-    if ASCEND_IS_AIV {
-        op.Vector();
-    }
+    RunSides(op);
 }
 
 #ifdef ASCENDC_TWIN
+template <typename T, typename W>
+__aicore__ void RunRecorded(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
+                            GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
+                            GM_ADDR workspace, GM_ADDR tiling, GM_ADDR record)
+{
+    LightningIndexer<T, W> op;
+    op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
+            tiling);
+    op.Record(record);
+    RunSides(op);
+}
+
 // the twin launcher (launcher.cpp) runs every dtype pair from one library
 #define LI_INSTANTIATE(T, W)                                                                    \
     template void Run<T, W>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,     \
-                            GM_ADDR, GM_ADDR, GM_ADDR);
+                            GM_ADDR, GM_ADDR, GM_ADDR);                                         \
+    template void RunRecorded<T, W>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,       \
+                                    GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR);
 LI_INSTANTIATE(half, half)
 LI_INSTANTIATE(half, float)
 LI_INSTANTIATE(bfloat16_t, bfloat16_t)
@@ -498,7 +588,7 @@ LI_INSTANTIATE(bfloat16_t, float)
 #define DTYPE_WEIGHTS DTYPE_QUERY
 #endif
 
-extern "C" __global__ __aicore__ void lightning_indexer(
+extern "C" __global__ __aicore__ void cann_attention_lightning_indexer(
     GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR actual_seq_lengths_query,
     GM_ADDR actual_seq_lengths_key, GM_ADDR block_table, GM_ADDR sparse_indices,
     GM_ADDR sparse_values, GM_ADDR workspace, GM_ADDR tiling)

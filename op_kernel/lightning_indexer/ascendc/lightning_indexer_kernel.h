@@ -1,7 +1,9 @@
-// Shared by the lightning_indexer AscendC kernel and its host-side launcher: the GM workspace of
-// one block (AI Core group), in floats: the cube's scores of one chunk [n1, block_s2], then two
-// exchange slots of the AIV top-k merge (8 words of count, sparse_count scores, sparse_count
-// indices each).
+// Shared by the lightning_indexer AscendC kernel and its host-side launcher: the GM workspace.
+//   * per block (AI Core group): the cube's scores of one chunk [n1, block_s2] (float), then two
+//     exchange slots of the AIVs' top-k merge;
+//   * after the blocks: the list slots of the pieces of split tasks (the plan's schedule).
+// A list slot (exchange or split) is 8 words of count, sparse_count scores (float), then
+// sparse_count indices (int32).
 #ifndef CANN_ATTENTION_LIGHTNING_INDEXER_KERNEL_H
 #define CANN_ATTENTION_LIGHTNING_INDEXER_KERNEL_H
 
@@ -9,18 +11,52 @@
 
 namespace li_ascendc {
 
+__aicore__ inline uint64_t ListFloats(uint32_t sparseCount)
+{
+    return 2 * static_cast<uint64_t>(sparseCount) + 8;
+}
+
+// One block's part, in floats.
 __aicore__ inline uint64_t WorkspaceFloats(uint32_t n1, uint32_t blockS2, uint32_t sparseCount)
 {
-    return static_cast<uint64_t>(n1) * blockS2 + 2 * (2 * static_cast<uint64_t>(sparseCount) + 8);
+    return static_cast<uint64_t>(n1) * blockS2 + 2 * ListFloats(sparseCount);
+}
+
+// Slots of split-task pieces a schedule over `blocks` cores of at most `numRows` tasks can use:
+// common/schedule.py's max_slots (min(T + C - 1, 2 (C - 1)), T <= numRows).
+__aicore__ inline uint64_t SplitSlots(uint32_t blocks, uint64_t numRows)
+{
+    if (numRows == 0 || blocks <= 1) return 0;
+    const uint64_t a = numRows + blocks - 1, b = 2 * static_cast<uint64_t>(blocks - 1);
+    return a < b ? a : b;
+}
+
+// The whole GM workspace of a launch on `blocks` blocks, in floats.
+__aicore__ inline uint64_t WorkspaceTotalFloats(uint32_t n1, uint32_t blockS2, uint32_t sparseCount,
+                                                uint32_t blocks, uint64_t numRows)
+{
+    return WorkspaceFloats(n1, blockS2, sparseCount) * blocks +
+           SplitSlots(blocks, numRows) * ListFloats(sparseCount);
 }
 
 // One block's share of the kernel (AIC: scores; AIV: ReLU, head sum, top-k), for query and key
 // of type T and weights of type W (T or float); lightning_indexer_kernel.cpp defines it
-// (instantiated for the twin). The length lists, the block table and values may be null (absent; return_value False).
+// (instantiated for the twin). The length lists, the block table and values may be null
+// (absent; return_value False).
 template <typename T, typename W>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
                     GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
                     GM_ADDR workspace, GM_ADDR tiling);
+
+#ifdef ASCENDC_TWIN
+// Twin only: Run, and every core records the pieces it ran into `record`, int32
+// [3 * GetBlockNum(), 1 + 4 * num_rows]: row 3 * block + {0: AIC, 1 + sub: AIV} holds the count,
+// then (task, step begin, step end, slot or -1) per piece, in the order run.
+template <typename T, typename W>
+__aicore__ void RunRecorded(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
+                            GM_ADDR lensKey, GM_ADDR blockTable, GM_ADDR indices, GM_ADDR values,
+                            GM_ADDR workspace, GM_ADDR tiling, GM_ADDR record);
+#endif
 
 }  // namespace li_ascendc
 

@@ -672,7 +672,7 @@ template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_AD
 #define DTYPE_QUERY half      // CANN's build defines it per dtype; the twin launcher instantiates
 #endif                        // both
 
-extern "C" __global__ __aicore__ void sparse_flash_attention(
+extern "C" __global__ __aicore__ void cann_attention_sparse_flash_attention(
     GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparse_indices, GM_ADDR block_table,
     GM_ADDR actual_seq_lengths_query, GM_ADDR actual_seq_lengths_kv, GM_ADDR query_rope,
     GM_ADDR key_rope, GM_ADDR sinks, GM_ADDR attention_out, GM_ADDR softmax_max,

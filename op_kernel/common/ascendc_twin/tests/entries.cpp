@@ -22,6 +22,7 @@ void block_info(GM_ADDR out);
 void mix_matmul_softmax(GM_ADDR x, GM_ADDR w, GM_ADDR ws, GM_ADDR y, GM_ADDR info, uint32_t m,
                         uint32_t k, uint32_t n);
 void mix_rule_case(const char* name, GM_ADDR x, uint32_t n);
+void sync_all_case(const char* name, GM_ADDR x, uint32_t n);
 
 // Mixed launch: blocks x (1 AIC + 2 AIV); x [blocks * m, k], w [k, n], ws and y [blocks * m, n]
 // half, info int32 [blocks * 3 * 8].
@@ -35,6 +36,14 @@ int twin_mix_matmul_softmax(uint32_t blocks, GM_ADDR x, GM_ADDR w, GM_ADDR ws, G
                                     {"ws", ws, rows * n * 2}, {"y", y, rows * n * 2},
                                     {"info", info, blocks * 3 * 8 * 4ull}},
                                     mix_matmul_softmax, x, w, ws, y, info, m, k, n);
+    });
+}
+
+// Mixed launch of sync_all.cpp's case `name` on blocks x (1 AIC + 2 AIV); x int32 [n].
+int twin_sync_all(const char* name, uint32_t blocks, GM_ADDR x, uint32_t n, char* err, size_t cap)
+{
+    return Guard(err, cap, [&] {
+        AscendC::twin::RunMixKernel(blocks, {{"x", x, n * 4ull}}, sync_all_case, name, x, n);
     });
 }
 
@@ -132,6 +141,8 @@ int twin_misuse(const char* what, char* err, size_t cap)
             RunKernel(0, [] {});
         } else if (name == "cross_flag_in_plain_launch") {
             RunKernel(1, [] { AscendC::CrossCoreSetFlag<2, PIPE_MTE3>(0); });
+        } else if (name == "sync_all_in_plain_launch") {
+            RunKernel(2, [] { AscendC::SyncAll<true>(); });
         } else if (name == "mix_zero_blocks") {
             AscendC::twin::RunMixKernel(0, {}, [] {});
         } else if (name == "nested_launch") {

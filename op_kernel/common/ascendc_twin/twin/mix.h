@@ -8,9 +8,17 @@
 // condition variable per launch. A CrossCoreWaitFlag that no core still running can ever satisfy
 // (every running core is waiting, and none of the waits can be met) is reported as a deadlock
 // naming the core and the flag, instead of hanging.
+//
+// SyncAll<isAIVOnly>() (the hard all-core barrier) is a barrier over the cores it covers: all
+// 3 * numBlocks cores for SyncAll<false>() (a mixed kernel), the 2 * numBlocks AIVs for
+// SyncAll<true>(). A core's n-th SyncAll returns once every covered core has reached its n-th.
+// A covered core that returns from the kernel without reaching a SyncAll the others wait at,
+// and a wait that can never end because every running core waits (at a SyncAll or on a flag
+// no running core can set), are reported naming the cores, instead of hanging.
 #ifndef CANN_ATTENTION_ASCENDC_TWIN_MIX_H
 #define CANN_ATTENTION_ASCENDC_TWIN_MIX_H
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -35,6 +43,9 @@ namespace twin {
 constexpr int kCrossFlags = 11;        // flagId 0..10 on A2/A3 (CrossCoreSetFlag page)
 constexpr int kCrossPending = 16;      // "同一flagId的计数器最多设置16次"
 constexpr uint8_t kModeUnknown = 0xFF;
+// SyncAll: the launch's logical numBlocks must not exceed the AI Cores that run it (SyncAll page,
+// constraints common to both forms): 24 on the Ascend 910B / A3 of op_host/common/platform.py
+constexpr uint32_t kSyncAllMaxBlocks = 24;
 
 // Thrown on a core whose wait is abandoned because another core failed first.
 struct MixAborted {};
@@ -50,6 +61,12 @@ struct MixLaunch {
     std::vector<uint8_t> waitMode;                   // [core]: modeId of that wait
     std::vector<std::string> labels;
     int running = 0;                                 // cores not yet returned
+    std::vector<uint8_t> returned;                   // [core]: returned from the kernel
+    std::vector<uint8_t> syncWaiting;                // [core]: blocked in SyncAll
+    std::vector<uint32_t> syncCalls;                 // [core]: SyncAll calls it has made
+    uint32_t syncDone = 0;                           // SyncAll barriers completed
+    int syncArrived = 0;                             // cores at barrier number syncDone
+    int syncAivOnly = -1;                            // its isAIVOnly (-1: nobody there yet)
     bool failed = false;
     std::string error;                               // the first failure, with its core
     std::exception_ptr foreign;                      // a non-TwinError exception, if first
@@ -88,6 +105,51 @@ struct MixLaunch {
             if (Counter(waiter, s, flag) == 0) return false;
         }
         return true;
+    }
+
+    static bool CoveredBySync(int core, bool aivOnly) { return !aivOnly || Kind(core) == AIV; }
+
+    // Under the mutex: every core still running waits (on a flag or in SyncAll) and none of the
+    // flag waits can be met (a SyncAll wait ends only through another core's arrival).
+    bool Stuck()
+    {
+        int waiting = 0;
+        bool someoneCanGo = false;
+        for (int c = 0; c < cores; ++c) {
+            if (waitFlag[c] >= 0) {
+                ++waiting;
+                someoneCanGo = someoneCanGo || Satisfied(c, waitFlag[c], waitMode[c]);
+            } else if (syncWaiting[c]) {
+                ++waiting;
+            }
+        }
+        return waiting == running && !someoneCanGo;
+    }
+
+    // "AIC of block 0 on flag 1, AIV 0 of block 0 at SyncAll": the cores blocked now.
+    std::string Blocked() const
+    {
+        std::string who;
+        for (int c = 0; c < cores; ++c) {
+            if (waitFlag[c] >= 0) {
+                who += Str(who.empty() ? "" : ", ", labels[c], " on flag ", waitFlag[c]);
+            } else if (syncWaiting[c]) {
+                who += Str(who.empty() ? "" : ", ", labels[c], " at SyncAll");
+            }
+        }
+        return who;
+    }
+
+    // The covered cores that returned without reaching barrier number syncDone ("" if none).
+    std::string MissingAtSync(bool aivOnly) const
+    {
+        std::string who;
+        for (int c = 0; c < cores; ++c) {
+            if (returned[c] && CoveredBySync(c, aivOnly) && syncCalls[c] <= syncDone) {
+                who += Str(who.empty() ? "" : ", ", labels[c]);
+            }
+        }
+        return who;
     }
 
     void Fail(const std::string& message)       // under the mutex
@@ -216,24 +278,84 @@ inline void CrossWait(uint8_t mode, uint16_t flagId)
         mix.waitFlag[self] = flagId;
         mix.waitMode[self] = mode;
         // Deadlock: every core still running waits, and no wait can be met.
-        int waiting = 0;
-        bool someoneCanGo = false;
-        for (int c = 0; c < mix.cores; ++c) {
-            if (mix.waitFlag[c] < 0) continue;
-            ++waiting;
-            someoneCanGo = someoneCanGo || mix.Satisfied(c, mix.waitFlag[c], mix.waitMode[c]);
-        }
-        if (waiting == mix.running && !someoneCanGo) {
-            std::string who;
-            for (int c = 0; c < mix.cores; ++c) {
-                if (mix.waitFlag[c] < 0) continue;
-                who += Str(who.empty() ? "" : ", ", mix.labels[c], " on flag ", mix.waitFlag[c]);
-            }
+        if (mix.Stuck()) {
+            const std::string who = mix.Blocked();
             mix.waitFlag[self] = -1;
             mix.Fail(Str(core->label, ": ", api, "(", flagId, ") deadlock: it can never return, "
-                         "because every core still running waits on a cross-core flag (", who,
-                         ") and no CrossCoreSetFlag that would release one can come (on the "
-                         "device the kernel would hang)"));
+                         "because every core still running waits on a cross-core flag or at "
+                         "SyncAll (", who, ") and no CrossCoreSetFlag that would release one "
+                         "can come (on the device the kernel would hang)"));
+            throw MixAborted{};
+        }
+        mix.changed.wait_for(lock, std::chrono::milliseconds(200));
+    }
+}
+
+// SyncAll<aivOnly>() on the running core (see the file comment).
+inline void SyncAllBarrier(bool aivOnly)
+{
+    const char* api = aivOnly ? "SyncAll<true>" : "SyncAll<false>";
+    CoreState& core = RunningCore(api);
+    if (core.mix == nullptr) {
+        Fail(api, ": the hard SyncAll needs a mixed launch (RunMixKernel; on the device a "
+             "__mix__ kernel type): RunKernel runs plain blocks one after another, so blocks "
+             "could never meet");
+    }
+    MixLaunch& mix = *core.mix;
+    if (mix.blocks > kSyncAllMaxBlocks) {
+        Fail(api, " on the ", core.label, ": numBlocks ", mix.blocks, " exceeds the ",
+             kSyncAllMaxBlocks, " AI Cores: the device would run the blocks in rounds and the "
+             "barrier would hang");
+    }
+    if (aivOnly && core.kind == CoreKind::kAIC) {
+        Fail(api, " on the ", core.label, ": isAIVOnly = true synchronises the AIVs only; a "
+             "mixed kernel's cores synchronise with SyncAll<false>()");
+    }
+    const int self = core.mixCore;
+    std::unique_lock<std::mutex> lock(mix.mutex);
+    if (mix.failed) throw MixAborted{};
+    const uint32_t barrier = mix.syncCalls[self]++;          // == mix.syncDone
+    if (mix.syncArrived > 0 && mix.syncAivOnly != static_cast<int>(aivOnly)) {
+        Fail(api, " on the ", core.label, ": other cores wait at SyncAll<",
+             mix.syncAivOnly ? "true" : "false", "> number ", barrier + 1, " of the launch; "
+             "the twin does not model mixing the two forms");
+    }
+    const std::string missing = mix.MissingAtSync(aivOnly);
+    if (!missing.empty()) {
+        mix.Fail(Str(missing, ": returned from the kernel without reaching SyncAll number ",
+                     barrier + 1, " of the launch, which ", core.label, " reached (on the device "
+                     "the kernel would hang)"));
+        throw MixAborted{};
+    }
+    mix.syncAivOnly = aivOnly;
+    const int covered = static_cast<int>(mix.blocks) * (aivOnly ? 2 : 3);
+    if (++mix.syncArrived == covered) {                     // the last one releases everyone
+        ++mix.syncDone;
+        mix.syncArrived = 0;
+        mix.syncAivOnly = -1;
+        std::fill(mix.syncWaiting.begin(), mix.syncWaiting.end(), 0);
+        mix.changed.notify_all();
+        return;
+    }
+    mix.syncWaiting[self] = 1;
+    while (true) {
+        if (mix.failed) throw MixAborted{};
+        if (mix.syncDone > barrier) return;
+        const std::string gone = mix.MissingAtSync(aivOnly);
+        if (!gone.empty()) {
+            const std::string who = mix.Blocked();
+            mix.syncWaiting[self] = 0;
+            mix.Fail(Str(gone, ": returned from the kernel without reaching SyncAll number ",
+                         barrier + 1, " of the launch, at which ", who, " wait (on the device "
+                         "the kernel would hang)"));
+            throw MixAborted{};
+        }
+        if (mix.Stuck()) {
+            const std::string who = mix.Blocked();
+            mix.syncWaiting[self] = 0;
+            mix.Fail(Str(core.label, ": ", api, " deadlock: it can never return, because every "
+                         "core still running waits on a cross-core flag or at SyncAll (", who,
+                         ") and none of them can go on (on the device the kernel would hang)"));
             throw MixAborted{};
         }
         mix.changed.wait_for(lock, std::chrono::milliseconds(200));
@@ -275,7 +397,9 @@ void RunMixCore(MixLaunch& mix, int id, const std::vector<GmArg>& gm, Kernel& ke
     core = CoreState{};
     std::lock_guard<std::mutex> lock(mix.mutex);
     --mix.running;
+    mix.returned[id] = 1;
     mix.waitFlag[id] = -1;
+    mix.syncWaiting[id] = 0;
     if (!aborted && (!error.empty() || foreign)) {
         if (!mix.failed && foreign) mix.foreign = foreign;
         mix.Fail(error.empty() ? std::string("C++ exception") : error);
@@ -301,6 +425,9 @@ void RunMixKernel(uint32_t numBlocks, const std::vector<GmArg>& gm, Kernel&& ker
     mix.modes.assign(static_cast<size_t>(mix.cores) * kCrossFlags, kModeUnknown);
     mix.waitFlag.assign(mix.cores, -1);
     mix.waitMode.assign(mix.cores, kModeUnknown);
+    mix.returned.assign(mix.cores, 0);
+    mix.syncWaiting.assign(mix.cores, 0);
+    mix.syncCalls.assign(mix.cores, 0);
     for (int c = 0; c < mix.cores; ++c) {
         mix.labels.push_back(c % 3 == 0 ? Str("AIC of block ", c / 3)
                                         : Str("AIV ", c % 3 - 1, " of block ", c / 3));
@@ -336,6 +463,11 @@ __aicore__ inline void CrossCoreWaitFlag(uint16_t flagId)
     twin::CheckPipe("CrossCoreWaitFlag", pipe, flagId, twin::RunningCore("CrossCoreWaitFlag"));
     twin::CrossWait(modeId, flagId);
 }
+
+// The hard all-core barrier (SyncAll page): SyncAll<false>() in a mixed kernel (all AICs and
+// AIVs), SyncAll<true>() over the AIVs. The soft form (GM / UB workspaces) is not modelled.
+template <bool isAIVOnly = true>
+__aicore__ inline void SyncAll() { twin::SyncAllBarrier(isAIVOnly); }
 
 // Sub-block index inside the AI Core group: 0 / 1 on the AIVs, 0 on the AIC and on plain cores.
 __aicore__ inline int64_t GetSubBlockIdx() { return twin::RunningCore("GetSubBlockIdx").subBlockIdx; }

@@ -1,0 +1,248 @@
+// The plan's schedule of npu_lightning_indexer as every core of the AscendC kernel computes it,
+// with scalar code, from the lengths it reads (lightning_indexer_kernel.cpp's header comment).
+// It reproduces op_host/lightning_indexer/tiling.py schedule() and op_host/common/schedule.py
+// partition() (task overhead 1, no split_cost): the visible keys of every query row (lengths
+// clamped into the tensors, TND prefix sums made non-decreasing, a paged batch's keys ending at
+// its first page-table entry outside [0, block_count)), the line of tasks, per_core, and for
+// each task its cut over the cores: this core's piece (step range, workspace slot) if any.
+#ifndef CANN_ATTENTION_LIGHTNING_INDEXER_SCHEDULE_H
+#define CANN_ATTENTION_LIGHTNING_INDEXER_SCHEDULE_H
+
+#include "kernel_operator.h"
+#include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
+
+namespace li_ascendc {
+
+constexpr uint32_t kLayoutTnd = 1;       // TilingData layout codes (common/tiling_data.py)
+constexpr uint32_t kLayoutPaged = 2;
+constexpr uint64_t kTaskOverhead = 1;    // tiling.TASK_OVERHEAD_STEPS
+
+__aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+__aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
+{
+    return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
+}
+
+// Where a query row's keys are: its batch, how many it sees, the first key row of its batch.
+struct RowKeys {
+    uint32_t b = 0;
+    uint32_t nvis = 0;
+    uint64_t kvStart = 0;
+};
+
+// A walk over the query rows in order, batch by batch (lengths read and clamped once a batch).
+struct RowWalk {
+    uint32_t row = 0;
+    uint32_t b = 0;             // the row's batch (batch: past the last batch)
+    uint32_t rowStart = 0;      // first row of batch b's span
+    uint32_t span = 0;          // rows of the span (BSND: S1; TND: its prefix-sum range)
+    uint32_t qLen = 0;          // the span's valid rows
+    uint32_t kvLen = 0;         // the batch's keys
+    uint32_t qPrev = 0;         // TND: prefix-sum ends so far
+    uint32_t kvPrev = 0;
+    uint64_t kvStart = 0;
+};
+
+// The schedule's walk: the task line up to the current row.
+struct Sched {
+    RowWalk walk;
+    bool started = false;
+    uint64_t perCore = 1;
+    uint64_t pos = 0;           // line position where the next task starts
+    uint32_t task = 0;          // tasks so far
+    uint32_t slotNext = 0;      // slots taken by the split tasks so far
+    bool anySplit = false;
+};
+
+// The current row as the schedule sees it; for a task, its cut and this core's piece.
+struct Piece {
+    uint32_t row = 0;
+    RowKeys keys;               // keys.nvis == 0: not a task
+    uint32_t task = 0;
+    uint32_t pieces = 1;        // pieces of the task (> 1: split)
+    uint32_t firstCore = 0;
+    uint32_t slotBase = 0;      // split: its first slot (its slots are consecutive)
+    bool mine = false;          // this core runs a piece of it:
+    uint32_t begin = 0, end = 0;    // its steps [begin, end)
+    int32_t slot = -1;          // its slot (-1: the piece is the whole task)
+};
+
+class TaskLine {
+public:
+    // core: this core's block; cores: the blocks of the launch (C of the cut).
+    __aicore__ inline void Init(const __gm__ LightningIndexerTilingData* td, GM_ADDR lensQuery,
+                                GM_ADDR lensKey, GM_ADDR blockTable, uint32_t core,
+                                uint32_t cores)
+    {
+        numRows_ = static_cast<uint32_t>(td->num_rows);
+        s2_ = static_cast<uint32_t>(td->key_capacity);
+        batch_ = td->batch;
+        bs_ = td->block_s2;
+        mode_ = td->sparse_mode;
+        qTnd_ = td->layout_query == kLayoutTnd;
+        kTnd_ = td->layout_key == kLayoutTnd;
+        paged_ = td->layout_key == kLayoutPaged;
+        pageSize_ = td->page_size;
+        blockCount_ = td->block_count;
+        maxBlocks_ = paged_ ? s2_ / pageSize_ : 0;
+        s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
+        hasLensQ_ = lensQuery != nullptr;
+        hasLensK_ = lensKey != nullptr;
+        if (hasLensQ_) {
+            lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
+        }
+        if (hasLensK_) {
+            lensKGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensKey), batch_);
+        }
+        if (paged_) {
+            btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
+                                  static_cast<uint64_t>(batch_) * maxBlocks_);
+        }
+        core_ = core;
+        cores_ = cores;
+    }
+
+    // Pass 1: per_core of the line of tasks; s then walks from the first row.
+    __aicore__ inline void Start(Sched& s) const
+    {
+        RowWalk w;
+        bool started = false;
+        uint64_t total = 0;
+        while (NextRow(w, started)) {
+            const uint32_t nvis = Keys(w).nvis;
+            if (nvis > 0) total += CeilDiv(nvis, bs_) + kTaskOverhead;
+        }
+        s = Sched{};
+        const uint64_t per = (total + cores_ - 1) / cores_;
+        s.perCore = per > 0 ? per : 1;
+    }
+
+    // The next row and, for a task, its cut over the cores and this core's piece of it (as
+    // partition(): a step at line position x runs on core min(x / per_core, C - 1)).
+    __aicore__ inline bool NextPiece(Sched& s, Piece& p) const
+    {
+        if (!NextRow(s.walk, s.started)) return false;
+        p = Piece{};
+        p.row = s.walk.row;
+        p.keys = Keys(s.walk);
+        if (p.keys.nvis == 0) return true;
+        const uint64_t steps = CeilDiv(p.keys.nvis, bs_);
+        const uint64_t first = s.pos + kTaskOverhead;        // line position of its first step
+        const uint64_t last = first + steps - 1;
+        const uint64_t cf = first / s.perCore, cl = last / s.perCore;
+        p.firstCore = static_cast<uint32_t>(cf < cores_ - 1 ? cf : cores_ - 1);
+        const uint32_t lastCore = static_cast<uint32_t>(cl < cores_ - 1 ? cl : cores_ - 1);
+        p.pieces = lastCore - p.firstCore + 1;
+        p.task = s.task++;
+        if (p.pieces > 1) {
+            p.slotBase = s.slotNext;
+            s.slotNext += p.pieces;
+            s.anySplit = true;
+        }
+        if (p.firstCore <= core_ && core_ <= lastCore) {
+            const uint32_t j = core_ - p.firstCore;
+            const uint64_t b = j == 0 ? first : core_ * s.perCore;
+            const uint64_t e = core_ == lastCore ? last + 1 : (core_ + 1) * s.perCore;
+            p.mine = true;
+            p.begin = static_cast<uint32_t>(b - first);
+            p.end = static_cast<uint32_t>(e - first);
+            p.slot = p.pieces > 1 ? static_cast<int32_t>(p.slotBase + j) : -1;
+        }
+        s.pos += steps + kTaskOverhead;
+        return true;
+    }
+
+private:
+    // End of batch i's rows in a TND prefix-sum list (clamped to [prev, total]: non-decreasing).
+    __aicore__ inline uint32_t TndEnd(const AscendC::GlobalTensor<int32_t>& lens, uint32_t i,
+                                      uint32_t prev, uint32_t total) const
+    {
+        const uint32_t end = Clamp(lens.GetValue(i), total);
+        return end < prev ? prev : end;
+    }
+
+    // Lengths of batch w.b; past the last batch: the rest of the rows, which see nothing.
+    __aicore__ inline void LoadBatch(RowWalk& w) const
+    {
+        if (w.b >= batch_) {
+            w.span = numRows_ > w.rowStart ? numRows_ - w.rowStart : 0;
+            w.qLen = 0;
+            w.kvLen = 0;
+            return;
+        }
+        if (qTnd_) {
+            const uint32_t end = TndEnd(lensQGm_, w.b, w.qPrev, numRows_);
+            w.span = end - w.rowStart;
+            w.qLen = w.span;
+            w.qPrev = end;
+        } else {
+            w.span = s1_;
+            w.qLen = hasLensQ_ ? Clamp(lensQGm_.GetValue(w.b), s1_) : s1_;
+        }
+        uint32_t kvLen = s2_;
+        if (kTnd_) {
+            const uint32_t end = TndEnd(lensKGm_, w.b, w.kvPrev, s2_);
+            kvLen = end - w.kvPrev;
+            w.kvStart = w.kvPrev;
+            w.kvPrev = end;
+        } else {
+            kvLen = hasLensK_ ? Clamp(lensKGm_.GetValue(w.b), s2_) : s2_;
+            w.kvStart = paged_ ? 0 : static_cast<uint64_t>(w.b) * s2_;
+        }
+        if (paged_) {                      // keys end at the first page outside the cache
+            const uint32_t pages = CeilDiv(kvLen, pageSize_);
+            for (uint32_t j = 0; j < pages; ++j) {
+                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(w.b) * maxBlocks_ + j);
+                if (page < 0 || static_cast<uint32_t>(page) >= blockCount_) {
+                    kvLen = j * pageSize_;
+                    break;
+                }
+            }
+        }
+        w.kvLen = kvLen;
+    }
+
+    // Steps to the next row (the first one when !started); false past the last.
+    __aicore__ inline bool NextRow(RowWalk& w, bool& started) const
+    {
+        if (!started) {
+            w = RowWalk{};
+            LoadBatch(w);
+            started = true;
+        } else {
+            ++w.row;
+        }
+        while (w.b < batch_ && w.row - w.rowStart >= w.span) {     // past batch b's span
+            w.rowStart += w.span;
+            ++w.b;
+            LoadBatch(w);
+        }
+        return w.row < numRows_;
+    }
+
+    __aicore__ inline RowKeys Keys(const RowWalk& w) const
+    {
+        RowKeys rk;
+        if (w.b >= batch_) return rk;
+        const uint32_t s = w.row - w.rowStart;
+        if (s >= w.qLen) return rk;
+        rk.b = w.b;
+        rk.kvStart = w.kvStart;
+        if (mode_ == 0) {
+            rk.nvis = w.kvLen;
+        } else {
+            rk.nvis = Clamp(static_cast<int64_t>(w.kvLen) - w.qLen + s + 1, w.kvLen);
+        }
+        return rk;
+    }
+
+    AscendC::GlobalTensor<int32_t> lensQGm_, lensKGm_, btGm_;
+    uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, bs_ = 0, mode_ = 0;
+    uint32_t pageSize_ = 0, blockCount_ = 0, maxBlocks_ = 0, core_ = 0, cores_ = 1;
+    bool qTnd_ = false, kTnd_ = false, paged_ = false, hasLensQ_ = false, hasLensK_ = false;
+};
+
+}  // namespace li_ascendc
+
+#endif
