@@ -36,6 +36,12 @@ def compiler() -> str | None:
     return shutil.which(cxx())
 
 
+def no_compiler() -> str | None:
+    """A registry availability for back ends built on first use: None where the C++ compiler
+    is present, else why not."""
+    return None if compiler() else "not available: no C++ compiler (g++) to build it"
+
+
 def _digest(sources: list[Path], headers: list[Path], flags: tuple[str, ...]) -> str:
     h = hashlib.sha256(" ".join(flags).encode())
     for path in sorted(sources) + sorted(headers):

@@ -53,9 +53,7 @@ def unsupported(p) -> str | None:
     return None
 
 
-def no_compiler() -> str | None:
-    """The registry's availability: None where g++ can build the kernel, else why not."""
-    return None if native.compiler() else "not available: no C++ compiler (g++) to build it"
+no_compiler = native.no_compiler       # the registry's availability
 
 
 @functools.lru_cache(maxsize=1)

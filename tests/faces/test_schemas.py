@@ -3,43 +3,23 @@ wheel's own schema file (the wheel is downloaded and read as a zip, never instal
 CANN it breaks ``import torch``); the ``custom`` ones are cann-recipes-infer's registrations."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
 
 import cann_attention
 from cann_attention.library import FACES
+from testing import torch_npu_wheel
+from testing.torch_npu_wheel import TORCH_NPU
 
-TORCH_NPU = "torch-npu==2.13.0"
 YAML = "torch_npu/csrc/aten/npu_native_functions_by_codegen.yaml"
-CACHE = Path(os.environ.get("CANN_ATTENTION_WHEEL_CACHE",
-                            Path.home() / ".cache" / "cann_attention" / "wheels"))
-
-
-def _wheel() -> Path | None:
-    found = sorted(CACHE.glob("torch_npu-2.13.0-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                            "--only-binary=:all:", "--python-version", "3.11",
-                            "--platform", "manylinux_2_28_x86_64", TORCH_NPU, "-d", str(CACHE)],
-                           check=True, timeout=600, capture_output=True)
-        except (subprocess.SubprocessError, OSError):
-            return None
-        found = sorted(CACHE.glob("torch_npu-2.13.0-*.whl"))
-    return found[0] if found else None
 
 
 @pytest.fixture(scope="module")
 def torch_npu_schemas() -> dict[str, set[str]]:
-    wheel = _wheel()
+    wheel = torch_npu_wheel.wheel()
     if wheel is None:
         pytest.skip(f"the {TORCH_NPU} wheel could not be downloaded (no network or no index)")
     text = zipfile.ZipFile(wheel).read(YAML).decode()

@@ -29,8 +29,10 @@ from cann_attention.op_host.common import capabilities, native
 from cann_attention.op_host.lightning_indexer import params as li_params
 from cann_attention.op_host.sparse_flash_attention import params as sfa_params
 from cann_attention.op_kernel.common import ascendc_npu
+from testing import torch_npu_wheel
 from testing.calls import checked
-from testing.sparse_flash_attention_cases import make_case
+from testing.npu_calls import li_call, sfa_call
+from testing.torch_npu_wheel import TORCH_NPU
 
 ROOT = Path(__file__).resolve().parents[2]
 BINDING = ROOT / "torch_binding" / "npu_extension"
@@ -42,28 +44,8 @@ OUTPUTS = {"npu_sparse_flash_attention": ["attention_out", "softmax_max", "softm
            "npu_lightning_indexer": ["sparse_indices", "sparse_values"]}
 RENAMED = {"return_values": "return_value"}   # OpDef (CANN) name -> schema (torch_npu) name
 
-TORCH_NPU = "torch-npu==2.13.0"
-CACHE = Path(os.environ.get("CANN_ATTENTION_WHEEL_CACHE",
-                            Path.home() / ".cache" / "cann_attention" / "wheels"))
 # the include folders setup.py gives the extension, under the wheel's torch_npu/include
 NPU_INCLUDES = ("", "third_party/op-plugin", "third_party/acl/inc", "third_party/hccl/inc")
-
-
-def _wheel() -> Path | None:
-    """The torch-npu 2.13.0 wheel (manylinux x86_64, cp311), downloaded once into the cache
-    that tests/faces/test_schemas.py uses."""
-    found = sorted(CACHE.glob("torch_npu-2.13.0-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                            "--only-binary=:all:", "--python-version", "3.11",
-                            "--platform", "manylinux_2_28_x86_64", TORCH_NPU, "-d", str(CACHE)],
-                           check=True, timeout=600, capture_output=True)
-        except (subprocess.SubprocessError, OSError):
-            return None
-        found = sorted(CACHE.glob("torch_npu-2.13.0-*.whl"))
-    return found[0] if found else None
 
 
 def _compiler() -> str:
@@ -79,7 +61,7 @@ def wheel_tree(tmp_path_factory) -> Path:
     folder (nothing downloaded is kept in the repository). The headers are complete for the
     binding: no stand-in is generated (the CANN headers they include, acl/*.h, are in the
     wheel)."""
-    wheel = _wheel()
+    wheel = torch_npu_wheel.wheel()
     if wheel is None:
         pytest.skip(f"the {TORCH_NPU} wheel could not be downloaded (no network or no index)")
     out = tmp_path_factory.mktemp("torch_npu_wheel")
@@ -286,21 +268,6 @@ def test_module_lists_the_ops_the_python_side_expects():
 
 
 # ---- the back end's run ------------------------------------------------------------------------
-def _li_call():
-    g = torch.Generator().manual_seed(2)
-    q = torch.randn(2, 3, 4, 128, generator=g).bfloat16()
-    k = torch.randn(2, 40, 1, 128, generator=g).bfloat16()
-    w = torch.randn(2, 3, 4, generator=g).bfloat16()
-    return (q, k, w), dict(sparse_count=16, sparse_mode=3, return_value=True,
-                           actual_seq_lengths_key=torch.tensor([40, 25], dtype=torch.int32))
-
-
-def _sfa_call():
-    case = make_case(B=2, S1=2, S2=64, N1=4, K=8, layout_kv="PA_BSND", page=16,
-                     return_softmax_lse=True, sinks=True)
-    return case.args, case.kwargs
-
-
 @pytest.fixture
 def stand_in_kernels():
     """CPU kernels for the binding's schemas that call the package's own op by the schema's
@@ -318,8 +285,8 @@ def stand_in_kernels():
     lib._destroy()
 
 
-@pytest.mark.parametrize("op, call", [("npu_sparse_flash_attention", _sfa_call),
-                                      ("npu_lightning_indexer", _li_call)])
+@pytest.mark.parametrize("op, call", [("npu_sparse_flash_attention", sfa_call),
+                                      ("npu_lightning_indexer", li_call)])
 def test_run_passes_a_checked_call_in_schema_order(op, call, stand_in_kernels):
     args, kwargs = call()
     p, tensors = checked(op, *args, **kwargs)
@@ -462,7 +429,7 @@ def test_registry_entry_serves_npu_tensors_through_its_device_entry(tmp_path, mo
     monkeypatch.delenv("ASCEND_CUSTOM_OPP_PATH", raising=False)
     monkeypatch.setenv("ASCEND_OPP_PATH", str(opp(tmp_path, "cann_attention")))
     assert "is not installed" in entry.verify(None, "npu", torch.bfloat16)
-    args, kwargs = _li_call()
+    args, kwargs = li_call()
     params, _ = checked(LI, *args, **kwargs)
     assert entry.verify(params, "cpu", torch.bfloat16) == twin.verify(params, "cpu",
                                                                       torch.bfloat16)

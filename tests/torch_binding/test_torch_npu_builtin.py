@@ -10,26 +10,11 @@ import cann_attention
 from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_kernel.common import torch_npu_builtin
 from testing.calls import checked
-from testing.sparse_flash_attention_cases import make_case
+from testing.npu_calls import li_call, sfa_call
 
 
-def _li_call():
-    g = torch.Generator().manual_seed(2)
-    q = torch.randn(2, 3, 4, 128, generator=g).bfloat16()
-    k = torch.randn(2, 40, 1, 128, generator=g).bfloat16()
-    w = torch.randn(2, 3, 4, generator=g).bfloat16()
-    return (q, k, w), dict(sparse_count=16, sparse_mode=3, return_value=True,
-                           actual_seq_lengths_key=torch.tensor([40, 25], dtype=torch.int32))
-
-
-def _sfa_call():
-    case = make_case(B=2, S1=2, S2=64, N1=4, K=8, layout_kv="PA_BSND", page=16,
-                     return_softmax_lse=True, sinks=True)
-    return case.args, case.kwargs
-
-
-@pytest.mark.parametrize("op, call", [("npu_sparse_flash_attention", _sfa_call),
-                                      ("npu_lightning_indexer", _li_call)])
+@pytest.mark.parametrize("op, call", [("npu_sparse_flash_attention", sfa_call),
+                                      ("npu_lightning_indexer", li_call)])
 def test_arguments_reach_torch_npu_by_name(op, call):
     args, kwargs = call()
     p, tensors = checked(op, *args, **kwargs)
