@@ -206,6 +206,41 @@ LENGTH_CASES = [
 PAGE = 16       # PA_BSND page: a 256-key chunk spans 16 pages; pages are shuffled in the cache
 
 
+def _inputs(q_layout, k_layout, q_lens, kv_lens, s1, s2, mode, K, values, dtype, seed, page):
+    """(query, key, weights, kwargs) of an indexer call with N1 = 8: BSND counts or TND prefix
+    sums for the lengths, PA_BSND keys in shuffled pages (a few spare ones); dtype "float32
+    weights" given as ("float32 weights", dt) gives float32 weights and a query / key of dt."""
+    w_dtype = torch.float32 if isinstance(dtype, tuple) else None
+    dtype = dtype[1] if w_dtype else dtype
+    g = torch.Generator().manual_seed(seed)
+    B, N1 = len(kv_lens), 8
+    lens = lambda xs: torch.tensor(xs, dtype=torch.int32)                    # noqa: E731
+    kwargs = dict(sparse_count=K, sparse_mode=mode, return_value=values,
+                  layout_query=q_layout, layout_key=k_layout)
+    if q_layout == "TND":
+        query = torch.randn(sum(q_lens), N1, 128, generator=g).to(dtype)
+        weights = torch.randn(sum(q_lens), N1, generator=g).to(w_dtype or dtype)
+        kwargs["actual_seq_lengths_query"] = lens(torch.tensor(q_lens).cumsum(0).tolist())
+    else:
+        query = torch.randn(B, s1, N1, 128, generator=g).to(dtype)
+        weights = torch.randn(B, s1, N1, generator=g).to(w_dtype or dtype)
+        if q_lens is not None:
+            kwargs["actual_seq_lengths_query"] = lens(q_lens)
+    if k_layout == "TND":
+        key = torch.randn(sum(kv_lens), 1, 128, generator=g).to(dtype)
+        kwargs["actual_seq_lengths_key"] = lens(torch.tensor(kv_lens).cumsum(0).tolist())
+    elif k_layout == "PA_BSND":
+        max_blocks = -(-s2 // page)
+        blocks = B * max_blocks + 3
+        key = torch.randn(blocks, page, 1, 128, generator=g).to(dtype)
+        table = torch.randperm(blocks, generator=g)[:B * max_blocks].reshape(B, max_blocks)
+        kwargs.update(block_table=table.to(torch.int32), actual_seq_lengths_key=lens(kv_lens))
+    else:
+        key = torch.randn(B, s2, 1, 128, generator=g).to(dtype)
+        kwargs["actual_seq_lengths_key"] = lens(kv_lens)
+    return query, key, weights, kwargs
+
+
 @pytest.mark.parametrize("case", LENGTH_CASES,
                          ids=lambda c: (f"{c[0]}-{c[1]}-m{c[4]}-v{int(c[5])}-"
                                         f"{str(c[6]).split('.')[-1]}"))
@@ -215,34 +250,12 @@ def test_backend_with_lengths_layouts_and_values(lib, case):
     the golden's scores at those indices rounded to the query dtype, -1 / -inf padding."""
     import cann_attention
     q_layout, k_layout, q_lens, kv_lens, mode, values, dtype = case
-    w_dtype = torch.float32 if dtype == "float32 weights" else None
-    dtype = torch.bfloat16 if w_dtype else dtype
-    g = torch.Generator().manual_seed(len(str(case)))
-    B, S1, S2, N1, K = 3, 5, 300, 8, 64
-    lens = lambda xs: torch.tensor(xs, dtype=torch.int32)                    # noqa: E731
-    kwargs = dict(sparse_count=K, sparse_mode=mode, return_value=values,
-                  layout_query=q_layout, layout_key=k_layout)
-    if q_layout == "TND":
-        query = torch.randn(sum(q_lens), N1, 128, generator=g).to(dtype)
-        weights = torch.randn(sum(q_lens), N1, generator=g).to(w_dtype or dtype)
-        kwargs["actual_seq_lengths_query"] = lens(torch.tensor(q_lens).cumsum(0).tolist())
-    else:
-        query = torch.randn(B, S1, N1, 128, generator=g).to(dtype)
-        weights = torch.randn(B, S1, N1, generator=g).to(w_dtype or dtype)
-        if q_lens is not None:
-            kwargs["actual_seq_lengths_query"] = lens(q_lens)
-    if k_layout == "TND":
-        key = torch.randn(sum(kv_lens), 1, 128, generator=g).to(dtype)
-        kwargs["actual_seq_lengths_key"] = lens(torch.tensor(kv_lens).cumsum(0).tolist())
-    elif k_layout == "PA_BSND":
-        max_blocks = -(-S2 // PAGE)
-        blocks = B * max_blocks + 3
-        key = torch.randn(blocks, PAGE, 1, 128, generator=g).to(dtype)
-        table = torch.randperm(blocks, generator=g)[:B * max_blocks].reshape(B, max_blocks)
-        kwargs.update(block_table=table.to(torch.int32), actual_seq_lengths_key=lens(kv_lens))
-    else:
-        key = torch.randn(B, S2, 1, 128, generator=g).to(dtype)
-        kwargs["actual_seq_lengths_key"] = lens(kv_lens)
+    K = 64
+    query, key, weights, kwargs = _inputs(
+        q_layout, k_layout, q_lens, kv_lens, 5, 300, mode, K, values,
+        ("float32 weights", torch.bfloat16) if dtype == "float32 weights" else dtype,
+        seed=len(str(case)), page=PAGE)
+    dtype = query.dtype
     want = cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
     with cann_attention.use(backend="ascendc"):
         got = cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
@@ -319,35 +332,10 @@ SPLIT_CASES = [
 def _split_call(case, seed):
     import cann_attention
     q_layout, k_layout, q_lens, kv_lens, s1, mode, K, values, dtype = case
-    w_dtype = torch.float32 if dtype == "float32 weights" else None
-    dtype = torch.float16 if w_dtype else dtype
-    g = torch.Generator().manual_seed(seed)
-    B, N1, page = len(kv_lens), 8, 64
-    lens = lambda xs: torch.tensor(xs, dtype=torch.int32)                    # noqa: E731
-    kwargs = dict(sparse_count=K, sparse_mode=mode, return_value=values,
-                  layout_query=q_layout, layout_key=k_layout)
-    if q_layout == "TND":
-        query = torch.randn(sum(q_lens), N1, 128, generator=g).to(dtype)
-        weights = torch.randn(sum(q_lens), N1, generator=g).to(w_dtype or dtype)
-        kwargs["actual_seq_lengths_query"] = lens(torch.tensor(q_lens).cumsum(0).tolist())
-    else:
-        query = torch.randn(B, s1, N1, 128, generator=g).to(dtype)
-        weights = torch.randn(B, s1, N1, generator=g).to(w_dtype or dtype)
-        if q_lens is not None:
-            kwargs["actual_seq_lengths_query"] = lens(q_lens)
-    s2 = max(kv_lens)
-    if k_layout == "TND":
-        key = torch.randn(sum(kv_lens), 1, 128, generator=g).to(dtype)
-        kwargs["actual_seq_lengths_key"] = lens(torch.tensor(kv_lens).cumsum(0).tolist())
-    elif k_layout == "PA_BSND":
-        max_blocks = -(-s2 // page)
-        blocks = B * max_blocks + 2
-        key = torch.randn(blocks, page, 1, 128, generator=g).to(dtype)
-        table = torch.randperm(blocks, generator=g)[:B * max_blocks].reshape(B, max_blocks)
-        kwargs.update(block_table=table.to(torch.int32), actual_seq_lengths_key=lens(kv_lens))
-    else:
-        key = torch.randn(B, s2, 1, 128, generator=g).to(dtype)
-        kwargs["actual_seq_lengths_key"] = lens(kv_lens)
+    query, key, weights, kwargs = _inputs(
+        q_layout, k_layout, q_lens, kv_lens, s1, max(kv_lens), mode, K, values,
+        ("float32 weights", torch.float16) if dtype == "float32 weights" else dtype,
+        seed=seed, page=64)
     op = cann_attention.OPS[OP]
     bound = op.bind((query, key, weights), kwargs)
     from cann_attention.op_host.common.tensor_meta import with_values
