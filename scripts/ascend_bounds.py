@@ -311,11 +311,10 @@ def sfa_section(shapes) -> str:
         "",
         "\n".join(lines),
         "",
-        "The bound is what the plan and the op's work allow. The AscendC kernel as written "
-        "(op_kernel/sparse_flash_attention/ascendc, run only on CPU through the twin) runs "
-        "each task whole on block task % blocks, not the plan's balanced pieces, so where the "
-        "plan splits tasks (the balance column near 1 at few tasks) it is further from the "
-        "bound; it also passes scores, P and P.V through GM. The "
+        "The bound is what the plan and the op's work allow. The AscendC kernel "
+        "(op_kernel/sparse_flash_attention/ascendc, run only on CPU through the twin) runs the "
+        "plan's balanced pieces (balance column), merging split tasks after a SyncAll; it "
+        "passes scores, P and P.V through GM, which the bound does not count. The "
         "softmax, the output rescale and the split-task merge (vector cores) are not counted; "
         "for this op they are small next to the cube work (N1 x K fp32 scores a row against "
         "2 * N1 * 1088 * K cube FLOPs).",

@@ -1,4 +1,5 @@
-// The CANN tiling of CannAttentionLightningIndexer: a thin adapter over the C++ tiling core (tiling_core.h).
+// The CANN tiling of CannAttentionLightningIndexer: a thin adapter over the C++ tiling core
+// (tiling_core.h).
 //
 // It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
 // LiCoreParams, lets li_tiling check and plan it, and gives CANN what the core wrote: the

@@ -32,8 +32,8 @@ BACKENDS = by_priority(
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
                "mixed launch (one AIC and two AIV threads a block), by name only, on the Ascend "
                "plan's tiles; scope: all layouts, sparse_block_size 1..128, sparse_mode 0/3, "
-               "lse, sinks, N1 1..128; tasks split over blocks by stride (not the plan's "
-               "balanced schedule). NPU: the same kernel in our op package, called through the "
+               "lse, sinks, N1 1..128; runs the plan's schedule (each block computes the "
+               "balanced cut, split tasks merged after SyncAll). NPU: the same kernel in our op package, called through the "
                "C++ NPU binding where both are installed (never run: no NPU here)",
         runner="sparse_flash_attention.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,

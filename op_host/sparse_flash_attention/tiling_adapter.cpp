@@ -1,14 +1,13 @@
-// The CANN tiling of CannAttentionSparseFlashAttention: a thin adapter over the C++ tiling core (tiling_core.h).
+// The CANN tiling of CannAttentionSparseFlashAttention: a thin adapter over the C++ tiling core
+// (tiling_core.h).
 //
 // It reads the call off gert's tiling context (shapes, dtypes, attributes, the platform) into
 // SfaCoreParams, lets sfa_tiling check and plan it, and gives CANN what the core wrote: the
 // TilingData bytes, the tiling key, the number of blocks and the workspace. A refused call is
 // logged with the core's message (the Python check's) and fails the tiling. Registered with
 // IMPL_OP_OPTILING; the OpDef is op_def.cpp. Only CANN's build compiles this file (op_package/).
-//
-// No AscendC kernel of this op exists yet (op_kernel/sparse_flash_attention/ascendc/), so the
-// op package leaves the op out; block count and workspace below follow the plan (tiling.py),
-// and the kernel, when written, must agree with them.
+// The block count and the workspace are the kernel's
+// (op_kernel/sparse_flash_attention/ascendc/sparse_flash_attention_kernel.h), restated below.
 #include <algorithm>
 #include <cstdint>
 
@@ -31,6 +30,21 @@ constexpr uint64_t kD = 512;      // params.D: the latent head dim (the value's 
 uint64_t BlockWorkspaceBytes(const SparseFlashAttentionTilingData& t) {
     const uint64_t bs = (static_cast<uint64_t>(t.block_s2) + 15) / 16 * 16;
     return t.head_group * bs * 4 + t.head_group * bs * 2 + t.head_group * kD * 4;
+}
+
+// One split-task slot, in bytes: the kernel's sfa_ascendc::SlotFloats * 4 (fp32 acc
+// [head_group, 512], then m and l [head_group rounded up to 8] each).
+uint64_t SlotBytes(const SparseFlashAttentionTilingData& t) {
+    const uint64_t hg8 = (static_cast<uint64_t>(t.head_group) + 7) / 8 * 8;
+    return (static_cast<uint64_t>(t.head_group) * kD + 2 * hg8) * 4;
+}
+
+// Slots of the plan's cut of num_tasks tasks over blocks cores: the kernel's
+// sfa_ascendc::MaxSlots, schedule.py max_slots (the TilingData's max_slots for blocks =
+// num_cores).
+uint64_t MaxSlots(uint64_t tasks, uint64_t blocks) {
+    if (tasks == 0 || blocks == 0) return 0;
+    return std::min<uint64_t>(tasks + blocks - 1, 2 * (blocks - 1));
 }
 
 // IR indices of op_def.cpp's OpDef
@@ -79,14 +93,15 @@ ge::graphStatus TilingSparseFlashAttention(gert::TilingContext* context) {
         if (sfa_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
             return adapter::Refuse(context, message);
 
-        // The kernel (sparse_flash_attention_kernel.cpp) runs task t whole on block
-        // t % blocks: at most a block per task, and per cube core (each block: one AIC and
-        // two AIVs), each with its GM workspace.
+        // The kernel (sparse_flash_attention_kernel.cpp) runs the plan's schedule: it cuts the
+        // task line over GetBlockNum() cores, so it is launched on the plan's num_cores blocks
+        // (each: one AIC and two AIVs), each with its GM workspace, then the split tasks' slots.
         const auto& t = *reinterpret_cast<const SparseFlashAttentionTilingData*>(out.data);
-        const uint32_t blocks = static_cast<uint32_t>(
-            std::min<int64_t>(t.num_cores, t.num_tasks));
+        const uint32_t blocks = t.num_tasks > 0 ? t.num_cores : 0;
         const size_t workspace = adapter::SystemWorkspace(context) +
-                                 BlockWorkspaceBytes(t) * blocks;
+                                 BlockWorkspaceBytes(t) * blocks +
+                                 MaxSlots(static_cast<uint64_t>(t.num_tasks), blocks) *
+                                     SlotBytes(t);
         return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
     } catch (const adapter::Refused& r) {
         return adapter::Refuse(context, r.message);

@@ -17,8 +17,10 @@ of another platform kind (``cann_attention.use(platform=...)`` naming a GPU or t
 never picks this back end on CPU: it runs only when asked for by name
 (``cann_attention.use(backend="ascendc")``).
 
-Work split: each task (query row x head group) runs whole on block ``task % blocks`` -- not the
-plan's balanced schedule with split tasks (see the kernel's header comment).
+Work split: the plan's schedule (schedule.py device_schedule, common/schedule.py partition):
+launched on the plan's num_cores blocks, every block computes the balanced cut of the task line
+from the lengths and runs its pieces; the pieces of split tasks leave their (m, l, acc) in
+workspace slots, merged after a SyncAll (see the kernel's header comment).
 
 Results agree with the emulator up to fp32 summation order (the cube sums the 576-wide dot
 product in its own order, the vector core sums each row of P in element order), so the
@@ -72,7 +74,8 @@ def library() -> ctypes.CDLL:
     lib.sfa_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.sfa_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.sfa_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
-                                    *([ctypes.c_void_p, ctypes.c_uint64] * 15),
+                                    *([ctypes.c_void_p, ctypes.c_uint64] * 15), ctypes.c_int32,
+                                    ctypes.c_void_p, ctypes.c_uint64,
                                     ctypes.c_char_p, ctypes.c_size_t]
     lib.sfa_ascendc_run.restype = ctypes.c_int
     return lib
@@ -87,16 +90,31 @@ def check_plan(plan) -> None:
             f"{plan.head_group})")
 
 
-def run(p, plan, t, blocks: int | None = None):
-    """Launch the kernel on the plan's platform (at most one block a core and a task; ``blocks``
-    caps it, for tests); returns (attention_out, softmax_max, softmax_sum) as the other back
-    ends do."""
+def num_blocks(plan) -> int:
+    """Blocks of the launch: the plan's cores (the kernel cuts the plan's task line over
+    GetBlockNum() cores, so that the cut is the plan's), none for a call without tasks."""
+    return plan.num_cores if plan.num_tasks > 0 else 0
+
+
+def record_shape(plan) -> tuple[int, int]:
+    """The int32 record the kernel fills under ``run(..., record=...)``: per core (3 a block:
+    AIC, AIV 0, AIV 1) the number of pieces it ran, then (task, step begin, step end, slot or
+    -1) per piece."""
+    blocks = num_blocks(plan)
+    return 3 * blocks, 1 + 4 * (plan.num_tasks + blocks - 1)
+
+
+def run(p, plan, t, record: torch.Tensor | None = None, drop_slot: int = -1):
+    """Launch the kernel on the plan's platform (the plan's num_cores blocks: the kernel runs
+    the plan's schedule); returns (attention_out, softmax_max, softmax_sum) as the other back
+    ends do. ``record`` (tests): an int32 tensor of ``record_shape`` the cores fill with their
+    pieces; with it, ``drop_slot`` >= 0 makes the merge leave that slot out (a fault)."""
     check_plan(plan)
     out = torch.full(t.query.shape, float("nan"), dtype=t.query.dtype)   # every row is written
     shape = lse_shape(t.query.shape, p.layout_query, p.return_softmax_lse)
     smax = torch.full(shape, float("nan"), dtype=torch.float32)
     ssum = torch.full(shape, float("nan"), dtype=torch.float32)
-    nblocks = min(plan.num_cores, plan.num_tasks, blocks or plan.num_tasks)
+    nblocks = num_blocks(plan)
     if nblocks == 0:
         return out, smax, ssum
     lib = library()
@@ -123,6 +141,12 @@ def run(p, plan, t, blocks: int | None = None):
               None if t.sinks is None else t.sinks.float().contiguous(), out):
         args += gm(x)
     args += stats + gm(workspace)
+    if record is not None:
+        assert record.dtype == torch.int32 and tuple(record.shape) == record_shape(plan)
+        assert record.is_contiguous()
+    else:
+        assert drop_slot < 0, "drop_slot needs a record (the twin-only RunRecorded)"
+    args += gm(record) + [drop_slot]
     message = ctypes.create_string_buffer(MESSAGE_BYTES)
     rc = lib.sfa_ascendc_run(DTYPE_CODES[t.query.dtype], nblocks, *args,
                              ctypes.addressof(tiling_buf), len(data), message, MESSAGE_BYTES)

@@ -66,15 +66,15 @@ def _with_timeout(fn, *args, timeout=120, **kwargs):
     return box["result"]
 
 
-def run_kernel(p, t, platform=ASCEND_A3, blocks=None):
+def run_kernel(p, t, platform=ASCEND_A3):
     plan = tiling.plan(p, platform)
-    return _with_timeout(ascendc_twin.run, p, plan, t, blocks=blocks), plan
+    return _with_timeout(ascendc_twin.run, p, plan, t), plan
 
 
-def compare(case, platform=ASCEND_A3, blocks=None, golden=True):
+def compare(case, platform=ASCEND_A3, golden=True):
     """Kernel vs emulator (same plan) and vs the golden; returns the kernel's outputs."""
     p, t = checked(OP, *case.args, **case.kwargs)
-    (out, smax, ssum), plan = run_kernel(p, t, platform, blocks)
+    (out, smax, ssum), plan = run_kernel(p, t, platform)
     e_out, e_max, e_sum = emulate.run(p, plan, t)
     dtype = case.args[0].dtype
     assert out.dtype == dtype and out.shape == case.args[0].shape
@@ -150,10 +150,10 @@ def test_malformed_rows(lib, layout_query, layout_kv):
 
 
 def test_fewer_blocks_than_tasks_and_the_910b_plan(lib):
-    """A block loops over several tasks (strided split), on the 910B plan, without lse."""
+    """A block runs several pieces of the plan's cut (a 910B plan on 3 cores), without lse."""
     case = make_case(B=2, S1=5, S2=200, N1=16, K=64, dtype=torch.float16, sbs=8,
                      q_lens=[5, 3], kv_lens=[200, 90], seed=9)
-    compare(case, ASCEND_910B, blocks=3)
+    compare(case, dataclasses.replace(ASCEND_910B, num_cores=3))
 
 
 @pytest.mark.parametrize("layout_query,layout_kv", LAYOUTS, ids=lambda x: x)
@@ -240,3 +240,76 @@ def test_backend_on_npu_tensors_goes_to_the_op_package():
     # torch_npu loaded and our package installed: neither is here
     assert backend.verify(p, "npu", torch.float16) == "not available: torch_npu is not loaded"
     assert backend.verify(p, "cpu", torch.bfloat16) in (None, ascendc_twin.no_compiler())
+
+
+# ---- the plan's schedule: per-core pieces, split tasks, the SyncAll merge ---------------------
+
+SPLIT_CASES = [
+    # few tasks, long windows: the plan cuts tasks across the 24 cores of the A3 plan
+    dict(B=1, S1=1, S2=4096, N1=4, K=2048, layout_query="BSND", layout_kv="BSND", sbs=1,
+         sparse_mode=0, return_softmax_lse=True, sinks=True, dtype=torch.float16, seed=21),
+    dict(B=3, S1=3, S2=3000, N1=8, K=1024, layout_query="TND", layout_kv="TND", sbs=4,
+         q_lens=[1, 3, 2], kv_lens=[3000, 300, 1500], return_softmax_lse=True, sinks=True,
+         seed=22),
+    dict(B=2, S1=1, S2=2560, N1=16, K=512, layout_query="BSND", layout_kv="PA_BSND", sbs=8,
+         kv_lens=[2500, 700], page=64, sparse_mode=0, return_softmax_lse=True, seed=23),
+    dict(B=1, S1=2, S2=2048, N1=2, K=1024, layout_query="TND", layout_kv="PA_BSND", sbs=2,
+         page=64, malformed=True, return_softmax_lse=True, sinks=True, seed=24),
+    dict(B=1, S1=1, S2=2048, N1=128, K=2048, layout_query="BSND", layout_kv="BSND", sbs=1,
+         sparse_mode=0, dtype=torch.float16, seed=25),            # two head groups, no lse
+]
+
+
+def _split_case_id(c):
+    return (f"{c['layout_query']}-{c['layout_kv']}-B{c['B']}-N{c['N1']}-K{c['K']}"
+            f"{'-malformed' if c.get('malformed') else ''}")
+
+
+def _pieces_and_schedule(case):
+    from cann_attention.op_host.sparse_flash_attention.schedule import device_schedule
+    p, t = checked(OP, *case.args, **case.kwargs)
+    plan = tiling.plan(p, ASCEND_A3)
+    sched = device_schedule(p, plan, t).schedule
+    return p, t, plan, sched
+
+
+@pytest.mark.parametrize("kw", SPLIT_CASES, ids=_split_case_id)
+def test_kernel_runs_the_plans_schedule(lib, kw):
+    """Every core (AIC and both AIVs) runs exactly the pieces (task, step range, workspace
+    slot) of the schedule the emulator runs (schedule.device_schedule on the Ascend plan: split
+    tasks always cut); split tasks, merged after SyncAll, give the emulator's and the golden's
+    results (outputs, softmax_max / softmax_sum, sinks)."""
+    case = make_case(**kw)
+    p, t, plan, sched = _pieces_and_schedule(case)
+    assert plan.split_cost == -1                     # the Ascend plan: tasks always cut
+    assert sched.num_slots > 0                       # the case does split tasks
+    record = torch.full(ascendc_twin.record_shape(plan), -9, dtype=torch.int32)
+    _with_timeout(ascendc_twin.run, p, plan, t, record=record)
+    first = sched.core_first.tolist()
+    assert sched.num_cores == plan.num_cores == record.shape[0] // 3
+    for c in range(sched.num_cores):
+        want = [[int(sched.piece_task[i]), int(sched.piece_step_begin[i]),
+                 int(sched.piece_step_end[i]), int(sched.piece_slot[i])]
+                for i in range(first[c], first[c + 1])]
+        for side in range(3):
+            n = int(record[3 * c + side, 0])
+            got = record[3 * c + side, 1:1 + 4 * n].reshape(n, 4).tolist()
+            assert got == want, (c, side)
+    compare(case)                                    # vs the emulator and the golden
+
+
+def test_a_merge_that_drops_a_slot_fails(lib):
+    """The split tests see the merge: leaving one slot of a split task out (a twin-only fault)
+    gives results the emulator comparison rejects."""
+    case = make_case(**SPLIT_CASES[0])
+    p, t, plan, sched = _pieces_and_schedule(case)
+    slot = int(sched.split_first[0]) + 1            # the second piece of the first split task
+    record = torch.full(ascendc_twin.record_shape(plan), -9, dtype=torch.int32)
+    out, smax, ssum = _with_timeout(ascendc_twin.run, p, plan, t, record=record)
+    e_out, e_max, e_sum = emulate.run(p, plan, t)
+    assert_near_emulator(out, e_out, "no fault")
+    out, smax, ssum = _with_timeout(ascendc_twin.run, p, plan, t, record=record, drop_slot=slot)
+    with pytest.raises(AssertionError):
+        assert_near_emulator(out, e_out, "a dropped slot")
+    with pytest.raises(AssertionError):
+        assert_stats_close(ssum, e_sum, rtol=1e-5)

@@ -10,10 +10,29 @@
 //   plan's tiles (TilingData: head_group, block_s2, entries_per_step), which must be an Ascend
 //   plan (tiling.py, platform A2/A3).
 //
-// Work split: NOT the plan's schedule. Task t (t = g * num_rows + r: query row r, head group g,
-// the plan's task order) runs whole on block t % GetBlockNum() (a strided task split; the plan's
-// balanced per-core pieces, split tasks and their log-sum-exp merge are not used, so there is
-// no workspace slot and no merge pass).
+// Work split: the plan's schedule, exactly the pieces the emulator runs
+// (op_host/sparse_flash_attention/schedule.py device_schedule -> op_host/common/schedule.py
+// partition, on the Ascend plan: split_cost -1, tasks always cut). Every block computes the cut
+// itself, with scalar code, from the lengths it reads (no per-call host data: the TilingData
+// stays static): task t = g * num_rows + r (query row r, head group g) has
+// steps = ceil(W / entries_per_step) with W = min(K, ceil(tau / sbs)) (the visibility below; a
+// negative index entry limits only the scan inside a task, not the cut) and costs steps +
+// TASK_OVERHEAD_STEPS (1); the tasks lie end to end on a line of length total, per_core =
+// max(1, ceil(total / C)) with C = GetBlockNum(), and a step at line position x runs on block
+// min(x / per_core, C - 1): a task has one *piece* (steps [begin, end)) per block from that of
+// its first step to that of its last (a task without steps: one piece, on the block its first
+// step would be on). The launch has the plan's num_cores blocks (the twin launcher and
+// tiling_adapter.cpp), so C and the cut are the plan's. A piece of a whole task finishes it
+// (sinks, attention_out, softmax_max / softmax_sum); a piece of a split task writes its fp32
+// state (m, l, acc [hg, 512]) to its workspace slot (slots numbered as partition(): the split
+// tasks' pieces in task order; sparse_flash_attention_kernel.h). A piece starting past step 0
+// first reads the window's earlier entries: after a negative one it scans nothing. Then, only
+// when some task is split (every core computes the same cut), all cores meet at
+// SyncAll<false>(), and both AIVs of each split task's first block merge their rows of its slots
+// (online_softmax.combine's log-sum-exp rule: M = max m_i, w_i = exp(m_i - M), l = sum w_i l_i,
+// acc = sum w_i acc_i) and finish it as a whole task (sinks, out, lse). A block is the first
+// block of at most one split task (only the task crossing the end of its line range can start
+// on it and go on). Twin only, RunRecorded also records every core's pieces.
 //
 // Visibility, exactly as schedule.py computes it (malformed values are made safe the same way):
 // lengths clamped into the tensors (BSND / PA_BSND counts to [0, capacity], TND prefix sums
@@ -24,9 +43,9 @@
 // stops at the first negative entry, skips blocks starting at or past tau and clips the one
 // straddling it. No key row outside [0, tau) of its batch is ever addressed.
 //
-// Per block, for each of its tasks, step by step (a step whose entries give no visible position
+// Per block, for each of its pieces, step by step (a step whose entries give no visible position
 // is skipped by all three cores alike):
-//   AIC  q [hg, 576] (nope from query, rope from query_rope: GM ND -> L1 NZ, once per task);
+//   AIC  q [hg, 576] (nope from query, rope from query_rope: GM ND -> L1 NZ, once per piece);
 //        the step's visible positions gathered from key / key_rope into L1 as NZ with bsPad rows
 //        per C0 column (one Nd2Nz copy per index entry: its run of sbs positions, per page with
 //        a paged key), n positions in all; S = q . K^T over 576 in 9 chunks of 64 (L1 -> L0A ZZ /
@@ -40,7 +59,9 @@
 //        -> UB, * scale_value, row max (ReduceMax) -> new running max m', exp(s - m') (columns
 //        past n set to -inf first, so the P tile's padding is 0), row sum (ReduceSum, fp32 P),
 //        P rounded to the input dtype (Cast) -> GM workspace; flag -> AIC. Then P.V rows -> UB,
-//        acc = acc * exp(m - m') + P.V, l = l * exp(m - m') + rowsum. At the task's end:
+//        acc = acc * exp(m - m') + P.V, l = l * exp(m - m') + rowsum. At the end of a piece
+//        of a split task: (m, l, acc) of its rows -> its slot. At the end of a whole task (or
+//        of a split task's merge):
 //        sinks join (m'' = max(m, sink), l'' = l exp(m - m'') + exp(sink - m''), acc scaled),
 //        out = acc / l (a zero row and (-2e38, 0) when no key was seen, sinks or not), cast to
 //        the input dtype -> attention_out; softmax_max = m, softmax_sum = l when asked.
@@ -67,6 +88,7 @@ constexpr uint32_t kDk = kD + kDr;     // 576: contraction of the score matmul
 constexpr uint32_t kKChunk = 64;       // contraction chunk of the score matmul (L0A / L0B)
 constexpr uint32_t kL0Bytes = 64 * 1024;
 constexpr float kSoftmaxMin = -2e38f;  // softmax_max of rows that see nothing
+constexpr uint64_t kTaskOverhead = 1;  // schedule.py TASK_OVERHEAD_STEPS
 
 // One task: query row, its first head, batch, visibility bound and scan window.
 struct Task {
@@ -76,6 +98,27 @@ struct Task {
     int64_t tau = 0;
     uint32_t window = 0;
     uint64_t kvStart = 0;
+};
+
+// The plan's cut of the task line (op_host/common/schedule.py partition, as the Ascend plan runs
+// it: split_cost -1, tasks always cut): the walk over the tasks in order.
+struct Cut {
+    uint64_t perCore = 1;       // per_core = max(1, ceil(total / C))
+    uint64_t pos = 0;           // line position where the next task starts
+    uint32_t task = 0;          // the next task
+    uint32_t slotNext = 0;      // slots taken by the split tasks so far
+    bool anySplit = false;
+};
+
+// A task's cut over the cores and this core's piece of it.
+struct Piece {
+    uint32_t task = 0;
+    uint32_t pieces = 1;        // > 1: a split task
+    uint32_t firstCore = 0;
+    uint32_t slotBase = 0;      // split: its first slot (its slots are consecutive)
+    bool mine = false;          // this core runs a piece of it:
+    uint32_t begin = 0, end = 0;    // steps [begin, end) of the task
+    int32_t slot = -1;          // its slot (-1: the piece is the whole task)
 };
 
 __aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
@@ -159,6 +202,91 @@ public:
         pvGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(
                                   ws + ScoreBytes(hg_, bs_) + ProbBytes(hg_, bs_)),
                               static_cast<uint64_t>(hg_) * kD);
+        const uint64_t slots = MaxSlots(numTasks_, groups_);
+        if (slots > 0) {
+            slotGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(
+                                        reinterpret_cast<__gm__ uint8_t*>(workspace) +
+                                        groups_ * WorkspaceBytes(hg_, bs_)),
+                                    slots * SlotFloats(hg_));
+        }
+    }
+
+#ifdef ASCENDC_TWIN
+    // Twin only: record the pieces this core runs (sparse_flash_attention_kernel.h,
+    // RunRecorded); dropSlot >= 0 leaves that slot out of the merge (a fault for the tests).
+    __aicore__ inline void Record(GM_ADDR record, int32_t dropSlot)
+    {
+        const uint64_t stride = 1 + 4 * (static_cast<uint64_t>(numTasks_) + groups_ - 1);
+        int64_t core = 0;
+        if ASCEND_IS_AIC {
+            core = group_ * 3;
+        } else {
+            core = group_ * 3 + 1 + GetSubBlockIdx();
+        }
+        recGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(record) + core * stride, stride);
+        recGm_.SetValue(0, 0);
+        recording_ = true;
+        dropSlot_ = dropSlot;
+    }
+#endif
+
+    // ---- the plan's schedule (every core computes it alike from the lengths) ------------------
+    // per_core of the task line (task t costs its steps + the overhead; the line holds every
+    // task, those without steps too); c then walks from the first task.
+    __aicore__ inline void StartCut(Cut& c) const
+    {
+        uint64_t rowsTotal = 0;
+        for (uint32_t r = 0; r < numRows_; ++r) {
+            rowsTotal += CeilDiv(MakeTask(r).window, eps_) + kTaskOverhead;
+        }
+        const uint64_t groupsOfHeads = numRows_ > 0 ? numTasks_ / numRows_ : 0;
+        const uint64_t total = rowsTotal * groupsOfHeads;     // task t = g * rows + r
+        c = Cut{};
+        const uint64_t per = (total + groups_ - 1) / groups_;
+        c.perCore = per > 0 ? per : 1;
+    }
+
+    // The cut of task c.task (of `steps` steps) over the cores and this core's piece of it (as
+    // partition(): a step at line position x runs on core min(x / per_core, C - 1); a task
+    // without steps is one piece, on the core its first step would be on).
+    __aicore__ inline void CutTask(Cut& c, uint32_t steps, Piece& p) const
+    {
+        p = Piece{};
+        p.task = c.task++;
+        const uint64_t first = c.pos + kTaskOverhead;
+        const uint64_t last = steps > 0 ? first + steps - 1 : first;
+        const uint64_t cf = first / c.perCore, cl = last / c.perCore;
+        const uint64_t top = groups_ - 1;
+        p.firstCore = static_cast<uint32_t>(cf < top ? cf : top);
+        const uint32_t lastCore = static_cast<uint32_t>(cl < top ? cl : top);
+        p.pieces = lastCore - p.firstCore + 1;
+        if (p.pieces > 1) {
+            p.slotBase = c.slotNext;
+            c.slotNext += p.pieces;
+            c.anySplit = true;
+        }
+        if (p.firstCore <= group_ && group_ <= lastCore) {
+            const uint32_t j = group_ - p.firstCore;
+            const uint64_t b = j == 0 ? first : group_ * c.perCore;
+            const uint64_t e = group_ == lastCore ? first + steps : (group_ + 1) * c.perCore;
+            p.mine = true;
+            p.begin = static_cast<uint32_t>(b - first);
+            p.end = static_cast<uint32_t>(e - first);
+            p.slot = p.pieces > 1 ? static_cast<int32_t>(p.slotBase + j) : -1;
+        }
+        c.pos += steps + kTaskOverhead;
+    }
+
+    // Whether the task's scan ends before step `begin` (a negative entry among the window's
+    // entries [0, begin * eps)): a piece starting later reads no entry past it either.
+    __aicore__ inline bool EndedBefore(const Task& tk, uint32_t begin) const
+    {
+        const uint64_t upto = static_cast<uint64_t>(begin) * eps_;
+        const uint32_t lim = upto < tk.window ? static_cast<uint32_t>(upto) : tk.window;
+        for (uint32_t e = 0; e < lim; ++e) {
+            if (idxGm_.GetValue(static_cast<uint64_t>(tk.row) * k_ + e) < 0) return true;
+        }
+        return false;
     }
 
     // ---- the task's rows and keys (both core kinds compute them alike) ------------------------
@@ -275,17 +403,22 @@ public:
         LocalTensor<T> b2 = b2_.Get<T>();
         LocalTensor<float> c1 = c1_.Get<float>();
         constexpr uint32_t c0 = 32 / sizeof(T);
-        for (uint32_t t = group_; t < numTasks_; t += groups_) {
-            const Task tk = MakeTask(t);
-            const uint32_t steps = CeilDiv(tk.window, eps_);
-            if (steps == 0) continue;
+        Cut cut;
+        StartCut(cut);
+        Piece pc;
+        while (cut.task < numTasks_) {
+            const Task tk = MakeTask(cut.task);
+            CutTask(cut, CeilDiv(tk.window, eps_), pc);
+            if (!pc.mine) continue;
+            Note(pc);
+            if (pc.begin == pc.end) continue;
             // q [hg, 576] -> L1 NZ (mPad rows per C0 column): nope columns, then rope columns
             const uint64_t qRow = static_cast<uint64_t>(tk.row) * n1_ + tk.head0;
             DataCopy(qL1, qGm_[qRow * kD], Nd2NzParams(1, hg_, kD, 0, kD, mPad, 1, 0));
             DataCopy(qL1[(kD / c0) * mPad * c0], qRopeGm_[qRow * kDr],
                      Nd2NzParams(1, hg_, kDr, 0, kDr, mPad, 1, 0));
-            bool ended = false;
-            for (uint32_t step = 0; step < steps && !ended; ++step) {
+            bool ended = EndedBefore(tk, pc.begin);
+            for (uint32_t step = pc.begin; step < pc.end && !ended; ++step) {
                 const uint32_t n = ScanStep(tk, step, ended, &kL1);
                 if (n == 0) continue;
                 // the V operand's padded key rows [n, ceil16(n)) get a copy of the first
@@ -377,6 +510,7 @@ public:
                 CrossCoreWaitFlag(kFlagPvRead);                // both AIVs read P.V
             }
         }
+        if (cut.anySplit) SyncAll<false>();        // the AIVs merge the split tasks after it
     }
 
     // ---- AIV ---------------------------------------------------------------------------------
@@ -416,9 +550,22 @@ public:
         LocalTensor<float> red = red_.Get<float>();
         LocalTensor<float> work = work_.Get<float>();
         const float negInf = -__builtin_inff();
-        for (uint32_t t = group_; t < numTasks_; t += groups_) {
-            const Task tk = MakeTask(t);
-            const uint32_t steps = CeilDiv(tk.window, eps_);
+        Cut cut;
+        StartCut(cut);
+        Piece pc;
+        bool merges = false;           // this core merges a split task (at most one: the one
+        Piece split;                   // crossing the end of its line range)
+        Task splitTask;
+        while (cut.task < numTasks_) {
+            const Task tk = MakeTask(cut.task);
+            CutTask(cut, CeilDiv(tk.window, eps_), pc);
+            if (!pc.mine) continue;
+            Note(pc);
+            if (pc.pieces > 1 && pc.firstCore == group_) {
+                merges = true;
+                split = pc;
+                splitTask = tk;
+            }
             if (rc > 0) {
                 Duplicate(acc, 0.0f, rc * kD);
                 SetFlag<HardEvent::V_S>(0);
@@ -428,8 +575,8 @@ public:
                     st.l.SetValue(r, 0.0f);
                 }
             }
-            bool ended = false;
-            for (uint32_t step = 0; step < steps && !ended; ++step) {
+            bool ended = EndedBefore(tk, pc.begin);
+            for (uint32_t step = pc.begin; step < pc.end && !ended; ++step) {
                 const uint32_t n = ScanStep(tk, step, ended, nullptr);
                 if (n == 0) continue;
                 CrossCoreWaitFlag(kFlagScores);
@@ -448,13 +595,37 @@ public:
                 }
                 CrossCoreSetFlag<2, PIPE_MTE2>(kFlagPvRead);
             }
-            Finish(tk, acc, pv, outT, st, r0, rc);
+            if (pc.slot < 0) {
+                Finish(tk, acc, pv, outT, st, r0, rc);
+            } else {
+                Store(static_cast<uint32_t>(pc.slot), acc, st, r0, rc);
+            }
         }
+        if (!cut.anySplit) return;
+        SyncAll<false>();                   // every piece's state is in its slot
+        if (!merges) return;
+        MergeSlots(split, acc, pv, st, r0, rc);
+        Finish(splitTask, acc, pv, outT, st, r0, rc);
     }
 
 
 private:
     static constexpr uint32_t kStats = 7;
+
+    __aicore__ inline void Note(const Piece& p)
+    {
+#ifdef ASCENDC_TWIN
+        if (!recording_) return;
+        const uint64_t at = 1 + 4 * static_cast<uint64_t>(recorded_);
+        recGm_.SetValue(at, static_cast<int32_t>(p.task));
+        recGm_.SetValue(at + 1, static_cast<int32_t>(p.begin));
+        recGm_.SetValue(at + 2, static_cast<int32_t>(p.end));
+        recGm_.SetValue(at + 3, p.slot);
+        recGm_.SetValue(0, static_cast<int32_t>(++recorded_));
+#else
+        (void)p;
+#endif
+    }
 
     // Per-row statistics of this AIV's rows, each a vector of r8 floats in UB.
     struct Stats {
@@ -591,6 +762,113 @@ private:
         }
     }
 
+    // A piece of a split task: this AIV's rows of its fp32 state (acc, m, l) to its slot.
+    __aicore__ inline void Store(uint32_t slot, LocalTensor<float>& acc, Stats& st, uint32_t r0,
+                                 uint32_t rc)
+    {
+        if (rc == 0) return;
+        const uint64_t base = static_cast<uint64_t>(slot) * SlotFloats(hg_);
+        const uint64_t mAt = base + static_cast<uint64_t>(hg_) * kD;
+        SetFlag<HardEvent::V_MTE3>(0);                 // the last Muls / Add of acc
+        WaitFlag<HardEvent::V_MTE3>(0);
+        DataCopy(slotGm_[base + static_cast<uint64_t>(r0) * kD], acc, rc * kD);
+        SetFlag<HardEvent::S_MTE3>(0);                 // m and l are written by the scalar unit
+        WaitFlag<HardEvent::S_MTE3>(0);
+        DataCopyPad(slotGm_[mAt + r0], st.m, DataCopyExtParams(1, rc * sizeof(float), 0, 0, 0));
+        DataCopyPad(slotGm_[mAt + Pad8(hg_) + r0], st.l,
+                    DataCopyExtParams(1, rc * sizeof(float), 0, 0, 0));
+        SetFlag<HardEvent::MTE3_V>(0);                 // acc is reset for the next piece
+        WaitFlag<HardEvent::MTE3_V>(0);
+        SetFlag<HardEvent::MTE3_S>(0);                 // and the statistics
+        WaitFlag<HardEvent::MTE3_S>(0);
+    }
+
+    // After SyncAll: this AIV's rows of the split task whose first piece ran here, merged from
+    // its slots by the log-sum-exp rule (online_softmax.combine: M = max_i m_i, w_i =
+    // exp(m_i - M) (M = -inf: 0), l = sum_i w_i l_i, acc = sum_i w_i acc_i in slot order) into
+    // acc and st.m / st.l, for Finish. The slots' m and l come to UB by DataCopyPad (st.e2In /
+    // st.e2Out, free until Finish), their acc rows by DataCopy.
+    __aicore__ inline void MergeSlots(const Piece& sp, LocalTensor<float>& acc,
+                                      LocalTensor<float>& tmp, Stats& st, uint32_t r0,
+                                      uint32_t rc)
+    {
+        if (rc == 0) return;
+        const float negInf = -__builtin_inff();
+        const DataCopyExtParams rows(1, rc * sizeof(float), 0, 0, 0);
+        const DataCopyPadExtParams<float> noPad(false, 0, 0, 0.0f);
+        auto mAt = [&](uint32_t i) {
+            return static_cast<uint64_t>(sp.slotBase + i) * SlotFloats(hg_) +
+                   static_cast<uint64_t>(hg_) * kD + r0;
+        };
+        Duplicate(acc, 0.0f, rc * kD);
+        SetFlag<HardEvent::V_S>(0);
+        WaitFlag<HardEvent::V_S>(0);
+        for (uint32_t r = 0; r < rc; ++r) {
+            st.m.SetValue(r, negInf);
+            st.l.SetValue(r, 0.0f);
+        }
+        for (uint32_t i = 0; i < sp.pieces; ++i) {         // M = max_i m_i
+            if (Dropped(sp.slotBase + i)) continue;
+            SetFlag<HardEvent::S_MTE2>(0);                   // e2In was read by the scalar unit
+            WaitFlag<HardEvent::S_MTE2>(0);
+            DataCopyPad(st.e2In, slotGm_[mAt(i)], rows, noPad);
+            SetFlag<HardEvent::MTE2_S>(0);
+            WaitFlag<HardEvent::MTE2_S>(0);
+            for (uint32_t r = 0; r < rc; ++r) {
+                const float mi = st.e2In.GetValue(r);
+                if (mi > st.m.GetValue(r)) st.m.SetValue(r, mi);
+            }
+        }
+        for (uint32_t i = 0; i < sp.pieces; ++i) {
+            if (Dropped(sp.slotBase + i)) continue;
+            SetFlag<HardEvent::S_MTE2>(0);
+            WaitFlag<HardEvent::S_MTE2>(0);
+            DataCopyPad(st.e2In, slotGm_[mAt(i)], rows, noPad);
+            DataCopyPad(st.e2Out, slotGm_[mAt(i) + Pad8(hg_)], rows, noPad);
+            SetFlag<HardEvent::MTE2_S>(0);
+            WaitFlag<HardEvent::MTE2_S>(0);
+            for (uint32_t r = 0; r < st.r8; ++r) {
+                float x = 0.0f;
+                if (r < rc) {
+                    const float m = st.m.GetValue(r);
+                    x = st.e2In.GetValue(r) - (m == negInf ? 0.0f : m);
+                }
+                st.eIn.SetValue(r, x);
+            }
+            SetFlag<HardEvent::S_V>(0);
+            WaitFlag<HardEvent::S_V>(0);
+            Exp(st.eOut, st.eIn, st.r8);
+            SetFlag<HardEvent::V_S>(0);
+            WaitFlag<HardEvent::V_S>(0);
+            const uint64_t accAt = static_cast<uint64_t>(sp.slotBase + i) * SlotFloats(hg_) +
+                                   static_cast<uint64_t>(r0) * kD;
+            for (uint32_t r = 0; r < rc; ++r) {
+                const float w = st.eOut.GetValue(r);
+                st.l.SetValue(r, st.l.GetValue(r) + st.e2Out.GetValue(r) * w);
+                DataCopy(tmp, slotGm_[accAt + static_cast<uint64_t>(r) * kD], kD);
+                SetFlag<HardEvent::MTE2_V>(0);
+                WaitFlag<HardEvent::MTE2_V>(0);
+                LocalTensor<float> a = acc[r * kD];
+                Muls(tmp, tmp, w, kD);
+                Add(a, a, tmp, kD);
+                SetFlag<HardEvent::V_MTE2>(0);           // tmp is reloaded for the next row
+                WaitFlag<HardEvent::V_MTE2>(0);
+            }
+            SetFlag<HardEvent::V_S>(0);                  // eOut is rewritten for the next slot
+            WaitFlag<HardEvent::V_S>(0);
+        }
+    }
+
+    __aicore__ inline bool Dropped(uint32_t slot) const
+    {
+#ifdef ASCENDC_TWIN
+        return dropSlot_ >= 0 && static_cast<uint32_t>(dropSlot_) == slot;
+#else
+        (void)slot;
+        return false;
+#endif
+    }
+
     // Positions [start, start + len) of the task's batch (a run inside one index block) into
     // the key tile's rows [at, at + len): nope and rope columns, one Nd2Nz copy each, per page
     // with a paged key (a run never leaves its page when the page size is a multiple of sbs).
@@ -629,7 +907,13 @@ private:
     TBuf<TPosition::VECOUT> prob_, outT_;
     GlobalTensor<T> qGm_, qRopeGm_, kGm_, kRopeGm_, outGm_, probGm_;
     GlobalTensor<int32_t> idxGm_, btGm_, lensQGm_, lensKvGm_;
-    GlobalTensor<float> sinksGm_, maxGm_, sumGm_, scoreGm_, pvGm_;
+    GlobalTensor<float> sinksGm_, maxGm_, sumGm_, scoreGm_, pvGm_, slotGm_;
+#ifdef ASCENDC_TWIN
+    GlobalTensor<int32_t> recGm_;
+    bool recording_ = false;
+    uint32_t recorded_ = 0;
+    int32_t dropSlot_ = -1;
+#endif
     uint32_t numRows_ = 0, numTasks_ = 0, kvCap_ = 0, blockNum_ = 0, hg_ = 1, bs_ = 16;
     uint32_t bsPad_ = 16, eps_ = 1, batch_ = 0, s1_ = 0, n1_ = 0, k_ = 0, sbs_ = 1, mode_ = 0;
     uint32_t pageSize_ = 0, maxBlocks_ = 0, group_ = 0, groups_ = 1;
@@ -638,6 +922,17 @@ private:
     float scale_ = 1.0f;
     uint64_t firstKeyRow_ = 0;     // AIC: key row of the step's first gathered position
 };
+
+template <typename T>
+__aicore__ inline void RunSides(SparseFlashAttention<T>& op)
+{
+    if ASCEND_IS_AIC {
+        op.Cube();
+    }
+    if ASCEND_IS_AIV {
+        op.Vector();
+    }
+}
 
 template <typename T>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparseIndices,
@@ -649,13 +944,25 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparseInd
     SparseFlashAttention<T> op;
     op.Init(query, key, sparseIndices, blockTable, lensQuery, lensKv, queryRope, keyRope, sinks,
             out, softmaxMax, softmaxSum, workspace, tiling);
-    if ASCEND_IS_AIC {
-        op.Cube();
-    }
-    if ASCEND_IS_AIV {
-        op.Vector();
-    }
+    RunSides(op);
 }
+
+#ifdef ASCENDC_TWIN
+template <typename T>
+__aicore__ void RunRecorded(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparseIndices,
+                            GM_ADDR blockTable, GM_ADDR lensQuery, GM_ADDR lensKv,
+                            GM_ADDR queryRope, GM_ADDR keyRope, GM_ADDR sinks, GM_ADDR out,
+                            GM_ADDR softmaxMax, GM_ADDR softmaxSum, GM_ADDR workspace,
+                            GM_ADDR tiling, GM_ADDR record, int32_t dropSlot)
+{
+    (void)value;
+    SparseFlashAttention<T> op;
+    op.Init(query, key, sparseIndices, blockTable, lensQuery, lensKv, queryRope, keyRope, sinks,
+            out, softmaxMax, softmaxSum, workspace, tiling);
+    op.Record(record, dropSlot);
+    RunSides(op);
+}
+#endif
 
 #ifdef ASCENDC_TWIN
 // the twin launcher (launcher.cpp) runs both dtypes from one library
@@ -664,6 +971,13 @@ template void Run<half>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM
 template void Run<bfloat16_t>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
                               GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR,
                               GM_ADDR);
+#define SFA_INSTANTIATE_RECORDED(T)                                                             \
+    template void RunRecorded<T>(GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, \
+                                 GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, GM_ADDR, \
+                                 GM_ADDR, GM_ADDR, int32_t);
+SFA_INSTANTIATE_RECORDED(half)
+SFA_INSTANTIATE_RECORDED(bfloat16_t)
+#undef SFA_INSTANTIATE_RECORDED
 #endif
 
 }  // namespace sfa_ascendc
