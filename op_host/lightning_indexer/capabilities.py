@@ -21,8 +21,8 @@ BACKENDS = by_priority(
                "mixed launch (one AIC and two AIV threads a block), by name only; each core "
                "runs the plan's balanced pieces, split rows merged after a SyncAll; scope: "
                "BSND/TND query, BSND/TND/PA_BSND key, actual lengths, weights of the query "
-               "dtype or float32, N1 <= 64, sparse_mode 0/3, sparse_count <= 2048, "
-               "return_value. NPU: the same kernel in our op package, called through the C++ "
+               "dtype or float32, N1 <= 64, sparse_mode 0/3, sparse_count 1..2048 and "
+               "3072..8192, return_value. NPU: the same kernel in our op package, called through the C++ "
                "NPU binding where both are installed (never run: no NPU here)",
         runner="lightning_indexer.ascendc_twin:run", plan=plan, emulates=True,
         named_only_on=("cpu",), platform=ASCEND_A3,

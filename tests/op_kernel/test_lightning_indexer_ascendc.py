@@ -4,8 +4,9 @@ block) on small BSND calls, fp16 and bf16, sparse_mode 0 and 3, with the TilingD
 C++ tiling core (op_host/lightning_indexer/native.py); sparse_indices are compared with the
 golden (op_kernel/lightning_indexer/reference.py).
 
-Scope of the kernel: BSND or TND query and key with their length lists (not a paged key),
-weights of the query dtype, sparse_count <= 2048 (see the kernel's header comment).
+Scope of the kernel: BSND or TND query and key with their length lists, a paged key, weights
+of the query dtype or float32, every sparse_count the op accepts (1..2048 and 3072..8192; see the
+kernel's header comment).
 
 The kernel sums in float in its own order (Mmad in k order, the head sum left to right) where
 the golden rounds exactly once, so two keys whose scores lie within a few ulp may swap: rows are
@@ -108,6 +109,8 @@ CASES = [
     (1, 4, 37, 6, 64, 0, torch.float16),         # n_vis < sparse_count: -1 padding
     (1, 3, 600, 2, 64, 3, torch.float16),        # S2 > block_s2 (256): several chunks per row
     (1, 2, 700, 4, 2048, 0, torch.bfloat16),     # several chunks, n_vis < sparse_count = 2048
+    (1, 2, 9000, 4, 4096, 0, torch.bfloat16),    # sparse_count > 2048: lists merged through GM
+    (1, 3, 3500, 2, 3072, 3, torch.float16),     # ... with -1 padding (n_vis < 3072 in rows 0-1)
 ]
 
 
@@ -173,22 +176,19 @@ def test_backend_runs_the_kernel_through_the_op(lib, case):
     assert OP_DEF.static(bound, current())[1].name == "emulate"     # by name only on CPU
 
 
-@pytest.mark.parametrize("change,reason", [
-    (dict(sparse_count=3072), "sparse_count <= 2048"),
-])
-def test_backend_refuses_calls_outside_the_kernel_scope(change, reason):
-    """Named outside its scope, the back end is refused with the kernel's reason (never a
-    wrong answer); the check runs before any build."""
+@pytest.mark.parametrize("K", [3072, 4096, 5120, 6144, 7168, 8192])
+def test_backend_covers_the_large_sparse_counts(K):
+    """sparse_count 3072..8192 (the op's larger values) are in the kernel's scope: the registry
+    rule refuses none of them (the runs are the split-schedule tests' K >= 3072 cases)."""
     import cann_attention
-    from cann_attention.op_host.common.errors import CannAttentionError
     B, S1, S2, N1 = 1, 2, 64, 4
     query = torch.randn(B, S1, N1, 128).half()
     key = torch.randn(B, S2, 1, 128).half()
     weights = torch.randn(B, S1, N1).half()
-    kwargs = dict(sparse_count=change.get("sparse_count", 16), sparse_mode=3)
-    with cann_attention.use(backend="ascendc"), pytest.raises(CannAttentionError,
-                                                               match=reason):
-        cann_attention.npu_lightning_indexer(query, key, weights, **kwargs)
+    op = cann_attention.OPS[OP]
+    p = op.parse(op.bind((query, key, weights), dict(sparse_count=K, sparse_mode=3)))
+    op.check(p)
+    assert ascendc_twin.unsupported(p) is None
 
 
 LENGTH_CASES = [
@@ -326,6 +326,10 @@ SPLIT_CASES = [
     ("TND", "TND", [1, 3, 2], [5000, 300, 2600], None, 3, 256, True, torch.float16),  # ragged
     ("BSND", "BSND", [2, 0], [9000, 40], 2, 3, 1024, False, torch.bfloat16),
     ("TND", "PA_BSND", [2, 1], [3000, 4100], None, 0, 128, False, "float32 weights"),
+    # sparse_count > 2048 (lists streamed through GM in the merges): AIV lists that fill
+    ("BSND", "BSND", None, [20000], 1, 0, 8192, True, torch.float16),       # B=1 decode
+    ("BSND", "PA_BSND", None, [9000, 2000], 1, 3, 4096, False, torch.bfloat16),  # paged
+    ("TND", "TND", [1, 2], [7000, 2500], None, 3, 3072, True, torch.float16),  # ragged, padded
 ]
 
 
@@ -393,15 +397,17 @@ def test_kernel_runs_the_plans_schedule(lib, case):
                                    wv.reshape(-1, K)[same].float(), rtol=1e-2, atol=1e-2)
 
 
-def test_split_row_keeps_the_tie_rule(lib):
+@pytest.mark.parametrize("K", [510, 3072])
+def test_split_row_keeps_the_tie_rule(lib, K):
     """B=1 decode over 24 cores with every key three times, 2048 keys apart (so the copies lie in
     different pieces of the split row): the merged top-k holds each chosen key's three copies
-    next to each other, smaller index first, as the golden does."""
+    next to each other, smaller index first, as the golden does (K = 3072: the merges stream
+    their lists through GM)."""
     import cann_attention
     from cann_attention.op_host.common.tensor_meta import with_values
     from cann_attention.op_host.lightning_indexer import tiling
     g = torch.Generator().manual_seed(5)
-    N1, S, K = 4, 2048, 510
+    N1, S = 4, 2048
     query = torch.randn(1, 1, N1, 128, generator=g).half()
     key = torch.randn(1, S, 1, 128, generator=g).repeat(1, 3, 1, 1).half()
     weights = (torch.rand(1, 1, N1, generator=g) + 0.25).half()

@@ -6,8 +6,9 @@
 //   the tensors, prefix sums made non-decreasing; with a paged key a batch's keys end at its
 //   first page-table entry outside [0, block_count)), query and key of one dtype DTYPE_QUERY
 //   (half or bfloat16_t), weights of that dtype or float (DTYPE_WEIGHTS), D = 128, N1 <= 64,
-//   sparse_mode 0 or 3, sparse_count <= 2048, sparse_values written when the TilingData's
-//   return_value is 1 (and its GM address is not null).
+//   sparse_mode 0 or 3, every sparse_count the op accepts (1..2048 and 3072..8192 in steps of
+//   1024), sparse_values written when the TilingData's return_value is 1 (and its GM address is
+//   not null).
 //
 // Work split: the plan's schedule (op_host/lightning_indexer/tiling.py schedule(), cut by
 // op_host/common/schedule.py partition() with TASK_OVERHEAD_STEPS = 1), computed by every core
@@ -43,6 +44,11 @@
 //        smaller index) and writes min(K, n_vis) indices, then -1 padding, to sparse_indices[r]
 //        (and the scores, rounded to DTYPE_QUERY, then -inf, to sparse_values[r]), or, for a
 //        piece of a split task, the merged list to its slot.
+// UB (AIV): the running list (K scores + K indices) is the only K-sized buffer; every merge
+// (MergeOut) streams its second list from GM and its result to GM in windows of kWin = 256
+// entries, so K = 8192 needs 64 KiB of lists + 4 windows (4 KiB) + the chunk (N1 x bs/2 floats,
+// at most 32 KiB) of the 192 KiB. The split-task merge keeps its running list in UB and passes
+// each intermediate merge through the core's exchange slot 0 (free after SyncAll).
 // head_group of the plan is not used (all N1 <= 64 heads fit one Mmad: 64 x 256 floats in L0C).
 #include "kernel_operator.h"
 #include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
@@ -237,25 +243,21 @@ public:
         pipe_.InitBuffer(acc_, half_ * sizeof(float));
         pipe_.InitBuffer(listS_, kPad * sizeof(float));
         pipe_.InitBuffer(listI_, kPad * sizeof(int32_t));
-        pipe_.InitBuffer(otherS_, kPad * sizeof(float));
-        pipe_.InitBuffer(otherI_, kPad * sizeof(int32_t));
-        pipe_.InitBuffer(mergeS_, kPad * sizeof(float));
-        pipe_.InitBuffer(mergeI_, kPad * sizeof(int32_t));
-        pipe_.InitBuffer(out_, kPad * sizeof(int32_t));
+        pipe_.InitBuffer(winS_, kWin * sizeof(float));
+        pipe_.InitBuffer(winI_, kWin * sizeof(int32_t));
+        pipe_.InitBuffer(dS_, kWin * sizeof(float));
+        pipe_.InitBuffer(dI_, kWin * sizeof(int32_t));
         pipe_.InitBuffer(cnt_, 8 * sizeof(int32_t));
-        const uint32_t vPad = CeilDiv(k_, 32 / sizeof(T)) * (32 / sizeof(T));
-        if (hasValues_) pipe_.InitBuffer(outV_, vPad * sizeof(T));
+        if (hasValues_) pipe_.InitBuffer(outV_, kWin * sizeof(T));
         LocalTensor<float> sc = sc_.Get<float>();
         LocalTensor<float> acc = acc_.Get<float>();
         LocalTensor<float> listS = listS_.Get<float>();
         LocalTensor<int32_t> listI = listI_.Get<int32_t>();
-        LocalTensor<float> otherS = otherS_.Get<float>();
-        LocalTensor<int32_t> otherI = otherI_.Get<int32_t>();
-        LocalTensor<float> mergeS = mergeS_.Get<float>();
-        LocalTensor<int32_t> mergeI = mergeI_.Get<int32_t>();
-        LocalTensor<int32_t> out = out_.Get<int32_t>();
-        LocalTensor<int32_t> cnt = cnt_.Get<int32_t>();
-        LocalTensor<T> outV;
+        winS = winS_.Get<float>();
+        winI = winI_.Get<int32_t>();
+        dS = dS_.Get<float>();
+        dI = dI_.Get<int32_t>();
+        cnt = cnt_.Get<int32_t>();
         if (hasValues_) outV = outV_.Get<T>();
         uint32_t exchanged = 0;
         bool merges = false;             // this core merges a split task (at most one: the one
@@ -266,7 +268,9 @@ public:
         while (line_.NextPiece(sched, piece)) {
             const uint32_t row = piece.row;
             if (piece.keys.nvis == 0) {
-                if (sub == 0 && row % cores_ == group_) WriteRow(out, outV, row, 0, kPad, vPad);
+                if (sub == 0 && row % cores_ == group_) {
+                    MergeOut(listS, listI, 0, nullptr, 0, true, row, nullptr);
+                }
                 continue;
             }
             if (!piece.mine) continue;
@@ -308,45 +312,43 @@ public:
                 WaitFlag<HardEvent::V_MTE2>(0);
             }
             const uint32_t slot = exchanged++ % 2;
-            if (sub == 1) WriteList(exchange_[slot], cnt, listS, listI, count);
+            if (sub == 1) WriteList(exchange_[slot], listS, listI, count);
             CrossCoreSetFlag<1, PIPE_MTE3>(kFlagSubSync);
             CrossCoreWaitFlag(kFlagSubSync);
             if (sub == 0) {
-                const uint32_t other = ReadList(exchange_[slot], cnt, otherS, otherI);
-                const uint32_t n =
-                    Merge(listS, listI, count, otherS, otherI, other, mergeS, mergeI);
+                const uint32_t other = ReadCount(exchange_[slot]);
                 if (piece.slot < 0) {
-                    Emit(mergeS, mergeI, n, out, outV);
-                    WriteRow(out, outV, row, n, kPad, vPad);
+                    MergeOut(listS, listI, count, &exchange_[slot], other, true, row, nullptr);
                 } else {
                     ListGm dst;
                     BindList(dst, splitBase_ + static_cast<uint64_t>(piece.slot) * ListFloats(k_),
                              k_);
-                    WriteList(dst, cnt, mergeS, mergeI, n);
+                    MergeOut(listS, listI, count, &exchange_[slot], other, false, 0, &dst);
                 }
             }
         }
         if (!sched.anySplit) return;
         SyncAll<false>();                  // every piece's list is in its slot
         if (sub != 0 || !merges) return;
-        // the split task whose first piece ran here: top-k of the union of its slots' lists
+        // the split task whose first piece ran here: top-k of the union of its slots' lists,
+        // merged one slot at a time (the running list in UB, the slot streamed from GM; the
+        // merged list goes through this core's exchange slot 0, the last one to the row)
         ListGm src;
         BindList(src, splitBase_ + static_cast<uint64_t>(split.slotBase) * ListFloats(k_), k_);
-        uint32_t n = ReadList(src, cnt, listS, listI);
+        uint32_t n = ReadList(src, listS, listI);
         for (uint32_t i = 1; i < split.pieces; ++i) {
             BindList(src, splitBase_ + static_cast<uint64_t>(split.slotBase + i) * ListFloats(k_),
                      k_);
-            const uint32_t other = ReadList(src, cnt, otherS, otherI);
-            n = Merge(listS, listI, n, otherS, otherI, other, mergeS, mergeI);
-            LocalTensor<float> ts = listS;             // the merged list becomes the running one
-            LocalTensor<int32_t> ti = listI;
-            listS = mergeS;
-            listI = mergeI;
-            mergeS = ts;
-            mergeI = ti;
+            const uint32_t other = ReadCount(src);
+            if (i + 1 == split.pieces) {
+                MergeOut(listS, listI, n, &src, other, true, split.row, nullptr);
+            } else {
+                MergeOut(listS, listI, n, &src, other, false, 0, &exchange_[0]);
+                SetFlag<HardEvent::MTE3_MTE2>(0);
+                WaitFlag<HardEvent::MTE3_MTE2>(0);
+                n = ReadList(exchange_[0], listS, listI);
+            }
         }
-        Emit(listS, listI, n, out, outV);
-        WriteRow(out, outV, split.row, n, kPad, vPad);
     }
 
 private:
@@ -407,46 +409,108 @@ private:
         return count < k_ ? count + 1 : count;
     }
 
-    // The first min(K, na + nb) of two lists sorted by (score desc, index asc) into (ds, di).
-    __aicore__ inline uint32_t Merge(LocalTensor<float>& as, LocalTensor<int32_t>& ai, uint32_t na,
-                                     LocalTensor<float>& bs, LocalTensor<int32_t>& bi, uint32_t nb,
-                                     LocalTensor<float>& ds, LocalTensor<int32_t>& di)
+    // Streams the first min(K, na + nb) of two lists sorted by (score desc, index asc) to a
+    // sink: list A whole in UB (as, ai), list B (nb entries) read from GM in windows of kWin;
+    // equal scores: the smaller index first. The sink is the GM list dst (then its count), or,
+    // toRow, sparse_indices[row] (and sparse_values[row], scores rounded to T) padded with -1
+    // (-inf) to K. The merged entries are written in windows of kWin (dS, dI, outV).
+    __aicore__ inline void MergeOut(LocalTensor<float>& as, LocalTensor<int32_t>& ai, uint32_t na,
+                                    ListGm* src, uint32_t nb, bool toRow, uint32_t row,
+                                    ListGm* dst)
     {
-        uint32_t a = 0, c = 0, n = 0;
-        while (n < k_ && (a < na || c < nb)) {
+        const uint32_t total = na + nb < k_ ? na + nb : k_;
+        uint32_t a = 0, c = 0, n = 0, bBase = 0, bLen = 0, dBase = 0;
+        while (n < total) {
+            if (c < nb && c == bBase + bLen) {          // the next window of B
+                bBase = c;
+                bLen = nb - c < kWin ? nb - c : kWin;
+                SetFlag<HardEvent::S_MTE2>(0);
+                WaitFlag<HardEvent::S_MTE2>(0);
+                DataCopyPad(winS, src->score[bBase], DataCopyExtParams(1, bLen * 4, 0, 0, 0),
+                            DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
+                DataCopyPad(winI, src->idx[bBase], DataCopyExtParams(1, bLen * 4, 0, 0, 0),
+                            DataCopyPadExtParams<int32_t>(false, 0, 0, 0));
+                SetFlag<HardEvent::MTE2_S>(0);
+                WaitFlag<HardEvent::MTE2_S>(0);
+            }
             bool takeA;
             if (a >= na) {
                 takeA = false;
             } else if (c >= nb) {
                 takeA = true;
             } else {
-                const float sa = as.GetValue(a), sb = bs.GetValue(c);
-                takeA = sa > sb || (sa == sb && ai.GetValue(a) < bi.GetValue(c));
+                const float sa = as.GetValue(a), sb = winS.GetValue(c - bBase);
+                takeA = sa > sb || (sa == sb && ai.GetValue(a) < winI.GetValue(c - bBase));
             }
             if (takeA) {
-                ds.SetValue(n, as.GetValue(a));
-                di.SetValue(n++, ai.GetValue(a++));
+                dS.SetValue(n - dBase, as.GetValue(a));
+                dI.SetValue(n - dBase, ai.GetValue(a++));
             } else {
-                ds.SetValue(n, bs.GetValue(c));
-                di.SetValue(n++, bi.GetValue(c++));
+                dS.SetValue(n - dBase, winS.GetValue(c - bBase));
+                dI.SetValue(n - dBase, winI.GetValue(c - bBase));
+                ++c;
+            }
+            if (++n - dBase == kWin) {
+                Flush(toRow, row, dst, dBase, kWin);
+                dBase = n;
             }
         }
-        return n;
+        if (n > dBase) Flush(toRow, row, dst, dBase, n - dBase);
+        if (!toRow) {
+            cnt.SetValue(0, static_cast<int32_t>(n));
+            SetFlag<HardEvent::S_MTE3>(0);
+            WaitFlag<HardEvent::S_MTE3>(0);
+            DataCopy(dst->cnt, cnt, 8);
+            SetFlag<HardEvent::MTE3_S>(0);
+            WaitFlag<HardEvent::MTE3_S>(0);
+            return;
+        }
+        // the padding: -1 (and -inf) from n to K
+        if (n == k_) return;
+        const T negInf = static_cast<T>(-__builtin_inff());
+        for (uint32_t t = 0; t < kWin; ++t) {
+            dI.SetValue(t, -1);
+            if (hasValues_) outV.SetValue(t, negInf);
+        }
+        SetFlag<HardEvent::S_MTE3>(0);
+        WaitFlag<HardEvent::S_MTE3>(0);
+        for (uint32_t pos = n; pos < k_; pos += kWin) {
+            const uint32_t len = k_ - pos < kWin ? k_ - pos : kWin;
+            const uint64_t at = static_cast<uint64_t>(row) * k_ + pos;
+            DataCopyPad(outGm_[at], dI, DataCopyExtParams(1, len * sizeof(int32_t), 0, 0, 0));
+            if (hasValues_) {
+                DataCopyPad(valGm_[at], outV, DataCopyExtParams(1, len * sizeof(T), 0, 0, 0));
+            }
+        }
+        SetFlag<HardEvent::MTE3_S>(0);                 // the windows are rewritten next
+        WaitFlag<HardEvent::MTE3_S>(0);
     }
 
-    // A list of n entries into the row's output buffers (scores rounded to T).
-    __aicore__ inline void Emit(LocalTensor<float>& ls, LocalTensor<int32_t>& li, uint32_t n,
-                                LocalTensor<int32_t>& out, LocalTensor<T>& outV)
+    // Entries [at, at + len) of a merged list, in dS / dI, to its sink (MergeOut).
+    __aicore__ inline void Flush(bool toRow, uint32_t row, ListGm* dst, uint32_t at, uint32_t len)
     {
-        for (uint32_t t = 0; t < n; ++t) {
-            out.SetValue(t, li.GetValue(t));
-            if (hasValues_) outV.SetValue(t, static_cast<T>(ls.GetValue(t)));
+        if (toRow && hasValues_) {
+            for (uint32_t t = 0; t < len; ++t) outV.SetValue(t, static_cast<T>(dS.GetValue(t)));
         }
+        SetFlag<HardEvent::S_MTE3>(0);
+        WaitFlag<HardEvent::S_MTE3>(0);
+        if (toRow) {
+            const uint64_t o = static_cast<uint64_t>(row) * k_ + at;
+            DataCopyPad(outGm_[o], dI, DataCopyExtParams(1, len * sizeof(int32_t), 0, 0, 0));
+            if (hasValues_) {
+                DataCopyPad(valGm_[o], outV, DataCopyExtParams(1, len * sizeof(T), 0, 0, 0));
+            }
+        } else {
+            DataCopyPad(dst->score[at], dS, DataCopyExtParams(1, len * 4, 0, 0, 0));
+            DataCopyPad(dst->idx[at], dI, DataCopyExtParams(1, len * 4, 0, 0, 0));
+        }
+        SetFlag<HardEvent::MTE3_S>(0);                 // the windows are rewritten next
+        WaitFlag<HardEvent::MTE3_S>(0);
     }
 
     // A list of n entries to GM (count, then the n scores and indices).
-    __aicore__ inline void WriteList(ListGm& dst, LocalTensor<int32_t>& cnt,
-                                     LocalTensor<float>& ls, LocalTensor<int32_t>& li, uint32_t n)
+    __aicore__ inline void WriteList(ListGm& dst, LocalTensor<float>& ls, LocalTensor<int32_t>& li,
+                                     uint32_t n)
     {
         cnt.SetValue(0, static_cast<int32_t>(n));
         SetFlag<HardEvent::S_MTE3>(0);
@@ -460,15 +524,23 @@ private:
         WaitFlag<HardEvent::MTE3_S>(0);
     }
 
-    // A list from GM into (ls, li); returns its count.
-    __aicore__ inline uint32_t ReadList(ListGm& src, LocalTensor<int32_t>& cnt,
-                                        LocalTensor<float>& ls, LocalTensor<int32_t>& li)
+    // A GM list's count (clamped to [0, K]).
+    __aicore__ inline uint32_t ReadCount(ListGm& src)
     {
+        SetFlag<HardEvent::S_MTE2>(0);
+        WaitFlag<HardEvent::S_MTE2>(0);
         DataCopy(cnt, src.cnt, 8);
         SetFlag<HardEvent::MTE2_S>(0);
         WaitFlag<HardEvent::MTE2_S>(0);
         const int32_t got = cnt.GetValue(0);
-        const uint32_t n = got < 0 ? 0 : (static_cast<uint32_t>(got) > k_ ? k_ : got);
+        return got < 0 ? 0 : (static_cast<uint32_t>(got) > k_ ? k_ : got);
+    }
+
+    // A list from GM into (ls, li); returns its count.
+    __aicore__ inline uint32_t ReadList(ListGm& src, LocalTensor<float>& ls,
+                                        LocalTensor<int32_t>& li)
+    {
+        const uint32_t n = ReadCount(src);
         if (n > 0) {
             DataCopyPad(ls, src.score, DataCopyExtParams(1, n * 4, 0, 0, 0),
                         DataCopyPadExtParams<float>(false, 0, 0, 0.0f));
@@ -480,29 +552,8 @@ private:
         return n;
     }
 
-    // out[0, n) holds indices (outV[0, n) their scores when values are written); pads with -1
-    // (-inf) and writes sparse_indices[row] (sparse_values[row]).
-    __aicore__ inline void WriteRow(LocalTensor<int32_t>& out, LocalTensor<T>& outV, uint32_t row,
-                                    uint32_t n, uint32_t kPad, uint32_t vPad)
-    {
-        for (uint32_t t = n; t < kPad; ++t) out.SetValue(t, -1);
-        if (hasValues_) {
-            const T negInf = static_cast<T>(-__builtin_inff());
-            for (uint32_t t = n; t < vPad; ++t) outV.SetValue(t, negInf);
-        }
-        SetFlag<HardEvent::S_MTE3>(0);
-        WaitFlag<HardEvent::S_MTE3>(0);
-        DataCopyPad(outGm_[static_cast<uint64_t>(row) * k_], out,
-                    DataCopyExtParams(1, k_ * sizeof(int32_t), 0, 0, 0));
-        if (hasValues_) {
-            DataCopyPad(valGm_[static_cast<uint64_t>(row) * k_], outV,
-                        DataCopyExtParams(1, k_ * sizeof(T), 0, 0, 0));
-        }
-        SetFlag<HardEvent::MTE3_S>(0);                 // out is reused for the next row
-        WaitFlag<HardEvent::MTE3_S>(0);
-    }
-
     static constexpr uint32_t kD = 128;
+    static constexpr uint32_t kWin = 256;   // entries per window of a streamed merge (MergeOut)
     TPipe pipe_;
     TBuf<TPosition::A1> qL1_;
     TBuf<TPosition::B1> kL1_;
@@ -510,8 +561,11 @@ private:
     TBuf<TPosition::B2> b2_;
     TBuf<TPosition::CO1> c1_;
     TBuf<TPosition::VECIN> sc_;
-    TBuf<TPosition::VECCALC> acc_, listS_, listI_, otherS_, otherI_, mergeS_, mergeI_, cnt_;
-    TBuf<TPosition::VECOUT> out_, outV_;
+    TBuf<TPosition::VECCALC> acc_, listS_, listI_, winS_, winI_, cnt_;
+    TBuf<TPosition::VECOUT> dS_, dI_, outV_;
+    LocalTensor<float> winS, dS;             // MergeOut's windows: B in, merged out
+    LocalTensor<int32_t> winI, dI, cnt;
+    LocalTensor<T> outV;
     GlobalTensor<T> qGm_, kGm_, valGm_;
     GlobalTensor<W> wGm_;
     GlobalTensor<int32_t> outGm_, btGm_;

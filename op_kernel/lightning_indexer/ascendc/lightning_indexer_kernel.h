@@ -1,6 +1,7 @@
 // Shared by the lightning_indexer AscendC kernel and its host-side launcher: the GM workspace.
 //   * per block (AI Core group): the cube's scores of one chunk [n1, block_s2] (float), then two
-//     exchange slots of the AIVs' top-k merge;
+//     exchange slots of the AIVs' top-k merge (after SyncAll, slot 0 also holds the running list
+//     of a split task's merge: no extra space, whatever sparse_count);
 //   * after the blocks: the list slots of the pieces of split tasks (the plan's schedule).
 // A list slot (exchange or split) is 8 words of count, sparse_count scores (float), then
 // sparse_count indices (int32).
