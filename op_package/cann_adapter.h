@@ -175,6 +175,10 @@ inline ge::graphStatus Publish(gert::TilingContext* context, const char* op, siz
     context->GetRawTilingData()->SetDataSize(tiling_bytes);
     context->SetTilingKey(tiling_key);
     context->SetBlockDim(blocks);
+    // Batch mode: the op's blocks start together. Both kernels meet at SyncAll, which the
+    // SyncAll documentation says can deadlock without it when several streams run kernels
+    // with core synchronisation at once. (A CANN without this output refuses it: nothing to do.)
+    (void)context->SetScheduleMode(1);
     workspace[0] = workspace_bytes;
     return ge::GRAPH_SUCCESS;
 }
