@@ -323,7 +323,8 @@ def include_dirs(kernel: Path) -> list[Path]:
     """The repository's folders a kernel includes from: its own, its op's host side (the
     TilingData header) and the shared C++ of op_host."""
     op = op_of(kernel)
-    dirs = [kernel.parent, ROOT / "op_host" / op, ROOT / "op_host" / "common" / "cpp"]
+    dirs = [kernel.parent, ROOT / "op_kernel" / "common" / "ascendc", ROOT / "op_host" / op,
+            ROOT / "op_host" / "common" / "cpp"]
     return [d for d in dirs if d.is_dir()]
 
 

@@ -37,6 +37,7 @@ from cann_attention.op_host.lightning_indexer import tiling as li_tiling
 from cann_attention.op_host.lightning_indexer.params import output_shapes
 
 KERNEL_DIR = Path(__file__).with_name("ascendc")
+COMMON_KERNEL_DIR = Path(__file__).parents[1] / "common" / "ascendc"   # balanced_cut.h
 TWIN_DIR = Path(__file__).parents[1] / "common" / "ascendc_twin"
 HOST_DIR = Path(li_tiling.__file__).parent
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
@@ -61,7 +62,7 @@ def library() -> ctypes.CDLL:
     path = native.build_library(
         "lightning_indexer_ascendc",
         [KERNEL_DIR / "lightning_indexer_kernel.cpp", KERNEL_DIR / "launcher.cpp"],
-        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR))
+        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR, COMMON_KERNEL_DIR))
     lib = ctypes.CDLL(str(path))
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64

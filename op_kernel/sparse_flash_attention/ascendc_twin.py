@@ -42,6 +42,7 @@ from cann_attention.op_host.sparse_flash_attention import tiling as sfa_tiling
 from cann_attention.op_host.sparse_flash_attention.params import OP, lse_shape
 
 KERNEL_DIR = Path(__file__).with_name("ascendc")
+COMMON_KERNEL_DIR = Path(__file__).parents[1] / "common" / "ascendc"   # balanced_cut.h
 TWIN_DIR = Path(__file__).parents[1] / "common" / "ascendc_twin"
 HOST_DIR = Path(sfa_tiling.__file__).parent
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
@@ -69,7 +70,7 @@ def library() -> ctypes.CDLL:
     path = native.build_library(
         "sparse_flash_attention_ascendc",
         [KERNEL_DIR / "sparse_flash_attention_kernel.cpp", KERNEL_DIR / "launcher.cpp"],
-        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR))
+        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR, COMMON_KERNEL_DIR))
     lib = ctypes.CDLL(str(path))
     lib.sfa_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.sfa_ascendc_workspace_bytes.restype = ctypes.c_uint64

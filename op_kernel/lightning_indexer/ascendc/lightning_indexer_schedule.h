@@ -10,6 +10,7 @@
 
 #include "kernel_operator.h"
 #include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
+#include "balanced_cut.h"       // op_kernel/common/ascendc: the plan's cut of the task line
 
 namespace li_ascendc {
 
@@ -44,28 +45,16 @@ struct RowWalk {
     uint64_t kvStart = 0;
 };
 
-// The schedule's walk: the task line up to the current row.
-struct Sched {
+// The schedule's walk: the task line (balanced_cut.h) up to the current row.
+struct Sched : cann_attention_ascendc::BalancedCut {
     RowWalk walk;
     bool started = false;
-    uint64_t perCore = 1;
-    uint64_t pos = 0;           // line position where the next task starts
-    uint32_t task = 0;          // tasks so far
-    uint32_t slotNext = 0;      // slots taken by the split tasks so far
-    bool anySplit = false;
 };
 
 // The current row as the schedule sees it; for a task, its cut and this core's piece.
-struct Piece {
+struct Piece : cann_attention_ascendc::CutPiece {
     uint32_t row = 0;
     RowKeys keys;               // keys.nvis == 0: not a task
-    uint32_t task = 0;
-    uint32_t pieces = 1;        // pieces of the task (> 1: split)
-    uint32_t firstCore = 0;
-    uint32_t slotBase = 0;      // split: its first slot (its slots are consecutive)
-    bool mine = false;          // this core runs a piece of it:
-    uint32_t begin = 0, end = 0;    // its steps [begin, end)
-    int32_t slot = -1;          // its slot (-1: the piece is the whole task)
 };
 
 class TaskLine {
@@ -114,8 +103,7 @@ public:
             if (nvis > 0) total += CeilDiv(nvis, bs_) + kTaskOverhead;
         }
         s = Sched{};
-        const uint64_t per = (total + cores_ - 1) / cores_;
-        s.perCore = per > 0 ? per : 1;
+        s.Start(total, cores_, core_, kTaskOverhead);
     }
 
     // The next row and, for a task, its cut over the cores and this core's piece of it (as
@@ -126,30 +114,8 @@ public:
         p = Piece{};
         p.row = s.walk.row;
         p.keys = Keys(s.walk);
-        if (p.keys.nvis == 0) return true;
-        const uint64_t steps = CeilDiv(p.keys.nvis, bs_);
-        const uint64_t first = s.pos + kTaskOverhead;        // line position of its first step
-        const uint64_t last = first + steps - 1;
-        const uint64_t cf = first / s.perCore, cl = last / s.perCore;
-        p.firstCore = static_cast<uint32_t>(cf < cores_ - 1 ? cf : cores_ - 1);
-        const uint32_t lastCore = static_cast<uint32_t>(cl < cores_ - 1 ? cl : cores_ - 1);
-        p.pieces = lastCore - p.firstCore + 1;
-        p.task = s.task++;
-        if (p.pieces > 1) {
-            p.slotBase = s.slotNext;
-            s.slotNext += p.pieces;
-            s.anySplit = true;
-        }
-        if (p.firstCore <= core_ && core_ <= lastCore) {
-            const uint32_t j = core_ - p.firstCore;
-            const uint64_t b = j == 0 ? first : core_ * s.perCore;
-            const uint64_t e = core_ == lastCore ? last + 1 : (core_ + 1) * s.perCore;
-            p.mine = true;
-            p.begin = static_cast<uint32_t>(b - first);
-            p.end = static_cast<uint32_t>(e - first);
-            p.slot = p.pieces > 1 ? static_cast<int32_t>(p.slotBase + j) : -1;
-        }
-        s.pos += steps + kTaskOverhead;
+        if (p.keys.nvis == 0) return true;           // not a task: no place on the line
+        s.Take(CeilDiv(p.keys.nvis, bs_), p);
         return true;
     }
 

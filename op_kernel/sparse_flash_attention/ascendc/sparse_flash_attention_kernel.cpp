@@ -72,6 +72,7 @@
 #include "kernel_operator.h"
 #include "tiling_data.h"   // SparseFlashAttentionTilingData (generated from tiling.TILING_DATA)
 
+#include "balanced_cut.h"       // op_kernel/common/ascendc: the plan's cut of the task line
 #include "sparse_flash_attention_kernel.h"
 
 using namespace AscendC;
@@ -100,26 +101,9 @@ struct Task {
     uint64_t kvStart = 0;
 };
 
-// The plan's cut of the task line (op_host/common/schedule.py partition, as the Ascend plan runs
-// it: split_cost -1, tasks always cut): the walk over the tasks in order.
-struct Cut {
-    uint64_t perCore = 1;       // per_core = max(1, ceil(total / C))
-    uint64_t pos = 0;           // line position where the next task starts
-    uint32_t task = 0;          // the next task
-    uint32_t slotNext = 0;      // slots taken by the split tasks so far
-    bool anySplit = false;
-};
-
-// A task's cut over the cores and this core's piece of it.
-struct Piece {
-    uint32_t task = 0;
-    uint32_t pieces = 1;        // > 1: a split task
-    uint32_t firstCore = 0;
-    uint32_t slotBase = 0;      // split: its first slot (its slots are consecutive)
-    bool mine = false;          // this core runs a piece of it:
-    uint32_t begin = 0, end = 0;    // steps [begin, end) of the task
-    int32_t slot = -1;          // its slot (-1: the piece is the whole task)
-};
+// The plan's cut of the task line and a task's piece on this core (balanced_cut.h).
+using Cut = cann_attention_ascendc::BalancedCut;
+using Piece = cann_attention_ascendc::CutPiece;
 
 __aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 
@@ -241,40 +225,7 @@ public:
         }
         const uint64_t groupsOfHeads = numRows_ > 0 ? numTasks_ / numRows_ : 0;
         const uint64_t total = rowsTotal * groupsOfHeads;     // task t = g * rows + r
-        c = Cut{};
-        const uint64_t per = (total + groups_ - 1) / groups_;
-        c.perCore = per > 0 ? per : 1;
-    }
-
-    // The cut of task c.task (of `steps` steps) over the cores and this core's piece of it (as
-    // partition(): a step at line position x runs on core min(x / per_core, C - 1); a task
-    // without steps is one piece, on the core its first step would be on).
-    __aicore__ inline void CutTask(Cut& c, uint32_t steps, Piece& p) const
-    {
-        p = Piece{};
-        p.task = c.task++;
-        const uint64_t first = c.pos + kTaskOverhead;
-        const uint64_t last = steps > 0 ? first + steps - 1 : first;
-        const uint64_t cf = first / c.perCore, cl = last / c.perCore;
-        const uint64_t top = groups_ - 1;
-        p.firstCore = static_cast<uint32_t>(cf < top ? cf : top);
-        const uint32_t lastCore = static_cast<uint32_t>(cl < top ? cl : top);
-        p.pieces = lastCore - p.firstCore + 1;
-        if (p.pieces > 1) {
-            p.slotBase = c.slotNext;
-            c.slotNext += p.pieces;
-            c.anySplit = true;
-        }
-        if (p.firstCore <= group_ && group_ <= lastCore) {
-            const uint32_t j = group_ - p.firstCore;
-            const uint64_t b = j == 0 ? first : group_ * c.perCore;
-            const uint64_t e = group_ == lastCore ? first + steps : (group_ + 1) * c.perCore;
-            p.mine = true;
-            p.begin = static_cast<uint32_t>(b - first);
-            p.end = static_cast<uint32_t>(e - first);
-            p.slot = p.pieces > 1 ? static_cast<int32_t>(p.slotBase + j) : -1;
-        }
-        c.pos += steps + kTaskOverhead;
+        c.Start(total, groups_, group_, kTaskOverhead);
     }
 
     // Whether the task's scan ends before step `begin` (a negative entry among the window's
@@ -408,7 +359,7 @@ public:
         Piece pc;
         while (cut.task < numTasks_) {
             const Task tk = MakeTask(cut.task);
-            CutTask(cut, CeilDiv(tk.window, eps_), pc);
+            cut.Take(CeilDiv(tk.window, eps_), pc);
             if (!pc.mine) continue;
             Note(pc);
             if (pc.begin == pc.end) continue;
@@ -558,7 +509,7 @@ public:
         Task splitTask;
         while (cut.task < numTasks_) {
             const Task tk = MakeTask(cut.task);
-            CutTask(cut, CeilDiv(tk.window, eps_), pc);
+            cut.Take(CeilDiv(tk.window, eps_), pc);
             if (!pc.mine) continue;
             Note(pc);
             if (pc.pieces > 1 && pc.firstCore == group_) {
