@@ -9,8 +9,11 @@ decode/prefill grid; docs/performance.md lists them), and in the same run the tw
 gather of the decode headline's selected rows (``gather_ceiling``); our op (``triton``: the op
 call through torch.ops captured in a CUDA graph and replayed, i.e. the device time of a call:
 metadata kernel, the plan's kernel, split-task merge; beside it ``call_ms``, eager calls back to
-back, and ``host_us``, the host time of one eager call); ``triton-kernel``: the plan's kernel
-alone; ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the other variants' device
+back, and ``host_us``, the host time of one eager call); ``triton-step``: one call's share of a
+captured step of ``STEP_CALLS`` calls with the same lengths and page table, as a decode step's
+layers make them (they share one schedule: op_kernel/sparse_flash_attention/shared.py);
+``triton-kernel``: the plan's kernel alone; ``triton-kernels``: the plan's kernel and the
+split-task merge (what a call of a captured step launches); ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the other variants' device
 work, skipped on shapes they do not serve), a plain PyTorch implementation (gather + matmul +
 softmax + matmul, in row chunks) and our emulator on the GPU.
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
@@ -53,6 +56,7 @@ from cann_attention.op_kernel.sparse_flash_attention import reference
 
 D, DR = 512, 64
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
+STEP_CALLS = 8          # calls of the captured step timed by ``triton-step``
 
 
 @dataclass(frozen=True)
@@ -308,8 +312,15 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
     def variant(name):
         return lambda: graphed(lambda: sfa_triton.run(p, tiling.plan(p, platform, name), t))
 
+    def step():
+        for _ in range(STEP_CALLS):
+            call()
+
     impls = {
         "triton": (lambda: graphed(call), a.repeats),
+        "triton-step": (lambda: graphed(step), a.repeats),
+        "triton-kernels": (lambda: graphed(sfa_triton.kernel_only(p, plan, t, merge=True)),
+                           a.repeats),
         "triton-kernel": (lambda: graphed(sfa_triton.kernel_only(p, plan, t)), a.repeats),
         "triton-scratch": (variant("scratch"), a.repeats),
         "triton-registers": (variant("registers"), a.repeats),
@@ -333,6 +344,8 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
         except CannAttentionError as e:       # a kernel variant that does not serve it
             print(f"  {shape.label}: {name} skipped: {e}", flush=True)
             continue
+        if name == "triton-step":
+            ms /= STEP_CALLS
         row = dict(shape=asdict(shape), impl=name, ms=ms, repeats=reps,
                    tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6, floor_ms=floor_ms,
                    op_rel_err=err, head_group=plan.head_group, block_s2=plan.block_s2,

@@ -33,6 +33,10 @@ EXTRAS = (("call_ms", "call ms"), ("host_us", "host us"), ("graph_ms", "graph ms
 IMPLS = {  # legend of the other impls a bench may time beside ours
     "triton-op": "the whole op call through `torch.ops` (host work included), back to back",
     "triton-gluon": "our `gluon.py` kernel variant, graph-replayed like ours",
+    "triton-kernel": "the plan's attention kernel alone (tables built once), graph-replayed",
+    "triton-kernels": "the plan's attention kernel and the split-task merge, graph-replayed",
+    "triton-step": "one call's share of a captured step of 8 calls with the same lengths and "
+                   "page table (a decode step's layers: they share one schedule)",
     "triton-registers": "our Triton kernel (scores in registers), graph-replayed like ours",
     "triton-scratch": "our Triton kernel (scores through a scratch tile), graph-replayed",
     "torch": "a plain PyTorch implementation of the op",

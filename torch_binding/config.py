@@ -18,6 +18,10 @@ it starts (``current()``).
   launch. They cost a device-to-host read, which synchronises the stream and cannot be captured
   in a CUDA graph. Values in CPU tensors are always checked. With the checks off, malformed
   values never cause an out-of-bounds read (each op's doc says what the result is then).
+- ``share_schedules`` (``True``): inside a CUDA graph capture, npu_sparse_flash_attention calls
+  with the same lengths and page-table tensors share one device schedule, built by the first
+  of them (a decode step's layers: op_kernel/sparse_flash_attention/shared.py says when two
+  calls count as the same, and the one case it cannot see). Eager calls never share.
 
 Per call: ``with cann_attention.use(backend="emulate"): out = op(...)`` scopes a setting to
 exactly the calls inside the block.
@@ -48,6 +52,7 @@ class Config:
     backend: str = "auto"
     platform: PlatformInfo | None = None
     value_checks: bool = False
+    share_schedules: bool = True
 
 
 def triton_fast_launch() -> bool:
@@ -110,10 +115,11 @@ config = _Defaults()
 
 @contextlib.contextmanager
 def use(backend: str | None = None, platform: PlatformInfo | None = None,
-        value_checks: bool | None = None):
+        value_checks: bool | None = None, share_schedules: bool | None = None):
     """Override settings for the calls made inside the block (this thread / task only)."""
     changes = {k: v for k, v in (("backend", backend), ("platform", platform),
-                                 ("value_checks", value_checks)) if v is not None}
+                                 ("value_checks", value_checks),
+                                 ("share_schedules", share_schedules)) if v is not None}
     token = _scoped.set(replace(current(), **changes))
     try:
         yield current()

@@ -34,6 +34,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 HG = 64
 BLOCK = 64
 NUM_WARPS = 8
+LIMIT_BLOCK = gl.constexpr(2048)   # index entries per load of a piece's first-negative search
 # names that changed between Triton releases (3.6 on the GPU machines, newer in CI)
 thread_barrier = getattr(gl, "thread_barrier", None) or gl.barrier        # all threads meet
 async_load = (getattr(async_copy, "async_load", None)                     # cp.async, 16 B
@@ -45,7 +46,7 @@ async_load = (getattr(async_copy, "async_load", None)                     # cp.a
 def _sfa_gluon_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
+    task_row, task_batch, task_head, task_tau, task_window,
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
@@ -61,6 +62,7 @@ def _sfa_gluon_kernel(
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     wide: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [8, 1], [1, 0])      # [*, 512] copies
     narrow: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [8, 1], [1, 0])     # [*, 64] copies
+    limit_layout: gl.constexpr = gl.BlockedLayout([LIMIT_BLOCK // 256], [32], [8], [0])
     # shared memory: query tile, two stages of the key tile
     smem: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16,
                                               rank=2)
@@ -86,7 +88,8 @@ def _sfa_gluon_kernel(
         batch = gl.load(task_batch + i_task)
         head0 = gl.load(task_head + i_task)
         tau = gl.load(task_tau + i_task)
-        limit = gl.minimum(gl.load(task_window + i_task), gl.load(row_first_neg + row))
+        limit = _scan_limit(idx + row * k_entries, gl.load(task_window + i_task),
+                            step_end * ENTRIES, limit_layout)
         kv_base = gl.load(kv_start + batch)
         q0 = row * n1 + head0
 
@@ -174,6 +177,19 @@ def _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, ws_m, ws_l, ws_acc, slot, q
         if STATS:
             gl.store(smax + q0 + o_ho, gl.where(b_empty, -2e38, b_m), mask=m_h)
             gl.store(ssum + q0 + o_ho, gl.where(b_empty, 0.0, b_l), mask=m_h)
+
+
+@gluon.jit
+def _scan_limit(idx_row, window, end, layout: gl.constexpr):
+    """triton._scan_limit in Gluon's terms: min(window, the row's first negative entry among
+    [0, min(window, end))), LIMIT_BLOCK entries a load spread as ``layout`` says."""
+    n = gl.minimum(window, end)
+    first = window
+    for e0 in range(0, n, LIMIT_BLOCK):
+        o_e = e0 + gl.arange(0, LIMIT_BLOCK, layout=layout)
+        b_e = gl.load(idx_row + o_e, mask=o_e < n, other=0)
+        first = gl.minimum(first, gl.min(gl.where(b_e < 0, o_e, window), 0))
+    return first
 
 
 @gluon.jit

@@ -68,7 +68,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from .gluon import _entries, _finish, _key_rows, async_copy, async_load
+from .gluon import (LIMIT_BLOCK, _entries, _finish, _key_rows, _scan_limit, async_copy,
+                    async_load)
 
 TILE_M = gl.constexpr(64)    # rows of a tile (the wgmma M); the plan's head group HG <= TILE_M
 BLOCK = gl.constexpr(64)
@@ -105,21 +106,19 @@ def _in_loop(i, pair):
 @gluon.jit
 def _pieces(plan):
     """This core's pieces: plan = (core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_window, row_first_neg), the tables of
-    metadata.py."""
+    task_row, task_batch, task_head, task_tau, task_window), the tables of metadata.py."""
     core = gl.program_id(0)
     return gl.load(plan[0] + core), gl.load(plan[0] + core + 1)
 
 
 @gluon.jit
 def _piece(plan, i_piece):
-    """(step_begin, step_end, slot, row, batch, head0, tau, limit) of piece i_piece."""
+    """(step_begin, step_end, slot, row, batch, head0, tau, window) of piece i_piece (the
+    producer turns the window into the scan limit: gluon._scan_limit)."""
     i_task = gl.load(plan[1] + i_piece)
-    row = gl.load(plan[5] + i_task)
-    limit = gl.minimum(gl.load(plan[9] + i_task), gl.load(plan[10] + row))
     return (gl.load(plan[2] + i_piece), gl.load(plan[3] + i_piece), gl.load(plan[4] + i_piece),
-            row, gl.load(plan[6] + i_task), gl.load(plan[7] + i_task),
-            gl.load(plan[8] + i_task), limit)
+            gl.load(plan[5] + i_task), gl.load(plan[6] + i_task), gl.load(plan[7] + i_task),
+            gl.load(plan[8] + i_task), gl.load(plan[9] + i_task))
 
 
 @gluon.jit
@@ -131,13 +130,16 @@ def _producer(q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n
     # holds 4 rows, walks the page table for them once per block, and every copy of the block
     # uses them (2 lanes a row is slower; 32 lanes a row spills registers)
     rows: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])
+    limit_layout: gl.constexpr = gl.BlockedLayout([LIMIT_BLOCK // 128], [32], [4], [0])
     o_h = gl.arange(0, TILE_M, layout=gl.SliceLayout(1, rows))
     o_d = gl.arange(0, HALF, layout=gl.SliceLayout(0, rows))
     o_r = gl.arange(0, DR, layout=gl.SliceLayout(0, rows))
     first, last = _pieces(plan)
     pair = 0                  # pairs done by this core: the phase of the per-pair barriers
     for i_piece in range(first, last):
-        step_begin, step_end, _slot, row, batch, head0, tau, limit = _piece(plan, i_piece)
+        step_begin, step_end, _slot, row, batch, head0, tau, window = _piece(plan, i_piece)
+        # before waiting for the consumers: this search overlaps the previous piece's epilogue
+        limit = _scan_limit(idx + row * k_entries, window, step_end * ENTRIES, limit_layout)
         kv_base = gl.load(kv_start + batch)
         q0 = row * n1 + head0
         # the query tile, once both consumers are past the previous piece's scores
@@ -209,7 +211,7 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
     first, last = _pieces(plan)
     pair = 0                  # pairs done by this core: the phase of the per-pair barriers
     for i_piece in range(first, last):
-        step_begin, step_end, slot, row, _batch, head0, _tau, _limit = _piece(plan, i_piece)
+        step_begin, step_end, slot, row, _batch, head0, _tau, _window = _piece(plan, i_piece)
         mbarrier.wait(_bar(bars, Q_READY), ((i_piece - first) & 1).to(gl.int32))
         fence_async_shared()
         b_m = gl.full([TILE_M], float("-inf"), gl.float32, layout=rows_s)
@@ -315,7 +317,7 @@ def _consumer(sinks, plan, out, smax, ssum, ws_m, ws_l, ws_acc, scale, n1,
 def _sfa_gluon_ws_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
+    task_row, task_batch, task_head, task_tau, task_window,
     out, smax, ssum, ws_m, ws_l, ws_acc,
     scale, n1, k_entries, bt_stride, page_size,
     HG: gl.constexpr, BLOCK_S2: gl.constexpr, SBS: gl.constexpr, ENTRIES: gl.constexpr,
@@ -348,7 +350,7 @@ def _sfa_gluon_ws_kernel(
     for i in gl.static_range(MAX0, NUM_BARS):
         mbarrier.init(bars.index(i), count=1)
     plan = (core_first, piece_task, piece_begin, piece_end, piece_slot, task_row, task_batch,
-            task_head, task_tau, task_window, row_first_neg)
+            task_head, task_tau, task_window)
     gl.warp_specialize(
         [(_producer, (q_nope, q_rope, idx, key, key_rope, block_table, kv_start, plan, n1,
                       k_entries, bt_stride, page_size, ql_s, qh_s, qr_s, kl_s, kh_s, kr_s,

@@ -5,13 +5,17 @@ of ``op_host/sparse_flash_attention/schedule.device_schedule`` (the reference; t
 every table), so the op reads no value back to the host and a call can be captured in a CUDA
 graph and replayed with new lengths.
 
-- The scan (``_sfa_scan_kernel``), many programs: with a paged cache, one program per batch
-  walks the pages its keys occupy for the first entry outside the cache (a batch's keys end
-  there); the others each scan a few index rows for their first negative entry. These are
-  the reads that grow with the context and the batch, so they run in parallel.
+- The page scan (``_sfa_scan_kernel``, a paged cache only), one program per batch: it walks
+  the pages the batch's keys occupy for the first entry outside the cache (a batch's keys end
+  there). These reads grow with the context and the batch, so they run in parallel.
 - The schedule (``_sfa_metadata_kernel``), one program: passes over batches, rows, tasks, cuts
   and pieces with a CTA barrier between passes (its scratch lives in the same buffer); each
   pass reads a few entries per batch, row or task, none per key or page.
+
+The tables depend on the lengths and the page table, never on the indices: the reference's
+``row_first_neg`` (where a row's -1 padding starts) is found by the attention kernels, each
+piece among the entries it can reach (``triton._scan_limit``). So calls that share lengths and
+a page table can share one schedule (shared.py: the calls of one captured decode step).
 
 Sizes are the static plan's (``tiling.max_pieces`` ...), so the launches and the buffer never
 depend on values. Every table lives in one int64 buffer (``layout``): the head of the call's
@@ -37,21 +41,12 @@ BLOCK = 512          # elements per pass iteration of the schedule
 PAGE_BLOCK = 1024    # page-table entries per load of a page program
 SCHEDULE_WARPS = 8   # the schedule's passes are lane-bound: 4 -> 8 warps took an H100's graph-
                      # replayed schedule from 15 to 12 us (decode) and 184 to 113 us (prefill)
-SCAN_LOAD = 2048     # index entries per load of a first-negative program (ROWS x K_BLOCK)
-
-
-def scan_blocks(k: int) -> tuple[int, int]:
-    """(ROWS, K_BLOCK) of the first-negative programs: a row's entries in one or two loads,
-    few rows a program, so the programs are many (on an H100, 16 rows a program of 256-entry
-    loads took 19-32 us of a decode call with 256 rows of 2048 entries)."""
-    k_block = min(triton.next_power_of_2(max(k, 1)), SCAN_LOAD // 2)
-    return SCAN_LOAD // k_block, k_block
 
 
 # the tables the kernels read, in buffer order (KERNEL_TABLES), then the ones only the tests
 # compare, then the schedule's scratch (kv_len: the scan's for a paged cache)
 KERNEL_TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", "task_window",
-                 "row_first_neg", "core_first", "piece_task", "piece_begin", "piece_end",
+                 "core_first", "piece_task", "piece_begin", "piece_end",
                  "piece_slot", "split_task", "split_first", "split_count")
 LAYOUT_CACHE_SIZE = 64
 
@@ -61,7 +56,7 @@ def layout(p, tiling) -> dict[str, int]:
     T, P, G, C, R, B = (tiling.num_tasks, tiling.max_pieces, tiling.max_split_tasks,
                         tiling.num_cores, p.num_rows, p.batch)
     return dict(kv_start=B, task_row=T, task_batch=T, task_head=T, task_tau=T, task_window=T,
-                row_first_neg=R, core_first=C + 1, piece_task=P, piece_begin=P, piece_end=P,
+                core_first=C + 1, piece_task=P, piece_begin=P, piece_end=P,
                 piece_slot=P, split_task=G, split_first=G, split_count=G,
                 piece_core=P, task_num_pieces=T, per_core=1,
                 # scratch
@@ -71,7 +66,8 @@ def layout(p, tiling) -> dict[str, int]:
 
 class Tables:
     """The tables of one call: views of one int64 buffer (``KERNEL_TABLES`` as attributes);
-    ``reference_form()`` gives them as schedule.device_schedule does, for comparisons."""
+    ``reference_form()`` gives them as schedule.device_schedule does, for comparisons (without
+    ``row_first_neg``, which the attention kernels find: module doc)."""
     __slots__ = KERNEL_TABLES + ("meta", "launch")
 
     def reference_form(self) -> SparseFlashAttentionSchedule:
@@ -82,7 +78,7 @@ class Tables:
                             v["split_first"], v["split_count"], self.launch.max_slots)
         return SparseFlashAttentionSchedule(
             v["kv_start"], v["task_row"], v["task_batch"], v["task_head"], v["task_tau"],
-            v["task_window"], v["row_first_neg"], schedule)
+            v["task_window"], None, schedule)
 
 
 @triton.jit
@@ -124,21 +120,6 @@ def _cores_of(start, steps, per_core, n_cores, OVERHEAD: tl.constexpr):
 
 
 @triton.jit
-def _first_negative(idx, out, i_prog, n_rows, k, ROWS: tl.constexpr, K_BLOCK: tl.constexpr):
-    """Rows [i_prog * ROWS, +ROWS): the position of each one's first negative index, else k."""
-    o_r = i_prog * ROWS + tl.arange(0, ROWS)
-    m_r = o_r < n_rows
-    b_first = tl.zeros([ROWS], tl.int64) + k
-    for k0 in range(0, k, K_BLOCK):
-        o_k = k0 + tl.arange(0, K_BLOCK)
-        m = m_r[:, None] & (o_k < k)[None, :]
-        b_idx = tl.load(idx + o_r[:, None].to(tl.int64) * k + o_k[None, :], mask=m, other=0)
-        b_pos = tl.where(m & (b_idx < 0), o_k[None, :].to(tl.int64), k)
-        b_first = tl.minimum(b_first, tl.min(b_pos, 1))
-    tl.store(out + o_r, b_first, mask=m_r)
-
-
-@triton.jit
 def _prefix_ends(lengths, o_b, m_b, carry, total):
     """A block of TND batch ends from inclusive prefix sums: the running maximum (carried
     across blocks in ``carry``), clamped to [0, total]; returns (ends, new carry)."""
@@ -171,19 +152,11 @@ def _paged_len(akv, block_table, b, kv_meta, kv_capacity, page_size, block_num, 
 
 
 @triton.jit
-def _sfa_scan_kernel(akv, block_table, idx, meta, o_first_neg, s_kv_len, n_page_programs,
-                     n_rows, k, kv_capacity, page_size, block_num, max_blocks,
-                     HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr, ROWS: tl.constexpr,
-                     K_BLOCK: tl.constexpr):
-    """The scan launch (module doc): programs [0, n_page_programs) are batches' page walks
-    (a paged cache; none otherwise), the rest first-negative row blocks."""
-    pid = tl.program_id(0)
-    if pid < n_page_programs:
-        _paged_len(akv, block_table, pid, meta + s_kv_len, kv_capacity, page_size, block_num,
-                   max_blocks, HAS_AKV, PAGE_BLOCK)
-    else:
-        _first_negative(idx, meta + o_first_neg, pid - n_page_programs, n_rows, k, ROWS,
-                        K_BLOCK)
+def _sfa_scan_kernel(akv, block_table, meta, s_kv_len, kv_capacity, page_size, block_num,
+                     max_blocks, HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr):
+    """The page scan (module doc): program b walks batch b's pages."""
+    _paged_len(akv, block_table, tl.program_id(0), meta + s_kv_len, kv_capacity, page_size,
+               block_num, max_blocks, HAS_AKV, PAGE_BLOCK)
 
 
 @triton.jit
@@ -572,14 +545,13 @@ class _Launch:
         self.paged = p.kv_layout is Layout.PA_BSND
         o = offsets
         kv_capacity, block_num = p.s2, p.key.shape[0]
-        page_programs = B if self.paged else 0
-        self.scan_ints = (o["row_first_neg"], o["kv_len"], page_programs, R, p.k, kv_capacity,
-                          p.block_size if self.paged else 1, block_num,
-                          p.block_table.shape[1] if self.paged else 0)
-        rows, k_block = scan_blocks(p.k)
-        self.scan = Launcher(_sfa_scan_kernel, (max(1, page_programs + triton.cdiv(R, rows)),),
-                             HAS_AKV=p.actual_seq_lengths_kv is not None,
-                             PAGE_BLOCK=PAGE_BLOCK, ROWS=rows, K_BLOCK=k_block, num_warps=4)
+        self.scan = self.scan_ints = None
+        if self.paged:
+            self.scan_ints = (o["kv_len"], kv_capacity, p.block_size, block_num,
+                              p.block_table.shape[1])
+            self.scan = Launcher(_sfa_scan_kernel, (B,),
+                                 HAS_AKV=p.actual_seq_lengths_kv is not None,
+                                 PAGE_BLOCK=PAGE_BLOCK, num_warps=4)
         self.ints = (
             o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
             o["task_window"], o["core_first"], o["piece_task"], o["piece_begin"],
@@ -599,20 +571,20 @@ class _Launch:
             LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1),
             num_warps=SCHEDULE_WARPS)
 
-    def launch(self, t, block_table, idx, at: int, meta, aligned=None) -> None:
-        """Build the tables of the call ``t`` (``block_table`` and ``idx``: its contiguous page
-        table or None, and indices) at address ``at``: the scan, then the schedule. ``meta()``
+    def launch(self, t, block_table, at: int, meta, aligned=None) -> None:
+        """Build the tables of the call ``t`` (``block_table``: its contiguous page table, or
+        None) at address ``at``: the page scan (a paged cache), then the schedule. ``meta()``
         gives the tables as an int64 tensor, needed only where a kernel goes through Triton's
         binding (triton_launch)."""
         aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
 
         def scan(m):        # the tables' buffer also stands in for absent inputs
-            return (akv if akv is not None else m, block_table if block_table is not None
-                    else m, idx, m, *self.scan_ints)
+            return (akv if akv is not None else m, block_table, m, *self.scan_ints)
 
         def schedule(m):
             return (aq if aq is not None else m, akv if akv is not None else m, m, *self.ints)
-        self.scan(scan(at), lambda: scan(meta()), aligned)
+        if self.scan is not None:
+            self.scan(scan(at), lambda: scan(meta()), aligned)
         self.kernel(schedule(at), lambda: schedule(meta()), aligned)
 
     def views(self, meta) -> dict:
@@ -624,12 +596,12 @@ LAUNCHES = PerPlanCache(_Launch, LAYOUT_CACHE_SIZE)
 
 
 def build(p, tiling, t) -> Tables:
-    """The device schedule of a call, computed on the device in two launches, in a buffer of its
-    own (the tests read it; ``triton.run`` builds it at the head of its workspace)."""
+    """The device schedule of a call, computed on the device, in a buffer of its own (the
+    tests read it; ``triton.run`` builds it in its workspace or shares one: shared.py)."""
     launch = LAUNCHES.get(p, tiling)
     meta = torch.empty(launch.total, dtype=torch.int64, device=t.sparse_indices.device)
-    launch.launch(t, t.block_table.contiguous() if launch.paged else None,
-                  t.sparse_indices.contiguous(), meta.data_ptr(), lambda: meta)
+    launch.launch(t, t.block_table.contiguous() if launch.paged else None, meta.data_ptr(),
+                  lambda: meta)
     tables = Tables()
     for name in KERNEL_TABLES:
         setattr(tables, name, meta[launch.offsets[name]:][:launch.sizes[name]])

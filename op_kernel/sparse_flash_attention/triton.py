@@ -38,6 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
+from cann_attention.config import current
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.common.platform import platform_for_device
 from cann_attention.op_host.sparse_flash_attention.params import D, lse_shape
@@ -46,17 +47,18 @@ from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 from ..common import online_softmax as osm
 from ..common.per_plan import PerPlanCache
 from ..common.triton_launch import Launcher, alignment
-from . import metadata
+from . import metadata, shared
 
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
 MERGE_HEADS = 16        # heads per program of the split-task merge
+LIMIT_BLOCK = tl.constexpr(2048)   # index entries per load of a piece's first-negative search
 
 
 @triton.jit
 def _sfa_kernel(
     q_nope, q_rope, idx, key, key_rope, block_table, kv_start, sinks,
     core_first, piece_task, piece_begin, piece_end, piece_slot,
-    task_row, task_batch, task_head, task_tau, task_window, row_first_neg,
+    task_row, task_batch, task_head, task_tau, task_window,
     out, smax, ssum, ws_m, ws_l, ws_acc, scratch,
     scale, n1, k_entries, bt_stride, page_size,
     HG: tl.constexpr, HG_PAD: tl.constexpr, BLOCK_S2: tl.constexpr, SBS: tl.constexpr,
@@ -75,7 +77,8 @@ def _sfa_kernel(
         batch = tl.load(task_batch + i_task)
         head0 = tl.load(task_head + i_task)
         tau = tl.load(task_tau + i_task)
-        limit = tl.minimum(tl.load(task_window + i_task), tl.load(row_first_neg + row))
+        limit = _scan_limit(idx + row * k_entries, tl.load(task_window + i_task),
+                            step_end * ENTRIES, LIMIT_BLOCK)
 
         o_h = tl.arange(0, HG_PAD)
         m_h = o_h < HG
@@ -136,6 +139,19 @@ def _sfa_kernel(
         else:
             _finish(b_m, b_l, b_acc, sinks, out, smax, ssum, row * n1 + head0, head0, o_h, m_h,
                     HAS_SINKS, DV)
+
+
+@triton.jit
+def _scan_limit(idx_row, window, end, BLOCK: tl.constexpr):
+    """A piece's scan limit: min(window, the row's first negative entry), looked for among
+    the entries the piece can reach, [0, min(window, end)) (module doc: the -1 rule)."""
+    n = tl.minimum(window, end)
+    first = window
+    for e0 in range(0, n, BLOCK):
+        o_e = e0 + tl.arange(0, BLOCK)
+        b_e = tl.load(idx_row + o_e, mask=o_e < n, other=0)
+        first = tl.minimum(first, tl.min(tl.where(b_e < 0, o_e, window), 0))
+    return first
 
 
 @triton.jit
@@ -202,53 +218,71 @@ def page_shift(p) -> int:
 
 
 def run(p, tiling, t):
-    """Launch the metadata kernels, the plan's kernel and the split-task merge; same outputs as
-    emulate. Nothing is read back to the host, so the call can be captured in a CUDA graph and
-    replayed while the tensors of ``t`` keep their addresses (their values may change)."""
+    """Launch the metadata kernels (unless the call shares a captured step's schedule:
+    shared.py), the plan's kernel and the split-task merge; same outputs as emulate. Nothing is
+    read back to the host, so the call can be captured in a CUDA graph and replayed while the
+    tensors of ``t`` keep their addresses (their values may change)."""
     launch = LAUNCHES.get(p, tiling)
-    call = _Call(launch, t)
-    launch.tables.launch(t, call.block_table, call.idx, call.at, call.meta_view, call.aligned)
+    call = _Call(launch, t, current().share_schedules)
+    call.build_tables()
     launch.main_kernel(call)
     launch.merge(call)
     return call.results()
 
 
-def kernel_only(p, tiling, t):
-    """For benchmarks: a function launching the plan's kernel alone, over tables built once."""
+def kernel_only(p, tiling, t, merge: bool = False):
+    """For benchmarks: a function launching the plan's kernel alone (``merge``: and the
+    split-task merge), over tables built once."""
     launch = LAUNCHES.get(p, tiling)
-    call = _Call(launch, t)
-    launch.tables.launch(t, call.block_table, call.idx, call.at, call.meta_view, call.aligned)
+    call = _Call(launch, t, False)
+    call.build_tables()
+    if merge:
+        return lambda: (launch.main_kernel(call), launch.merge(call))
     return lambda: launch.main_kernel(call)
 
 
 class _Call:
     """One call's tensors (made contiguous where the kernels assume it), its workspace and
-    outputs, the workspace addresses the kernels get, and the tensors' alignment key."""
+    outputs, where its tables are (the head of the workspace, or a captured step's shared
+    buffer), the addresses the kernels get, and the tensors' alignment key."""
     __slots__ = ("launch", "t", "query", "query_rope", "idx", "block_table", "ws", "at", "out",
-                 "lse", "w", "aligned")
+                 "lse", "w", "aligned", "tables", "build")
 
-    def __init__(self, launch, t):
+    def __init__(self, launch, t, share: bool):
         dev = t.query.device
         launch.refuse_unserved(dev)
         self.launch, self.t = launch, t
         self.query, self.query_rope = t.query.contiguous(), t.query_rope.contiguous()
         self.idx = t.sparse_indices.contiguous()
         self.block_table = t.block_table.contiguous() if launch.paged else None
+        self.tables, self.build = shared.tables_buffer(launch.tables, t, self.block_table, share)
         self.ws = torch.empty(launch.nbytes, dtype=torch.uint8, device=dev)
         self.at = self.ws.data_ptr()
         self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
         self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)
                     if launch.lse else None)
-        self.w = launch.addresses(self.at, self.lse)
+        self.w = launch.addresses(self.at, self.tables_at(), self.lse)
         self.aligned = alignment(self.query, self.query_rope, self.idx, t.key, t.key_rope,
                                  self.block_table, t.sinks, t.actual_seq_lengths_query,
                                  t.actual_seq_lengths_kv, self.out, self.lse)
 
+    def tables_at(self) -> int:
+        return self.at if self.tables is None else self.tables.data_ptr()
+
     def meta_view(self):
+        """The tables' int64 buffer."""
+        if self.tables is not None:
+            return self.tables
         return self.ws[:self.launch.tables.nbytes].view(torch.int64)
 
+    def build_tables(self) -> None:
+        """The metadata launches, unless the call reads a schedule built before (shared.py)."""
+        if self.build:
+            self.launch.tables.launch(self.t, self.block_table, self.tables_at(),
+                                      self.meta_view, self.aligned)
+
     def views(self):
-        return self.launch.views(self.ws, self.lse)
+        return self.launch.views(self.ws, self.meta_view().view(torch.uint8), self.lse)
 
     def results(self):
         shape = self.launch.lse_shape
@@ -262,11 +296,12 @@ class _Call:
 class _Launch:
     """What launching a plan needs that depends only on (params, plan), made once per pair.
 
-    A call allocates one workspace (uint8): the metadata tables (int64, metadata.layout), then
-    fp32 regions for the split-task states (m, l, acc), the scratch tile, and softmax max/sum
-    when the call does not return them. The kernels get the regions' addresses (base + a fixed
-    offset; triton_launch.Launcher builds views only on a kernel's first launch), so a call
-    makes no per-call views beyond its outputs."""
+    A call allocates one workspace (uint8): the metadata tables (int64, metadata.layout; unused
+    when the call shares a captured step's tables: shared.py), then fp32 regions for the
+    split-task states (m, l, acc), the scratch tile, and softmax max/sum when the call does not
+    return them. The kernels get the regions' addresses (base + a fixed offset;
+    triton_launch.Launcher builds views only on a kernel's first launch), so a call makes no
+    per-call views beyond its outputs."""
 
     def __init__(self, p, tiling):
         self.p = p
@@ -289,12 +324,16 @@ class _Launch:
             self.regions[name] = (at, n)
             at += -(-4 * n // 16) * 16
         self.nbytes = at
-        # (name, byte offset, elements, element size, dtype) of every workspace argument
-        self.workspace_map = tuple(
-            [(name, self.tables.table_bytes[i], self.tables.sizes[name], 8, torch.int64)
-             for i, name in enumerate(metadata.KERNEL_TABLES)]
-            + [(name, off, n, 4, torch.float32) for name, (off, n) in self.regions.items()])
-        self.offsets = tuple(off for _, off, _, _, _ in self.workspace_map)
+        # (name, byte offset, elements, element size, dtype) of every table, then of every
+        # workspace region
+        self.table_map = tuple(
+            (name, self.tables.table_bytes[i], self.tables.sizes[name], 8, torch.int64)
+            for i, name in enumerate(metadata.KERNEL_TABLES))
+        self.region_map = tuple((name, off, n, 4, torch.float32)
+                                for name, (off, n) in self.regions.items())
+        self.workspace_map = self.table_map + self.region_map
+        self.table_offsets = tuple(off for _, off, _, _, _ in self.table_map)
+        self.region_offsets = tuple(off for _, off, _, _, _ in self.region_map)
         self.Workspace = namedtuple("Workspace", [m[0] for m in self.workspace_map]
                                     + (["smax", "ssum"] if self.lse else []))
         self.paged = p.kv_layout is Layout.PA_BSND
@@ -333,17 +372,21 @@ class _Launch:
             raise ValueError(f"kernel variant {self.variant!r} does not run on {dev}")
         self._served.add(dev)
 
-    def addresses(self, at: int, lse):
-        """The kernels' workspace arguments (a ``Workspace``) as addresses: ``at`` + offsets,
-        softmax max/sum in ``lse`` when the call returns them."""
-        ptr = [at + off for off in self.offsets]
+    def addresses(self, at: int, tables_at: int, lse):
+        """The kernels' workspace arguments (a ``Workspace``) as addresses: the tables at
+        ``tables_at`` + offsets, the regions at ``at`` + offsets, softmax max/sum in ``lse``
+        when the call returns them."""
+        ptr = ([tables_at + off for off in self.table_offsets]
+               + [at + off for off in self.region_offsets])
         if lse is not None:
             ptr += (lse.data_ptr(), lse.data_ptr() + 4 * self.rows_n1)
         return self.Workspace._make(ptr)
 
-    def views(self, ws, lse):
-        """The same arguments as tensors (views of ``ws`` and ``lse``), for a first launch."""
-        ptr = [ws[off:off + size * n].view(dtype) for _, off, n, size, dtype in self.workspace_map]
+    def views(self, ws, tables, lse):
+        """The same arguments as tensors (views of ``tables``, ``ws`` and ``lse``: uint8, uint8,
+        fp32), for a first launch."""
+        ptr = [tables[off:off + size * n].view(dtype) for _, off, n, size, dtype in self.table_map]
+        ptr += [ws[off:off + size * n].view(dtype) for _, off, n, size, dtype in self.region_map]
         if lse is not None:
             ptr += (lse[:self.rows_n1], lse[self.rows_n1:])
         return self.Workspace._make(ptr)
@@ -357,7 +400,7 @@ class _Launch:
             return (c.query, c.query_rope, c.idx, t.key, t.key_rope, bt, w.kv_start,
                     t.sinks if t.sinks is not None else w.ssum, w.core_first, w.piece_task,
                     w.piece_begin, w.piece_end, w.piece_slot, w.task_row, w.task_batch,
-                    w.task_head, w.task_tau, w.task_window, w.row_first_neg, c.out, w.smax,
+                    w.task_head, w.task_tau, w.task_window, c.out, w.smax,
                     w.ssum, w.ws_m, w.ws_l, w.ws_acc, *((w.scratch,) if self.with_scratch else ()),
                     *self.scalars)
         self.kernel(form(c.w), lambda: form(c.views()), c.aligned)
@@ -387,3 +430,4 @@ def clear_cache() -> None:
     """Empty this back end's caches (cann_attention.clear_caches calls it)."""
     metadata.LAUNCHES.clear()
     LAUNCHES.clear()
+    shared.clear()

@@ -99,6 +99,66 @@ def test_captured_decode_step_replays_with_new_values():
         assert not torch.isnan(captured[0]).any()
 
 
+def _layer_inputs(args, kw, case, seed):
+    """Another layer of the same step: the lengths, page table and cache of (args, kw), its own
+    queries and indices."""
+    g = torch.Generator().manual_seed(seed)
+    args, kw = list(args), dict(kw)
+    args[0] = torch.randn(args[0].shape, generator=g).to(args[0].dtype)
+    kw["query_rope"] = torch.randn(kw["query_rope"].shape, generator=g).to(args[0].dtype)
+    kv_lens, q_lens = kw["actual_seq_lengths_kv"].tolist(), case.q_lens
+    taus = [kv_lens[b] - q_lens[b] + s + 1 for b in range(len(q_lens)) for s in range(q_lens[b])]
+    args[3] = random_indices(taus, args[3].shape[-1], 1, g).reshape(args[3].shape)
+    return args, kw
+
+
+def test_captured_step_of_several_layers_shares_one_schedule(monkeypatch):
+    """Three layers of a decode step in one graph, sharing lengths, page table and cache: the
+    capture launches the metadata kernels once (shared.py), and every replay with new lengths,
+    page table, cache placement, queries and indices equals eager calls on those inputs."""
+    from cann_attention.op_kernel.sparse_flash_attention import metadata
+    case = make_case(**CASES["decode-TND-PA"], seed=4)
+    base_args, base_kw = on_cuda(case)
+    static = [(list(base_args), dict(base_kw))]
+    for i in (1, 2):                # own queries and indices; the cache, lengths, page table
+        args, kw = _layer_inputs(case.args, case.kwargs, case, 10 + i)
+        static.append(([args[0].cuda(), *base_args[1:3], args[3].cuda(), *base_args[4:]],
+                       dict(base_kw, query_rope=kw["query_rope"].cuda())))
+    for args, kw in static:
+        OP(*args, **kw)
+    torch.cuda.synchronize()
+    builds = [0]
+    original = metadata._Launch.launch
+
+    def counting(self, *a, **k):
+        builds[0] += 1
+        return original(self, *a, **k)
+    monkeypatch.setattr(metadata._Launch, "launch", counting)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = [OP(*args, **kw)[0] for args, kw in static]
+    assert builds[0] == 1, "one schedule for the step's three calls"
+    for seed in (1, 2):
+        new_args, new_kw = _new_inputs(case, seed)
+        for dst, src in zip(static[0][0], new_args):
+            if isinstance(dst, torch.Tensor):
+                dst.copy_(src)
+        for key, dst in static[0][1].items():
+            if isinstance(dst, torch.Tensor):
+                dst.copy_(new_kw[key])
+        for i in (1, 2):
+            layer_args, layer_kw = _layer_inputs(new_args, new_kw, case, 100 * seed + i)
+            static[i][0][0].copy_(layer_args[0])
+            static[i][0][3].copy_(layer_args[3])
+            static[i][1]["query_rope"].copy_(layer_kw["query_rope"])
+        graph.replay()
+        for i, (args, kw) in enumerate(static):
+            eager = OP(*args, **kw)[0]
+            torch.cuda.synchronize()
+            assert torch.equal(captured[i], eager), f"replay {seed}, layer {i} differs from eager"
+            assert not torch.isnan(captured[i]).any()
+
+
 def on_cuda_args(args):
     return tuple(a.cuda() if isinstance(a, torch.Tensor) else a for a in args)
 

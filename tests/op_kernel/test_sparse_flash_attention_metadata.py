@@ -27,8 +27,7 @@ from testing.sparse_flash_attention_cases import make_case  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BSND")]
-TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", "task_window",
-          "row_first_neg")
+TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", "task_window")
 SCHEDULE_TABLES = ("core_first", "piece_task", "piece_step_begin", "piece_step_end",
                    "piece_core", "piece_slot", "task_num_pieces", "split_task", "split_first",
                    "split_count")

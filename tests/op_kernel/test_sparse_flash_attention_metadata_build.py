@@ -1,4 +1,4 @@
-"""The metadata kernels (scan, schedule) and the merge kernel build for Hopper (sm_90) anywhere.
+"""The metadata kernels (page scan, schedule) and the merge kernel build for Hopper (sm_90) anywhere.
 
 The interpreter runs their source on CPU (test_sparse_flash_attention_metadata.py), but it is
 more permissive than the compiler (a name rebound with another shape inside a loop runs there
@@ -36,8 +36,7 @@ triton.compile(src, target=GPUTarget("cuda", 90, 32),
                options=dict(num_warps=metadata.SCHEDULE_WARPS))
 fn = metadata._sfa_scan_kernel
 names = list(inspect.signature(fn.fn).parameters)
-rows, k_block = metadata.scan_blocks(2048)
-const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK, ROWS=rows, K_BLOCK=k_block)
+const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK)
 sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
 src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
 triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))

@@ -56,7 +56,7 @@ def _on(device, x):
 
 def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw):
     """Run the kernel of ``variant`` on a fresh case and compare with the reference and the
-    emulator; returns the reference schedule of the call."""
+    emulator; returns the reference device schedule of the call and its plan."""
     seed = random.randrange(2**31)
     dtype = dtype or DTYPES[0]
     case = make_case(dtype=dtype, seed=seed, **kw)
@@ -77,7 +77,7 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
         assert_stats_close(got[2].cpu(), ref_sum, what=f"{what} softmax_sum")
     else:
         assert got[1].shape == (0,) and got[2].shape == (0,)
-    return schedule.device_schedule(p, plan, tensors).schedule
+    return schedule.device_schedule(p, plan, tensors), plan
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -117,11 +117,11 @@ def test_head_counts_and_dtypes(monkeypatch, n1, dtype, variant):
                          ids=lambda x: x)
 def test_gpu_plans_split_tasks(monkeypatch, platform, layout_query, layout_kv, variant):
     """Few tasks, long rows: the plan splits tasks across SMs and merges the slots."""
-    sched = check_kernel(monkeypatch, platform=platform, variant=variant, B=2, S1=2, S2=700,
+    sched, _ = check_kernel(monkeypatch, platform=platform, variant=variant, B=2, S1=2, S2=700,
                          N1=64, K=600, layout_query=layout_query, layout_kv=layout_kv,
                          q_lens=[2, 1], kv_lens=[700, 650], page=64,
                          return_softmax_lse=True)
-    assert sched.num_slots > 0, "this case must exercise split tasks + combine"
+    assert sched.schedule.num_slots > 0, "this case must exercise split tasks + combine"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -129,6 +129,25 @@ def test_malformed_rows(monkeypatch, variant):
     """Skipped entries before visible ones, entries after a -1: window W and termination."""
     check_kernel(monkeypatch, variant=variant, B=3, S1=5, S2=20, N1=4, K=16, sbs=2,
                  malformed=True, return_softmax_lse=True)
+
+
+def pieces_past_first_negative(sched, plan) -> int:
+    """How many pieces of the schedule begin after their row's first -1 entry."""
+    s = sched.schedule
+    task = s.piece_task[:s.num_pieces]
+    first_neg = sched.row_first_neg[sched.task_row[task]]
+    return int((s.piece_step_begin[:s.num_pieces] * plan.entries_per_step > first_neg).sum())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_split_pieces_find_the_first_negative_before_them(monkeypatch, variant):
+    """Malformed rows in split tasks: a piece that begins after its row's first -1 must find
+    it among the entries before its own (the kernel's scan limit), or it attends the blocks
+    0 written after the -1."""
+    sched, plan = check_kernel(monkeypatch, variant=variant, B=2, S1=2, S2=700, N1=64, K=600,
+                               q_lens=[2, 1], kv_lens=[700, 650], malformed=True,
+                               return_softmax_lse=True)
+    assert sched.schedule.num_slots > 0 and pieces_past_first_negative(sched, plan) > 0
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -168,11 +187,13 @@ def test_gluon_edges(monkeypatch, dtype, variant):
                  sbs=2, malformed=True, return_softmax_lse=True)
     check_kernel(monkeypatch, variant=variant, dtype=dtype, B=2, S1=3, S2=150, N1=128, K=90,
                  sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
-    for platform in (H100, H200):
-        sched = check_kernel(monkeypatch, platform=platform, variant=variant, dtype=dtype, B=2,
-                             S1=2, S2=700, N1=64, K=600, layout_query="TND",
-                             layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650], page=64)
-        assert sched.num_slots > 0, "this case must exercise split tasks + combine"
+    for platform in (H100, H200):    # split tasks, some pieces past their row's first -1
+        sched, plan = check_kernel(monkeypatch, platform=platform, variant=variant, dtype=dtype,
+                                   B=2, S1=2, S2=700, N1=64, K=600, layout_query="TND",
+                                   layout_kv="PA_BSND", q_lens=[2, 1], kv_lens=[700, 650],
+                                   page=64, malformed=True)
+        assert sched.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+        assert pieces_past_first_negative(sched, plan) > 0
 
 
 @pytest.mark.gpu
@@ -199,10 +220,12 @@ def test_gluon_ws_few_heads_edges(monkeypatch, dtype):
                  sinks=True, return_softmax_lse=True, q_lens=[3, 3], kv_lens=[150, 1])
     check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=3, S1=5, S2=200, N1=8, K=80,
                  sbs=2, malformed=True, return_softmax_lse=True)
-    sched = check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=2, S2=700,
-                         N1=16, K=600, layout_query="TND", layout_kv="PA_BSND", q_lens=[2, 1],
-                         kv_lens=[700, 650], page=64, return_softmax_lse=False)
-    assert sched.num_slots > 0, "this case must exercise split tasks + combine"
+    sched, plan = check_kernel(monkeypatch, variant="gluon-ws", dtype=dtype, B=2, S1=2, S2=700,
+                               N1=16, K=600, layout_query="TND", layout_kv="PA_BSND",
+                               q_lens=[2, 1], kv_lens=[700, 650], page=64, malformed=True,
+                               return_softmax_lse=False)
+    assert sched.schedule.num_slots > 0, "this case must exercise split tasks + combine"
+    assert pieces_past_first_negative(sched, plan) > 0
 
 
 @pytest.mark.gpu
