@@ -9,7 +9,7 @@ import cann_attention
 from cann_attention.op_host.common.errors import CannAttentionError
 from cann_attention.op_host.common.platform import platform_for_device
 from testing.calls import fields_of
-from testing.sparse_flash_attention_cases import make_case, random_indices
+from testing.sparse_flash_attention_cases import count_schedule_builds, make_case, random_indices
 
 pytestmark = pytest.mark.gpu
 OP = torch.ops.cann_attention.npu_sparse_flash_attention
@@ -116,7 +116,6 @@ def test_captured_step_of_several_layers_shares_one_schedule(monkeypatch):
     """Three layers of a decode step in one graph, sharing lengths, page table and cache: the
     capture launches the metadata kernels once (shared.py), and every replay with new lengths,
     page table, cache placement, queries and indices equals eager calls on those inputs."""
-    from cann_attention.op_kernel.sparse_flash_attention import metadata
     case = make_case(**CASES["decode-TND-PA"], seed=4)
     base_args, base_kw = on_cuda(case)
     static = [(list(base_args), dict(base_kw))]
@@ -127,13 +126,7 @@ def test_captured_step_of_several_layers_shares_one_schedule(monkeypatch):
     for args, kw in static:
         OP(*args, **kw)
     torch.cuda.synchronize()
-    builds = [0]
-    original = metadata._Launch.launch
-
-    def counting(self, *a, **k):
-        builds[0] += 1
-        return original(self, *a, **k)
-    monkeypatch.setattr(metadata._Launch, "launch", counting)
+    builds = count_schedule_builds(monkeypatch)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         captured = [OP(*args, **kw)[0] for args, kw in static]

@@ -22,10 +22,11 @@ import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100  # noqa: E402
 from cann_attention.op_host.sparse_flash_attention import tiling  # noqa: E402
 from cann_attention.op_kernel.common import capture  # noqa: E402
-from cann_attention.op_kernel.sparse_flash_attention import metadata, shared  # noqa: E402
+from cann_attention.op_kernel.sparse_flash_attention import shared  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton  # noqa: E402
 from testing.calls import fields_of  # noqa: E402
-from testing.sparse_flash_attention_cases import kernel_inputs, make_case  # noqa: E402
+from testing.sparse_flash_attention_cases import (  # noqa: E402
+    count_schedule_builds, kernel_inputs, make_case)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -33,15 +34,8 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 @pytest.fixture
 def builds(monkeypatch):
     """Counts the calls that launch the metadata kernels."""
-    count = [0]
-    original = metadata._Launch.launch
-
-    def counting(self, *args, **kwargs):
-        count[0] += 1
-        return original(self, *args, **kwargs)
-    monkeypatch.setattr(metadata._Launch, "launch", counting)
     shared.clear()
-    yield count
+    yield count_schedule_builds(monkeypatch)
     shared.clear()
 
 

@@ -135,3 +135,17 @@ def kernel_inputs(case: SfaCase, device):
     kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
               for k, v in case.kwargs.items()}
     return checked("npu_sparse_flash_attention", *args, **kwargs)
+
+
+def count_schedule_builds(monkeypatch) -> list:
+    """A counter ([0]) of the triton back end's calls that launch the metadata kernels (the
+    ones that do not share a captured step's schedule)."""
+    from cann_attention.op_kernel.sparse_flash_attention import metadata
+    count = [0]
+    original = metadata._Launch.launch
+
+    def counting(self, *args, **kwargs):
+        count[0] += 1
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(metadata._Launch, "launch", counting)
+    return count
