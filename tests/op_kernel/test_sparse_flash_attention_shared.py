@@ -125,3 +125,12 @@ def test_the_cache_is_bounded(monkeypatch, builds):
 
 def test_no_capture_off_cuda():
     assert capture.current_capture(torch.device("cpu")) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA driver")
+def test_without_the_driver_nothing_is_shared(monkeypatch):
+    """A capture whose id the driver cannot give (here: no libcuda) shares nothing."""
+    monkeypatch.setattr(capture, "_get_info", [])
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    assert capture.current_capture(torch.device("cuda", 0)) is None
+    assert capture._get_info == [None]
