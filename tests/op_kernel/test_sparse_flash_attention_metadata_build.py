@@ -42,7 +42,7 @@ src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
 triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
 fn = sfa_triton._merge_kernel
 names = list(inspect.signature(fn.fn).parameters)
-const = dict(HG=64, HEADS=16, DV=512, HAS_SINKS=1)
+const = dict(HG=64, HEADS=16, DV=512, COLUMNS=sfa_triton.MERGE_COLUMNS, HAS_SINKS=1)
 sig = {n: "constexpr" if n in const else "i32" if n == "n1" else
        "*bf16" if n == "out" else "*i64" if n.startswith(("split", "task")) else "*fp32"
        for n in names}
