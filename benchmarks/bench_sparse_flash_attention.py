@@ -90,6 +90,9 @@ def cuda_shapes(sweep: str) -> list[Shape]:
     if sweep == "anchor":
         return ([Shape("prefill", 1, 4096, s2, 128, indices="flashmla")
                  for s2 in (8192, 32768, 65536, 131072)] + [pre(32768, 128)])
+    if sweep == "captured":     # the 128-head decode headlines, as a captured step runs them
+        return [pre(32768, 128), dec(128, 2, 32768, 128), dec(128, 1, 131072, 128),
+                dec(16, 1, 32768, 128), dec(1, 1, 32768, 128)]
     if sweep == "headline":
         return [pre(32768, 128), pre(32768, 64), pre(32768, 16), pre(32768, 8),
                 pre(8192, 128), pre(131072, 128),
@@ -438,10 +441,13 @@ def main():
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement (default: 20 on cuda, 5 on cpu)")
-    ap.add_argument("--sweep", default="headline", choices=("headline", "full", "anchor"),
+    ap.add_argument("--sweep", default="headline",
+                    choices=("headline", "full", "anchor", "captured"),
                     help="cuda: the headline shapes, the whole decode/prefill grid (listed "
-                         "in docs/performance.md), or the published prefill anchor's own "
-                         "workload (FlashMLA's index rule) beside our prefill headline")
+                         "in docs/performance.md), the published prefill anchor's own "
+                         "workload (FlashMLA's index rule) beside our prefill headline, or the "
+                         "128-head headlines for --peers triton,triton-step,triton-kernels,"
+                         "triton-kernel (captured)")
     ap.add_argument("--peers", default="triton,triton-kernel,triton-gluon,triton-scratch,"
                                        "triton-registers,torch,emulate",
                     help="cuda: comma-separated subset of the default (triton: the op call "

@@ -5,8 +5,8 @@
 
 A results file is ``<prefix>_<gpu>_<date>_<tag>.json`` as an op's bench writes it (``--json``):
 ``{"meta": {...}, "results": [row, ...]}``; the prefix names the op (``OPS``). Files without
-``meta``, or marked ``partial``, are ignored. A file's sweep is ``meta.sweep`` (full, headline or
-anchor; the bench writes it); without that key, a file is a full sweep where a ``_``-separated
+``meta``, or marked ``partial``, are ignored. A file's sweep is ``meta.sweep`` (full, headline,
+anchor or captured; the bench writes it); without that key, a file is a full sweep where a ``_``-separated
 part of its name is ``full``, an anchor sweep where a part starts with ``anchor``; anything else
 (older headline runs, variant experiments) gets no table.
 Of the files of one (op, GPU, sweep) the newest gets a table: the latest ``meta.date``, then
@@ -27,7 +27,7 @@ PAGE = ROOT / "docs" / "performance.md"
 OPS = {"sfa": "npu_sparse_flash_attention", "li": "npu_lightning_indexer",
        "ifa": "npu_incre_flash_attention", "fa": "npu_flash_attention",
        "nsa": "npu_nsa_compress_attention"}
-KINDS = ("full", "headline", "anchor")   # the sweeps that get a table, in page order
+KINDS = ("full", "headline", "anchor", "captured")   # the sweeps that get a table, in order
 OURS = "triton"                     # the impl that is our kernel (graph-replayed device work)
 EXTRAS = (("call_ms", "call ms"), ("host_us", "host us"), ("graph_ms", "graph ms"))
 IMPLS = {  # legend of the other impls a bench may time beside ours
@@ -52,8 +52,9 @@ HEADER = """\
 benchmarks/results/notes.md, not this page. -->
 
 The current benchmark results of the CUDA back end: for each operator and GPU, the newest full
-sweep of the benchmark shapes, and the newest run of the published anchor's own workload
-(`--sweep anchor`) where there is one. The numbers of a table come from one run on one GPU,
+sweep of the benchmark shapes, the newest run of the published anchor's own workload
+(`--sweep anchor`) and of the captured-step shapes (`--sweep captured`: a call's device time
+in a captured decode step beside the kernels it launches) where there is one. The numbers of a table come from one run on one GPU,
 whose ceilings were measured in that same run; do not compare numbers across GPUs.
 
 To add results, run the op's benchmark on the GPU and regenerate this page:

@@ -24,9 +24,10 @@ BACKENDS = by_priority(
                "of one captured step share it); the plan picks the kernel: "
                "the warp-specialised Gluon kernel on Hopper (steps of 64 keys), the Triton "
                "kernel otherwise; split tasks merged by a log-sum-exp kernel. Runs in CI under "
-               "Triton's interpreter and as sm_90 builds; on an H100 its launcher, capture, "
-               "binding and metadata tests passed at 233bb94 (capture and binding again at "
-               "2b96321); compute-sanitizer memcheck last ran on an H200 at ef3b290",
+               "Triton's interpreter and as sm_90 builds (Triton 3.6 and newer); on an H200 "
+               "its capture, shared-schedule and Gluon kernel tests and compute-sanitizer "
+               "memcheck passed at 34e7b2b (launcher and binding tests last on an H100 at "
+               "233bb94); the merge's column split after it has run only in CI",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
