@@ -36,9 +36,9 @@ from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.lightning_indexer import tiling as li_tiling
 from cann_attention.op_host.lightning_indexer.params import output_shapes
 
+from ..common import twin_kernel
+
 KERNEL_DIR = Path(__file__).with_name("ascendc")
-COMMON_KERNEL_DIR = Path(__file__).parents[1] / "common" / "ascendc"   # balanced_cut.h
-TWIN_DIR = Path(__file__).parents[1] / "common" / "ascendc_twin"
 HOST_DIR = Path(li_tiling.__file__).parent
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
 MAX_HEADS = 64            # all heads in one Mmad: N1 x block_s2 floats in L0C
@@ -57,13 +57,9 @@ no_compiler = native.no_compiler       # the registry's availability
 
 @functools.lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    """The kernel and its twin launcher as a shared library (built on first use, cached by
-    content in common/native.build_dir())."""
-    path = native.build_library(
-        "lightning_indexer_ascendc",
-        [KERNEL_DIR / "lightning_indexer_kernel.cpp", KERNEL_DIR / "launcher.cpp"],
-        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR, COMMON_KERNEL_DIR))
-    lib = ctypes.CDLL(str(path))
+    """The kernel and its twin launcher as a shared library (common/twin_kernel.py)."""
+    lib = twin_kernel.build("lightning_indexer_ascendc", KERNEL_DIR,
+                            "lightning_indexer_kernel.cpp", HOST_DIR)
     lib.li_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.li_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.li_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32,

@@ -41,9 +41,9 @@ from cann_attention.op_host.common.platform import PlatformKind
 from cann_attention.op_host.sparse_flash_attention import tiling as sfa_tiling
 from cann_attention.op_host.sparse_flash_attention.params import OP, lse_shape
 
+from ..common import twin_kernel
+
 KERNEL_DIR = Path(__file__).with_name("ascendc")
-COMMON_KERNEL_DIR = Path(__file__).parents[1] / "common" / "ascendc"   # balanced_cut.h
-TWIN_DIR = Path(__file__).parents[1] / "common" / "ascendc_twin"
 HOST_DIR = Path(sfa_tiling.__file__).parent
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
 MAX_HEAD_GROUP = 64       # the plan's head groups: [hg, 512] floats in L0C
@@ -65,13 +65,9 @@ no_compiler = native.no_compiler       # the registry's availability
 
 @functools.lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    """The kernel and its twin launcher as a shared library (built on first use, cached by
-    content in common/native.build_dir())."""
-    path = native.build_library(
-        "sparse_flash_attention_ascendc",
-        [KERNEL_DIR / "sparse_flash_attention_kernel.cpp", KERNEL_DIR / "launcher.cpp"],
-        include_dirs=(TWIN_DIR, HOST_DIR, KERNEL_DIR, COMMON_KERNEL_DIR))
-    lib = ctypes.CDLL(str(path))
+    """The kernel and its twin launcher as a shared library (common/twin_kernel.py)."""
+    lib = twin_kernel.build("sparse_flash_attention_ascendc", KERNEL_DIR,
+                            "sparse_flash_attention_kernel.cpp", HOST_DIR)
     lib.sfa_ascendc_workspace_bytes.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
     lib.sfa_ascendc_workspace_bytes.restype = ctypes.c_uint64
     lib.sfa_ascendc_run.argtypes = [ctypes.c_int32, ctypes.c_uint32,
