@@ -13,9 +13,11 @@ back, and ``host_us``, the host time of one eager call); ``triton-step``: one ca
 captured step of ``STEP_CALLS`` calls with the same lengths and page table, as a decode step's
 layers make them (they share one schedule: op_kernel/sparse_flash_attention/shared.py);
 ``triton-kernel``: the plan's kernel alone; ``triton-kernels``: the plan's kernel and the
-split-task merge (what a call of a captured step launches); ``triton-gluon`` / ``triton-scratch`` / ``triton-registers``: the other variants' device
-work, skipped on shapes they do not serve), a plain PyTorch implementation (gather + matmul +
-softmax + matmul, in row chunks) and our emulator on the GPU.
+split-task merge (what a call of a captured step launches); ``triton-gluon`` /
+``triton-scratch`` / ``triton-registers``: the other variants' device work, skipped on shapes
+they do not serve), a plain PyTorch implementation (gather + matmul + softmax + matmul, in row
+chunks) and our emulator on the GPU. ``--sweep captured`` times the 128-head headlines with
+the captured-step peers (``CAPTURED_PEERS``).
 Decode uses PA_BSND with 64-token pages, prefill BSND, both sparse_mode 3 with K=2048 distinct
 random visible positions per query row (fewer where fewer are visible; -1 after them).
 ``--sweep anchor`` runs the published anchor's own workload beside our prefill headline:
@@ -57,6 +59,8 @@ from cann_attention.op_kernel.sparse_flash_attention import reference
 D, DR = 512, 64
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
 STEP_CALLS = 8          # calls of the captured step timed by ``triton-step``
+PEERS = "triton,triton-kernel,triton-gluon,triton-scratch,triton-registers,torch,emulate"
+CAPTURED_PEERS = "triton,triton-step,triton-kernels,triton-kernel"   # --sweep captured
 
 
 @dataclass(frozen=True)
@@ -446,18 +450,20 @@ def main():
                     help="cuda: the headline shapes, the whole decode/prefill grid (listed "
                          "in docs/performance.md), the published prefill anchor's own "
                          "workload (FlashMLA's index rule) beside our prefill headline, or the "
-                         "128-head headlines for --peers triton,triton-step,triton-kernels,"
-                         "triton-kernel (captured)")
-    ap.add_argument("--peers", default="triton,triton-kernel,triton-gluon,triton-scratch,"
-                                       "triton-registers,torch,emulate",
-                    help="cuda: comma-separated subset of the default (triton: the op call "
-                         "captured in a CUDA graph and replayed, with its whole-call time "
-                         "back to back and its host time beside it; triton-kernel: the plan's "
-                         "kernel alone; triton-gluon/-scratch/-registers: the other variants' "
-                         "device work)")
+                         "128-head headlines as a captured decode step runs them (captured)")
+    ap.add_argument("--peers", default=None,
+                    help=f"cuda: comma-separated names of {PEERS},triton-step,triton-kernels "
+                         f"(default: {PEERS}; with --sweep captured: {CAPTURED_PEERS}). "
+                         "triton: the op call captured in a CUDA graph and replayed, with its "
+                         "whole-call time back to back and its host time beside it; "
+                         "triton-step: a call's share of a captured step of STEP_CALLS calls; "
+                         "triton-kernel: the plan's kernel alone; triton-kernels: it and the "
+                         "merge; triton-gluon/-scratch/-registers: the other variants' device "
+                         "work")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()
+    a.peers = a.peers or (CAPTURED_PEERS if a.sweep == "captured" else PEERS)
     a.repeats = a.repeats or (20 if a.device == "cuda" else 5)
     meta, rows = run_cuda(a) if a.device == "cuda" else run_cpu(a)
     if a.device == "cuda":

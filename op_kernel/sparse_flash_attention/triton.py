@@ -336,10 +336,9 @@ class _Launch:
             for i, name in enumerate(metadata.KERNEL_TABLES))
         self.region_map = tuple((name, off, n, 4, torch.float32)
                                 for name, (off, n) in self.regions.items())
-        self.workspace_map = self.table_map + self.region_map
         self.table_offsets = tuple(off for _, off, _, _, _ in self.table_map)
         self.region_offsets = tuple(off for _, off, _, _, _ in self.region_map)
-        self.Workspace = namedtuple("Workspace", [m[0] for m in self.workspace_map]
+        self.Workspace = namedtuple("Workspace", [m[0] for m in self.table_map + self.region_map]
                                     + (["smax", "ssum"] if self.lse else []))
         self.paged = p.kv_layout is Layout.PA_BSND
         self.scalars = (p.scale_value, p.n1, p.k,
