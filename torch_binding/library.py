@@ -168,11 +168,12 @@ def make_way(namespace: str = "custom"):
 
 def clear_caches() -> None:
     """Empty every cache of the package: the ops' static entries and plans, the platforms read
-    off devices, and the caches of the back ends loaded so far (a back-end module's
-    ``clear_cache``). Compiled kernels stay in Triton's own cache."""
+    off devices, the workspaces kept for eager GPU calls, and the caches of the back ends loaded
+    so far (a back-end module's ``clear_cache``). Compiled kernels stay in Triton's own cache."""
     import sys
 
     from .op_host.common import paging, platform
+    from .op_kernel.common import workspace
     for op in OPS.values():
         op.clear_cache()
         for backend in op.backends:
@@ -186,3 +187,4 @@ def clear_caches() -> None:
     platform.triton_version.cache_clear()
     platform._cuda_platform.cache_clear()
     paging.clear_cache()
+    workspace.clear()

@@ -1,16 +1,18 @@
-"""The GPU metadata kernels of npu_sparse_flash_attention: the device schedule in two launches.
+"""The GPU metadata kernel of npu_sparse_flash_attention: the device schedule in one launch.
 
-They compute on the device, from the call's lengths, page table and indices, exactly the tables
-of ``op_host/sparse_flash_attention/schedule.device_schedule`` (the reference; the tests compare
+It computes on the device, from the call's lengths and page table, exactly the tables of
+``op_host/sparse_flash_attention/schedule.device_schedule`` (the reference; the tests compare
 every table), so the op reads no value back to the host and a call can be captured in a CUDA
 graph and replayed with new lengths.
 
-- The page scan (``_sfa_scan_kernel``, a paged cache only), one program per batch: it walks
-  the pages the batch's keys occupy for the first entry outside the cache (a batch's keys end
-  there). These reads grow with the context and the batch, so they run in parallel.
-- The schedule (``_sfa_metadata_kernel``), one program: passes over batches, rows, tasks, cuts
-  and pieces with a CTA barrier between passes (its scratch lives in the same buffer); each
-  pass reads a few entries per batch, row or task, none per key or page.
+- The page scan (a paged cache only), one program per batch: it walks the pages the batch's
+  keys occupy for the first entry outside the cache (a batch's keys end there). These reads
+  grow with the context and the batch, so they run in parallel.
+- The schedule, one program (with a paged cache: the page program that arrives last, counted
+  at the buffer's head, ``ARRIVALS``): passes over batches, rows, tasks, cuts and pieces with a
+  CTA barrier between passes (its scratch lives in the same buffer); each pass reads a few
+  entries per batch, row or task, none per key or page. One launch instead of a scan launch
+  and a schedule launch: a launch costs ~10 us of host time on the GPU machines.
 
 The tables depend on the lengths and the page table, never on the indices: the reference's
 ``row_first_neg`` (where a row's -1 padding starts) is found by the attention kernels, each
@@ -49,13 +51,16 @@ KERNEL_TABLES = ("kv_start", "task_row", "task_batch", "task_head", "task_tau", 
                  "core_first", "piece_task", "piece_begin", "piece_end",
                  "piece_slot", "split_task", "split_first", "split_count")
 LAYOUT_CACHE_SIZE = 64
+ARRIVALS = 2         # int64 words at the head of the tables: the page programs' arrival counter
+                     # (meta[0]; 0 before and after a launch, so a workspace kept between calls
+                     # needs no clearing) and a pad keeping the tables' 16-byte parity
 
 
 def layout(p, tiling) -> dict[str, int]:
     """Sizes of the tables in the buffer, in order (module doc)."""
     T, P, G, C, R, B = (tiling.num_tasks, tiling.max_pieces, tiling.max_split_tasks,
                         tiling.num_cores, p.num_rows, p.batch)
-    return dict(kv_start=B, task_row=T, task_batch=T, task_head=T, task_tau=T, task_window=T,
+    return dict(arrivals=ARRIVALS, kv_start=B, task_row=T, task_batch=T, task_head=T, task_tau=T, task_window=T,
                 core_first=C + 1, piece_task=P, piece_begin=P, piece_end=P,
                 piece_slot=P, split_task=G, split_first=G, split_count=G,
                 piece_core=P, task_num_pieces=T, per_core=1,
@@ -149,14 +154,6 @@ def _paged_len(akv, block_table, b, kv_meta, kv_capacity, page_size, block_num, 
         bad = m & ((page < 0) | (page >= block_num))
         first_bad = tl.minimum(first_bad, tl.min(tl.where(bad, j, max_blocks), 0))
     tl.store(kv_meta + b, tl.minimum(kv_len, first_bad * page_size))
-
-
-@triton.jit
-def _sfa_scan_kernel(akv, block_table, meta, s_kv_len, kv_capacity, page_size, block_num,
-                     max_blocks, HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr):
-    """The page scan (module doc): program b walks batch b's pages."""
-    _paged_len(akv, block_table, tl.program_id(0), meta + s_kv_len, kv_capacity, page_size,
-               block_num, max_blocks, HAS_AKV, PAGE_BLOCK)
 
 
 @triton.jit
@@ -470,7 +467,7 @@ def _write_balanced(meta, o_core_first, o_piece_task, o_piece_begin, o_piece_end
 
 
 @triton.jit
-def _sfa_metadata_kernel(
+def _schedule(
     aq, akv, meta,
     o_kv_start, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
     o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
@@ -484,7 +481,7 @@ def _sfa_metadata_kernel(
     BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_B: tl.constexpr, LOG_T: tl.constexpr,
     LOG_C: tl.constexpr,
 ):
-    """The schedule launch (module doc): one program, after the scan."""
+    """The schedule's passes (module doc), in one program."""
     _batch_pass(aq, akv, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len, n_batch,
                 n_rows, rows_per_batch, kv_capacity, kv_rows_per_batch, kv_total, Q_TND,
                 KV_LAYOUT, HAS_AQ, HAS_AKV, BLOCK)
@@ -524,6 +521,56 @@ def _sfa_metadata_kernel(
                         BLOCK_C, LOG_T)
 
 
+@triton.jit
+def _sfa_metadata_kernel(
+    aq, akv, block_table, meta,
+    o_kv_start, o_task_row, o_task_batch, o_task_head, o_task_tau, o_task_window,
+    o_core_first, o_piece_task, o_piece_begin, o_piece_end, o_piece_core,
+    o_piece_slot, o_split_task, o_split_first, o_split_count, o_task_pieces, o_per_core,
+    s_q_start, s_q_len, s_q_end, s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base,
+    s_bound, s_first_task,
+    n_batch, n_rows, rows_per_batch, k, sbs, entries, n_groups, head_group, n_cores,
+    split_cost, kv_capacity, kv_rows_per_batch, kv_total, n_pieces_max, n_split_max,
+    page_size, max_blocks,
+    Q_TND: tl.constexpr, KV_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
+    HAS_AKV: tl.constexpr, CAUSAL: tl.constexpr, OVERHEAD: tl.constexpr,
+    BLOCK: tl.constexpr, BLOCK_C: tl.constexpr, LOG_B: tl.constexpr, LOG_T: tl.constexpr,
+    LOG_C: tl.constexpr, PAGE_BLOCK: tl.constexpr,
+):
+    """The metadata launch (module doc): with a paged cache, program b walks batch b's pages
+    and the last program to arrive (the counter at ``meta[0]``) runs the schedule and sets the
+    counter back to 0; else one program runs the schedule."""
+    if KV_LAYOUT == 2:
+        _paged_len(akv, block_table, tl.program_id(0), meta + s_kv_len, kv_capacity,
+                   page_size, kv_total, max_blocks, HAS_AKV, PAGE_BLOCK)
+        tl.debug_barrier()                  # every lane's store before the release
+        arrived = tl.atomic_add(meta, 1, sem="acq_rel")
+        if arrived == n_batch - 1:
+            tl.debug_barrier()              # every lane's loads after the acquire
+            tl.store(meta, 0)
+            _schedule(aq, akv, meta, o_kv_start, o_task_row, o_task_batch, o_task_head,
+                      o_task_tau, o_task_window, o_core_first, o_piece_task, o_piece_begin,
+                      o_piece_end, o_piece_core, o_piece_slot, o_split_task, o_split_first,
+                      o_split_count, o_task_pieces, o_per_core, s_q_start, s_q_len, s_q_end,
+                      s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base, s_bound,
+                      s_first_task, n_batch, n_rows, rows_per_batch, k, sbs, entries,
+                      n_groups, head_group, n_cores, split_cost, kv_capacity,
+                      kv_rows_per_batch, kv_total, n_pieces_max, n_split_max, Q_TND,
+                      KV_LAYOUT, HAS_AQ, HAS_AKV, CAUSAL, OVERHEAD, BLOCK, BLOCK_C, LOG_B,
+                      LOG_T, LOG_C)
+    else:
+        _schedule(aq, akv, meta, o_kv_start, o_task_row, o_task_batch, o_task_head,
+                  o_task_tau, o_task_window, o_core_first, o_piece_task, o_piece_begin,
+                  o_piece_end, o_piece_core, o_piece_slot, o_split_task, o_split_first,
+                  o_split_count, o_task_pieces, o_per_core, s_q_start, s_q_len, s_q_end,
+                  s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base, s_bound,
+                  s_first_task, n_batch, n_rows, rows_per_batch, k, sbs, entries,
+                  n_groups, head_group, n_cores, split_cost, kv_capacity,
+                  kv_rows_per_batch, kv_total, n_pieces_max, n_split_max, Q_TND,
+                  KV_LAYOUT, HAS_AQ, HAS_AKV, CAUSAL, OVERHEAD, BLOCK, BLOCK_C, LOG_B,
+                  LOG_T, LOG_C)
+
+
 def _log2_ceil(n: int) -> int:
     return max(1, (n + 1).bit_length())
 
@@ -545,13 +592,6 @@ class _Launch:
         self.paged = p.kv_layout is Layout.PA_BSND
         o = offsets
         kv_capacity, block_num = p.s2, p.key.shape[0]
-        self.scan = self.scan_ints = None
-        if self.paged:
-            self.scan_ints = (o["kv_len"], kv_capacity, p.block_size, block_num,
-                              p.block_table.shape[1])
-            self.scan = Launcher(_sfa_scan_kernel, (B,),
-                                 HAS_AKV=p.actual_seq_lengths_kv is not None,
-                                 PAGE_BLOCK=PAGE_BLOCK, num_warps=4)
         self.ints = (
             o["kv_start"], o["task_row"], o["task_batch"], o["task_head"], o["task_tau"],
             o["task_window"], o["core_first"], o["piece_task"], o["piece_begin"],
@@ -561,31 +601,28 @@ class _Launch:
             o["cum_n"], o["slot_base"], o["bound"], o["first_task"],
             B, R, p.s1 if p.q_layout is Layout.BSND else R, p.k, p.sparse_block_size,
             tiling.entries_per_step, tiling.groups, tiling.head_group, C, tiling.split_cost,
-            kv_capacity, p.key.shape[1], block_num, tiling.max_pieces, tiling.max_split_tasks)
+            kv_capacity, p.key.shape[1], block_num, tiling.max_pieces, tiling.max_split_tasks,
+            p.block_size if self.paged else 1, p.block_table.shape[1] if self.paged else 1)
         self.kernel = Launcher(
-            _sfa_metadata_kernel, (1,), Q_TND=p.q_layout is Layout.TND,
+            _sfa_metadata_kernel, (B if self.paged else 1,), Q_TND=p.q_layout is Layout.TND,
             KV_LAYOUT={Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}[p.kv_layout],
             HAS_AQ=p.actual_seq_lengths_query is not None,
             HAS_AKV=p.actual_seq_lengths_kv is not None, CAUSAL=p.sparse_mode == 3,
             OVERHEAD=TASK_OVERHEAD_STEPS, BLOCK=BLOCK, BLOCK_C=triton.next_power_of_2(C + 1),
             LOG_B=_log2_ceil(B), LOG_T=_log2_ceil(T), LOG_C=_log2_ceil(C + 1),
-            num_warps=SCHEDULE_WARPS)
+            PAGE_BLOCK=PAGE_BLOCK, num_warps=SCHEDULE_WARPS)
 
     def launch(self, t, block_table, at: int, meta, aligned=None) -> None:
         """Build the tables of the call ``t`` (``block_table``: its contiguous page table, or
-        None) at address ``at``: the page scan (a paged cache), then the schedule. ``meta()``
-        gives the tables as an int64 tensor, needed only where a kernel goes through Triton's
-        binding (triton_launch)."""
+        None) at address ``at``, in one launch; the buffer's arrival counter (``ARRIVALS``)
+        must be 0. ``meta()`` gives the tables as an int64 tensor, needed only where the
+        kernel goes through Triton's binding (triton_launch)."""
         aq, akv = t.actual_seq_lengths_query, t.actual_seq_lengths_kv
 
-        def scan(m):        # the tables' buffer also stands in for absent inputs
-            return (akv if akv is not None else m, block_table, m, *self.scan_ints)
-
-        def schedule(m):
-            return (aq if aq is not None else m, akv if akv is not None else m, m, *self.ints)
-        if self.scan is not None:
-            self.scan(scan(at), lambda: scan(meta()), aligned)
-        self.kernel(schedule(at), lambda: schedule(meta()), aligned)
+        def args(m):        # the tables' buffer also stands in for absent inputs
+            return (aq if aq is not None else m, akv if akv is not None else m,
+                    block_table if block_table is not None else m, m, *self.ints)
+        self.kernel(args(at), lambda: args(meta()), aligned)
 
     def views(self, meta) -> dict:
         return {name: meta[self.offsets[name]:self.offsets[name] + size]
@@ -599,7 +636,7 @@ def build(p, tiling, t) -> Tables:
     """The device schedule of a call, computed on the device, in a buffer of its own (the
     tests read it; ``triton.run`` builds it in its workspace or shares one: shared.py)."""
     launch = LAUNCHES.get(p, tiling)
-    meta = torch.empty(launch.total, dtype=torch.int64, device=t.sparse_indices.device)
+    meta = torch.zeros(launch.total, dtype=torch.int64, device=t.sparse_indices.device)
     launch.launch(t, t.block_table.contiguous() if launch.paged else None, meta.data_ptr(),
                   lambda: meta)
     tables = Tables()

@@ -52,7 +52,7 @@ def tables_buffer(tables, t, block_table, share: bool) -> tuple[torch.Tensor | N
     hit = _entries.get(key)
     if hit is not None and hit[0] is tables:
         return hit[1], False
-    buffer = torch.empty(tables.total, dtype=torch.int64, device=device)
+    buffer = torch.zeros(tables.total, dtype=torch.int64, device=device)   # ARRIVALS at 0
     with _LOCK:
         _entries[key] = (tables, buffer, (aq, akv, block_table))
         while len(_entries) > CACHE_SIZE:

@@ -1,7 +1,7 @@
 """Triton back end of npu_sparse_flash_attention (NVIDIA GPUs; CPU through Triton's interpreter).
 
-A call launches four kernels and reads nothing back: the two metadata kernels (metadata.py)
-compute the schedule on the device from the lengths, page table and indices; the plan's kernel
+A call launches three kernels and reads nothing back: the metadata kernel (metadata.py)
+computes the schedule on the device from the lengths and page table; the plan's kernel
 (its ``variant``) runs it on a persistent grid, program ``c`` playing core ``c`` and running that
 core's pieces (a task's run of steps) in order; ``_merge_kernel`` merges the split tasks. Per
 step it reads ``ENTRIES`` index entries, expands them to ``BLOCK_S2`` positions (``SBS`` per
@@ -47,6 +47,7 @@ from cann_attention.op_host.sparse_flash_attention.tiling import GPU_VARIANTS
 from ..common import online_softmax as osm
 from ..common.per_plan import PerPlanCache
 from ..common.triton_launch import Launcher, alignment
+from ..common.workspace import workspace
 from . import metadata, shared
 
 osm_min = tl.constexpr(osm.SOFTMAX_MIN)
@@ -261,7 +262,7 @@ class _Call:
         self.idx = t.sparse_indices.contiguous()
         self.block_table = t.block_table.contiguous() if launch.paged else None
         self.tables, self.build = shared.tables_buffer(launch.tables, t, self.block_table, share)
-        self.ws = torch.empty(launch.nbytes, dtype=torch.uint8, device=dev)
+        self.ws = workspace(dev, launch.nbytes, 8 * metadata.ARRIVALS if self.build else 0)
         self.at = self.ws.data_ptr()
         self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
         self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)
@@ -301,8 +302,9 @@ class _Call:
 class _Launch:
     """What launching a plan needs that depends only on (params, plan), made once per pair.
 
-    A call allocates one workspace (uint8): the metadata tables (int64, metadata.layout; unused
-    when the call shares a captured step's tables: shared.py), then fp32 regions for the
+    A call gets one workspace (uint8; an eager call's is kept for the next: common/workspace.py):
+    the metadata tables (int64, metadata.layout; unused when the call shares a captured step's
+    tables: shared.py), then fp32 regions for the
     split-task states (m, l, acc), the scratch tile, and softmax max/sum when the call does not
     return them. The kernels get the regions' addresses (base + a fixed offset;
     triton_launch.Launcher builds views only on a kernel's first launch), so a call makes no

@@ -2,6 +2,8 @@
 with new lengths / indices / page tables / queries, value checks only when asked for."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -150,6 +152,42 @@ def test_captured_step_of_several_layers_shares_one_schedule(monkeypatch):
             torch.cuda.synchronize()
             assert torch.equal(captured[i], eager), f"replay {seed}, layer {i} differs from eager"
             assert not torch.isnan(captured[i]).any()
+
+
+def test_eager_calls_keep_a_workspace_per_thread_and_stream():
+    """Eager calls of three plans (two with a paged cache), issued back to back on one stream,
+    reuse one kept workspace (common/workspace.py), grown to the largest, and each equals the
+    same call made alone after the caches were emptied; a call on another stream and one from
+    another thread get workspaces of their own; a capture takes none."""
+    from cann_attention.op_kernel.common import workspace
+    calls = [on_cuda(make_case(**CASES[name], seed=5)) for name in CASES]
+    alone = []
+    for args, kwargs in calls:
+        cann_attention.clear_caches()
+        alone.append(OP(*args, **kwargs)[0])
+        torch.cuda.synchronize()
+    cann_attention.clear_caches()
+    got = [OP(*args, **kwargs)[0] for _ in range(2) for args, kwargs in calls]
+    torch.cuda.synchronize()
+    assert workspace.kept() == 1
+    for i, out in enumerate(got):
+        assert torch.equal(out, alone[i % len(calls)]), f"call {i} differs from its call alone"
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        on_side = OP(*calls[0][0], **calls[0][1])[0]
+    side.synchronize()
+    assert workspace.kept() == 2 and torch.equal(on_side, alone[0])
+    from_thread = []
+    worker = threading.Thread(target=lambda: from_thread.append(OP(*calls[2][0],
+                                                                   **calls[2][1])[0]))
+    worker.start()
+    worker.join()
+    torch.cuda.synchronize()
+    assert workspace.kept() == 3 and torch.equal(from_thread[0], alone[2])
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        OP(*calls[0][0], **calls[0][1])
+    assert workspace.kept() == 3
 
 
 def on_cuda_args(args):

@@ -40,14 +40,17 @@ def gpu(cores: int) -> PlatformInfo:
 
 def compare(p, t, plan, what):
     want = schedule.device_schedule(p, plan, t)
-    got = metadata.build(p, plan, t).reference_form()
+    assert_tables(metadata.build(p, plan, t).reference_form(), want, what)
+    return want
+
+
+def assert_tables(got, want, what):
     for name in TABLES:
         assert torch.equal(getattr(got, name).cpu(), getattr(want, name).cpu()), \
             f"{what}: {name}\n got {getattr(got, name).tolist()}\nwant {getattr(want, name).tolist()}"
     for name in SCHEDULE_TABLES:
         g, w = getattr(got.schedule, name).cpu(), getattr(want.schedule, name).cpu()
         assert torch.equal(g, w), f"{what}: schedule.{name}\n got {g.tolist()}\nwant {w.tolist()}"
-    return want
 
 
 def on_device(t):
@@ -97,3 +100,25 @@ def test_malformed_values_are_made_safe_like_the_reference(layout_query, layout_
         bad["block_table"] = bt
     for cores in (2, 132):
         compare(p, on_device(type(t)(**bad)), tiling.plan(p, gpu(cores)), f"cores={cores}")
+
+
+@pytest.mark.parametrize("layout_kv", ["BSND", "PA_BSND"])
+def test_a_buffer_serves_the_next_call(layout_kv):
+    """An eager call's workspace is kept for the next (common/workspace.py): the launch leaves
+    the page programs' arrival counter at 0, and a second launch into the same buffer, after
+    other tables were written there, builds the tables of its own call. Without the reset
+    (or with a counter that misses a program) the second paged launch would run no schedule
+    and keep the first call's tables."""
+    make = dict(B=3, S1=2, S2=64, N1=4, K=16, layout_kv=layout_kv, page=16)
+    first = make_case(**make, kv_lens=[64, 10, 33], seed=1)
+    second = make_case(**make, kv_lens=[5, 64, 0], seed=2)
+    p, t1 = checked("npu_sparse_flash_attention", *first.args, **first.kwargs)
+    _, t2 = checked("npu_sparse_flash_attention", *second.args, **second.kwargs)
+    plan = tiling.plan(p, gpu(8))
+    tables = metadata.build(p, plan, on_device(t1))
+    assert tables.meta[:metadata.ARRIVALS].tolist() == [0] * metadata.ARRIVALS
+    launch, t2 = tables.launch, on_device(t2)
+    bt = t2.block_table.contiguous() if launch.paged else None
+    launch.launch(t2, bt, tables.meta.data_ptr(), lambda: tables.meta)
+    assert tables.meta[:metadata.ARRIVALS].tolist() == [0] * metadata.ARRIVALS
+    assert_tables(tables.reference_form(), schedule.device_schedule(p, plan, t2), "second")

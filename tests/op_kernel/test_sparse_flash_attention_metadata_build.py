@@ -1,4 +1,4 @@
-"""The metadata kernels (page scan, schedule) and the merge kernel build for Hopper (sm_90) anywhere.
+"""The metadata kernel (page scan, schedule) and the merge kernel build for Hopper (sm_90) anywhere.
 
 The interpreter runs their source on CPU (test_sparse_flash_attention_metadata.py), but it is
 more permissive than the compiler (a name rebound with another shape inside a loop runs there
@@ -28,18 +28,13 @@ q_tnd, kv_layout, has_aq, has_akv, causal = (int(x) for x in sys.argv[1:6])
 fn = metadata._sfa_metadata_kernel
 names = list(inspect.signature(fn.fn).parameters)
 const = dict(Q_TND=q_tnd, KV_LAYOUT=kv_layout, HAS_AQ=has_aq, HAS_AKV=has_akv, CAUSAL=causal,
-             OVERHEAD=1, BLOCK=metadata.BLOCK, BLOCK_C=256, LOG_B=8, LOG_T=14, LOG_C=9)
+             OVERHEAD=1, BLOCK=metadata.BLOCK, BLOCK_C=256, LOG_B=8, LOG_T=14, LOG_C=9,
+             PAGE_BLOCK=metadata.PAGE_BLOCK)
 ptr = {"aq": "*i32", "akv": "*i32", "block_table": "*i32", "idx": "*i32", "meta": "*i64"}
 sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
 src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
 triton.compile(src, target=GPUTarget("cuda", 90, 32),
                options=dict(num_warps=metadata.SCHEDULE_WARPS))
-fn = metadata._sfa_scan_kernel
-names = list(inspect.signature(fn.fn).parameters)
-const = dict(HAS_AKV=has_akv, PAGE_BLOCK=metadata.PAGE_BLOCK)
-sig = {n: "constexpr" if n in const else ptr.get(n, "i64") for n in names}
-src = ASTSource(fn, sig, {(names.index(k),): v for k, v in const.items()})
-triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
 fn = sfa_triton._merge_kernel
 names = list(inspect.signature(fn.fn).parameters)
 const = dict(HG=64, HEADS=16, DV=512, COLUMNS=sfa_triton.MERGE_COLUMNS, HAS_SINKS=1)
