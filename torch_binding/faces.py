@@ -131,12 +131,11 @@ def run_op(op: OpDef, values: dict):
     """Run the op: inside an autograd.Function when a gradient can be requested; through its
     private op when tracing (fake or functional tensors, a dispatch mode), so torch.compile
     records it; else eagerly through the pipeline, with no second dispatch."""
-    ordered = [values[name] for name in op.signature.names]
-    if _C.is_grad_enabled() and _C._any_requires_grad(*ordered):
-        return _Gradient.apply(op, *ordered)
-    if type(ordered[0]) is torch.Tensor and _C._len_torch_dispatch_stack() == 0:
+    if _C.is_grad_enabled() and _C._any_requires_grad(*op.ordered(values)):
+        return _Gradient.apply(op, *op.ordered(values))
+    if type(values[op.first]) is torch.Tensor and _C._len_torch_dispatch_stack() == 0:
         return op.call_bound(values)
-    return op.private(*ordered)
+    return op.private(*op.ordered(values))
 
 
 class _Gradient(torch.autograd.Function):

@@ -174,6 +174,8 @@ class OpDef:
                 raise ValueError(f"{self.name}: {cls.__name__} fields {unknown} are not "
                                  f"arguments of the schema")
         self._names = tuple(names)
+        self.first = names[0]
+        self.ordered = _getter(names)   # bound arguments -> their values in schema order
         # the static key's three parts, read off the bound arguments by C-level getters
         kinds = {a.name: a.kind for a in self.arguments}
         self._key_tensors = _getter([n for n in names if kinds[n] in ("tensor", "tensor?")])
