@@ -18,10 +18,10 @@ BACKENDS = by_priority(
     Backend(
         name="triton", priority=20, device_types=("cuda",), dtypes=FP16_BF16,
         status="all layouts, sparse_block_size 1..128, sparse_mode 0/3, lse, sinks, N1 1..128; "
-               "one persistent program per SM runs the schedule the metadata kernels build on "
-               "the device from the lengths and page table (a parallel page-table scan, then "
-               "one program that cuts the work; no host reads: CUDA-graph capturable; the calls "
-               "of one captured step share it); the plan picks the kernel: "
+               "one persistent program per SM runs the schedule the metadata kernel builds on "
+               "the device from the lengths and page table in one launch (a parallel page-table "
+               "scan whose last program cuts the work; no host reads: CUDA-graph capturable; "
+               "the calls of one captured step share it); the plan picks the kernel: "
                "the warp-specialised Gluon kernel on Hopper (steps of 64 keys), the Triton "
                "kernel otherwise; split tasks merged by a log-sum-exp kernel. Runs in CI under "
                "Triton's interpreter and as sm_90 builds (Triton 3.6 and newer); on an H200 "
