@@ -540,25 +540,16 @@ def _sfa_metadata_kernel(
     """The metadata launch (module doc): with a paged cache, program b walks batch b's pages
     and the last program to arrive (the counter at ``meta[0]``) runs the schedule and sets the
     counter back to 0; else one program runs the schedule."""
+    last = True
     if KV_LAYOUT == 2:
         _paged_len(akv, block_table, tl.program_id(0), meta + s_kv_len, kv_capacity,
                    page_size, kv_total, max_blocks, HAS_AKV, PAGE_BLOCK)
         tl.debug_barrier()                  # every lane's store before the release
-        arrived = tl.atomic_add(meta, 1, sem="acq_rel")
-        if arrived == n_batch - 1:
+        last = tl.atomic_add(meta, 1, sem="acq_rel") == n_batch - 1
+        if last:
             tl.debug_barrier()              # every lane's loads after the acquire
             tl.store(meta, 0)
-            _schedule(aq, akv, meta, o_kv_start, o_task_row, o_task_batch, o_task_head,
-                      o_task_tau, o_task_window, o_core_first, o_piece_task, o_piece_begin,
-                      o_piece_end, o_piece_core, o_piece_slot, o_split_task, o_split_first,
-                      o_split_count, o_task_pieces, o_per_core, s_q_start, s_q_len, s_q_end,
-                      s_kv_len, s_row_steps, s_row_end, s_cum_n, s_slot_base, s_bound,
-                      s_first_task, n_batch, n_rows, rows_per_batch, k, sbs, entries,
-                      n_groups, head_group, n_cores, split_cost, kv_capacity,
-                      kv_rows_per_batch, kv_total, n_pieces_max, n_split_max, Q_TND,
-                      KV_LAYOUT, HAS_AQ, HAS_AKV, CAUSAL, OVERHEAD, BLOCK, BLOCK_C, LOG_B,
-                      LOG_T, LOG_C)
-    else:
+    if last:
         _schedule(aq, akv, meta, o_kv_start, o_task_row, o_task_batch, o_task_head,
                   o_task_tau, o_task_window, o_core_first, o_piece_task, o_piece_begin,
                   o_piece_end, o_piece_core, o_piece_slot, o_split_task, o_split_first,
