@@ -27,7 +27,8 @@ BACKENDS = by_priority(
                "Triton's interpreter and as sm_90 builds (Triton 3.6 and newer); on an H200 "
                "its capture, shared-schedule and Gluon kernel tests and compute-sanitizer "
                "memcheck passed at 34e7b2b (launcher and binding tests last on an H100 at "
-               "233bb94); the merge's column split after it has run only in CI",
+               "233bb94); the merge's column split, the one-launch metadata kernel and the "
+               "kept eager workspace after it have run only in CI",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
