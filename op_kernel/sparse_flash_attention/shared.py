@@ -52,7 +52,8 @@ def tables_buffer(tables, t, block_table, share: bool) -> tuple[torch.Tensor | N
     hit = _entries.get(key)
     if hit is not None and hit[0] is tables:
         return hit[1], False
-    buffer = torch.zeros(tables.total, dtype=torch.int64, device=device)   # ARRIVALS at 0
+    new = torch.zeros if tables.paged else torch.empty     # a paged build counts arrivals
+    buffer = new(tables.total, dtype=torch.int64, device=device)
     with _LOCK:
         _entries[key] = (tables, buffer, (aq, akv, block_table))
         while len(_entries) > CACHE_SIZE:
