@@ -320,8 +320,9 @@ def op_of(kernel: Path) -> str:
 
 
 def include_dirs(kernel: Path) -> list[Path]:
-    """The repository's folders a kernel includes from: its own, its op's host side (the
-    TilingData header) and the shared C++ of op_host."""
+    """The repository's folders a kernel includes from: its own, the kernels' shared headers
+    (op_kernel/common/ascendc), its op's host side (the TilingData header) and the shared C++
+    of op_host."""
     op = op_of(kernel)
     dirs = [kernel.parent, ROOT / "op_kernel" / "common" / "ascendc", ROOT / "op_host" / op,
             ROOT / "op_host" / "common" / "cpp"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from cann_attention.op_host.common import native
 
 TWIN_DIR = Path(__file__).with_name("ascendc_twin")
-COMMON_KERNEL_DIR = Path(__file__).with_name("ascendc")     # balanced_cut.h
+COMMON_KERNEL_DIR = Path(__file__).with_name("ascendc")     # balanced_cut.h, kernel_common.h
 
 
 def build(name: str, kernel_dir: Path, kernel_source: str, host_dir: Path) -> ctypes.CDLL:

@@ -21,6 +21,9 @@ struct CutPiece {
     bool mine = false;          // this core runs a piece of it:
     uint32_t begin = 0, end = 0;    // steps [begin, end) of the task
     int32_t slot = -1;          // its slot (-1: the piece is the whole task)
+
+    // Whether core c runs the first piece of this split task (the one that merges its slots).
+    __aicore__ inline bool MergesOn(uint32_t c) const { return pieces > 1 && firstCore == c; }
 };
 
 // The walk over the line, task by task.
@@ -74,6 +77,16 @@ struct BalancedCut {
         pos += steps + overhead;
     }
 };
+
+// Slots the split tasks' pieces of a cut of `tasks` tasks over `cores` cores take at most
+// (op_host/common/schedule.py max_slots: min(T + C - 1, 2 (C - 1)); none without tasks).
+__aicore__ inline uint64_t MaxSlots(uint64_t tasks, uint64_t cores)
+{
+    if (tasks == 0 || cores == 0) return 0;
+    const uint64_t pieces = tasks + cores - 1;
+    const uint64_t cuts = 2 * (cores - 1);
+    return pieces < cuts ? pieces : cuts;
+}
 
 }  // namespace cann_attention_ascendc
 

@@ -53,12 +53,17 @@
 #include "kernel_operator.h"
 #include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
 
+#include "kernel_common.h"      // op_kernel/common/ascendc: the cube's steps, the launch
 #include "lightning_indexer_kernel.h"
 #include "lightning_indexer_schedule.h"     // TaskLine: the plan's schedule, computed per core
 
 using namespace AscendC;
 
 namespace li_ascendc {
+
+using cann_attention_ascendc::FixpipeToGm;
+using cann_attention_ascendc::MatmulL0;
+using cann_attention_ascendc::PieceLog;
 
 constexpr uint16_t kFlagCubeDone = 1;    // AIC -> both AIVs: a chunk of scores is in GM
 constexpr uint16_t kFlagVecDone = 2;     // both AIVs -> AIC: the chunk has been copied to UB
@@ -87,20 +92,9 @@ public:
         const __gm__ LightningIndexerTilingData* td =
             reinterpret_cast<const __gm__ LightningIndexerTilingData*>(tiling);
         numRows_ = static_cast<uint32_t>(td->num_rows);
-        s2_ = static_cast<uint32_t>(td->key_capacity);
-        batch_ = td->batch;
         n1_ = td->n1;
         bs_ = td->block_s2;
         k_ = td->sparse_count;
-        kTnd_ = td->layout_key == kLayoutTnd;
-        paged_ = td->layout_key == kLayoutPaged;
-        pageSize_ = td->page_size;
-        blockCount_ = td->block_count;
-        maxBlocks_ = paged_ ? s2_ / pageSize_ : 0;
-        if (paged_) {
-            btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
-                                  static_cast<uint64_t>(batch_) * maxBlocks_);
-        }
         // CANN hands the kernel sparse_values' address whether or not the op returns values
         // (an empty (0,) output then): the TilingData says whether to write it
         hasValues_ = td->return_value != 0 && values != nullptr;
@@ -108,23 +102,13 @@ public:
             valGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(values),
                                    static_cast<uint64_t>(numRows_) * k_);
         }
-        if ASCEND_IS_AIC {     // constexpr(...) on the device: usable only after `if`
-            group_ = GetBlockIdx();
-        } else {
-            group_ = GetBlockIdx() / GetTaskRation();
-        }
+        group_ = cann_attention_ascendc::CoreGroup();
         cores_ = GetBlockNum();
         line_.Init(td, lensQuery, lensKey, blockTable, group_, cores_);
         half_ = bs_ / 2;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query),
                              static_cast<uint64_t>(numRows_) * n1_ * kD);
-        if (paged_) {     // block_count pages of page_size rows
-            kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
-                                 static_cast<uint64_t>(blockCount_) * pageSize_ * kD);
-        } else {
-            kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key),
-                                 static_cast<uint64_t>(kTnd_ ? 1 : batch_) * s2_ * kD);
-        }
+        kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key), line_.Keys().Rows() * kD);
         wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ W*>(weights),
                              static_cast<uint64_t>(numRows_) * n1_);
         outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(indices),
@@ -143,16 +127,7 @@ public:
     // Twin only: record the pieces this core runs (lightning_indexer_kernel.h, RunRecorded).
     __aicore__ inline void Record(GM_ADDR record)
     {
-        const uint64_t stride = 1 + 4 * static_cast<uint64_t>(numRows_);
-        int64_t core = 0;
-        if ASCEND_IS_AIC {
-            core = group_ * 3;
-        } else {
-            core = group_ * 3 + 1 + GetSubBlockIdx();
-        }
-        recGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(record) + core * stride, stride);
-        recGm_.SetValue(0, 0);
-        recording_ = true;
+        log_.Bind(record, group_, 1 + 4 * static_cast<uint64_t>(numRows_));
     }
 #endif
 
@@ -176,7 +151,7 @@ public:
         Piece piece;
         while (line_.NextPiece(sched, piece)) {
             if (!piece.mine) continue;
-            Note(piece);
+            log_.Note(piece);
             const uint32_t row = piece.row;
             const RowKeys& rk = piece.keys;
             const uint32_t nvis = rk.nvis;
@@ -204,25 +179,8 @@ public:
                     LoadData(b2[c * vBlk * 256], kL1,
                              LoadData2DParams(c * nBlk, vBlk, 1, 0, 0, false, 0));
                 }
-                SetFlag<HardEvent::MTE1_M>(0);
-                WaitFlag<HardEvent::MTE1_M>(0);
-                MmadParams mm;
-                mm.m = n1_;
-                mm.n = valid;
-                mm.k = kD;
-                mm.cmatrixInitVal = true;
-                Mmad(c1, a2, b2, mm);
-                SetFlag<HardEvent::M_FIX>(0);
-                WaitFlag<HardEvent::M_FIX>(0);
-                FixpipeParamsV220 fp;
-                fp.nSize = valid;
-                fp.mSize = n1_;
-                fp.srcStride = mPad;
-                fp.dstStride = bs_;
-                fp.quantPre = QuantMode_t::NoQuant;
-                Fixpipe<float, float, CFG_ROW_MAJOR>(scoreGm_, c1, fp);
-                SetFlag<HardEvent::FIX_M>(0);          // L0C free for the next chunk
-                WaitFlag<HardEvent::FIX_M>(0);
+                MatmulL0(c1, a2, b2, n1_, valid, kD, true);
+                FixpipeToGm(scoreGm_, c1, n1_, valid, mPad, bs_);    // L0C free for the next chunk
                 SetFlag<HardEvent::M_MTE1>(0);         // L0A/L0B free
                 WaitFlag<HardEvent::M_MTE1>(0);
                 SetFlag<HardEvent::MTE1_MTE2>(0);      // L1 free
@@ -274,8 +232,8 @@ public:
                 continue;
             }
             if (!piece.mine) continue;
-            Note(piece);
-            if (piece.pieces > 1 && piece.firstCore == group_) {
+            log_.Note(piece);
+            if (piece.MergesOn(group_)) {
                 merges = true;
                 split = piece;
             }
@@ -352,41 +310,17 @@ public:
     }
 
 private:
-    __aicore__ inline void Note(const Piece& p)
-    {
-#ifdef ASCENDC_TWIN
-        if (!recording_) return;
-        const uint64_t at = 1 + 4 * static_cast<uint64_t>(recorded_);
-        recGm_.SetValue(at, static_cast<int32_t>(p.task));
-        recGm_.SetValue(at + 1, static_cast<int32_t>(p.begin));
-        recGm_.SetValue(at + 2, static_cast<int32_t>(p.end));
-        recGm_.SetValue(at + 3, p.slot);
-        recGm_.SetValue(0, static_cast<int32_t>(++recorded_));
-#else
-        (void)p;
-#endif
-    }
-
     // Keys j0 .. j0 + valid of the row's batch into kL1 as NZ with bs_ rows per C0 column: one
     // copy, or with a paged key one per page the chunk spans (a page's rows land at their row
     // of the chunk: NZ places each row by itself).
     __aicore__ inline void CopyKeys(LocalTensor<T>& kL1, const RowKeys& rk, uint32_t j0,
                                     uint32_t valid)
     {
-        if (!paged_) {
-            DataCopy(kL1, kGm_[(rk.kvStart + j0) * kD],
-                     Nd2NzParams(1, valid, kD, 0, kD, bs_, 1, 0));
-            return;
-        }
         constexpr uint32_t c0 = 32 / sizeof(T);
         for (uint32_t pos = j0; pos < j0 + valid;) {
-            const uint32_t off = pos % pageSize_;
-            const uint32_t left = j0 + valid - pos;
-            const uint32_t seg = pageSize_ - off < left ? pageSize_ - off : left;
-            const int32_t page =
-                btGm_.GetValue(static_cast<uint64_t>(rk.b) * maxBlocks_ + pos / pageSize_);
-            DataCopy(kL1[(pos - j0) * c0],
-                     kGm_[(static_cast<uint64_t>(page) * pageSize_ + off) * kD],
+            uint32_t seg = j0 + valid - pos;
+            const uint64_t keyRow = line_.Keys().Row(rk.b, rk.kvStart, pos, seg);
+            DataCopy(kL1[(pos - j0) * c0], kGm_[keyRow * kD],
                      Nd2NzParams(1, seg, kD, 0, kD, bs_, 1, 0));
             pos += seg;
         }
@@ -568,33 +502,16 @@ private:
     LocalTensor<T> outV;
     GlobalTensor<T> qGm_, kGm_, valGm_;
     GlobalTensor<W> wGm_;
-    GlobalTensor<int32_t> outGm_, btGm_;
+    GlobalTensor<int32_t> outGm_;
     TaskLine line_;                          // the plan's schedule
     GlobalTensor<float> scoreGm_;
     ListGm exchange_[2];
     __gm__ float* splitBase_ = nullptr;     // the split tasks' list slots
-#ifdef ASCENDC_TWIN
-    GlobalTensor<int32_t> recGm_;
-    bool recording_ = false;
-    uint32_t recorded_ = 0;
-#endif
-    uint32_t numRows_ = 0, s2_ = 0, batch_ = 0, n1_ = 0, bs_ = 0, k_ = 0;
+    PieceLog log_;                           // twin only: the pieces run (RunRecorded)
+    uint32_t numRows_ = 0, n1_ = 0, bs_ = 0, k_ = 0;
     uint32_t half_ = 0, group_ = 0, cores_ = 1;
-    uint32_t pageSize_ = 0, blockCount_ = 0, maxBlocks_ = 0;
-    bool kTnd_ = false, paged_ = false;
     bool hasValues_ = false;
 };
-
-template <typename T, typename W>
-__aicore__ inline void RunSides(LightningIndexer<T, W>& op)
-{
-    if ASCEND_IS_AIC {
-        op.Cube();
-    }
-    if ASCEND_IS_AIV {
-        op.Vector();
-    }
-}
 
 template <typename T, typename W>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQuery,
@@ -604,7 +521,7 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR lensQue
     LightningIndexer<T, W> op;
     op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
             tiling);
-    RunSides(op);
+    cann_attention_ascendc::RunSides(op);
 }
 
 #ifdef ASCENDC_TWIN
@@ -617,7 +534,7 @@ __aicore__ void RunRecorded(GM_ADDR query, GM_ADDR key, GM_ADDR weights, GM_ADDR
     op.Init(query, key, weights, lensQuery, lensKey, blockTable, indices, values, workspace,
             tiling);
     op.Record(record);
-    RunSides(op);
+    cann_attention_ascendc::RunSides(op);
 }
 
 // the twin launcher (launcher.cpp) runs every dtype pair from one library

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "balanced_cut.h"       // op_kernel/common/ascendc: MaxSlots
+
 namespace li_ascendc {
 
 __aicore__ inline uint64_t ListFloats(uint32_t sparseCount)
@@ -23,21 +25,13 @@ __aicore__ inline uint64_t WorkspaceFloats(uint32_t n1, uint32_t blockS2, uint32
     return static_cast<uint64_t>(n1) * blockS2 + 2 * ListFloats(sparseCount);
 }
 
-// Slots of split-task pieces a schedule over `blocks` cores of at most `numRows` tasks can use:
-// common/schedule.py's max_slots (min(T + C - 1, 2 (C - 1)), T <= numRows).
-__aicore__ inline uint64_t SplitSlots(uint32_t blocks, uint64_t numRows)
-{
-    if (numRows == 0 || blocks <= 1) return 0;
-    const uint64_t a = numRows + blocks - 1, b = 2 * static_cast<uint64_t>(blocks - 1);
-    return a < b ? a : b;
-}
-
-// The whole GM workspace of a launch on `blocks` blocks, in floats.
+// The whole GM workspace of a launch on `blocks` blocks, in floats: the split-task slots are
+// those of a cut of at most numRows tasks (balanced_cut.h MaxSlots).
 __aicore__ inline uint64_t WorkspaceTotalFloats(uint32_t n1, uint32_t blockS2, uint32_t sparseCount,
                                                 uint32_t blocks, uint64_t numRows)
 {
     return WorkspaceFloats(n1, blockS2, sparseCount) * blocks +
-           SplitSlots(blocks, numRows) * ListFloats(sparseCount);
+           cann_attention_ascendc::MaxSlots(numRows, blocks) * ListFloats(sparseCount);
 }
 
 // One block's share of the kernel (AIC: scores; AIV: ReLU, head sum, top-k), for query and key

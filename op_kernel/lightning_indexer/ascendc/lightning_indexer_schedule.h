@@ -11,19 +11,14 @@
 #include "kernel_operator.h"
 #include "tiling_data.h"        // LightningIndexerTilingData (generated from tiling.TILING_DATA)
 #include "balanced_cut.h"       // op_kernel/common/ascendc: the plan's cut of the task line
+#include "kernel_common.h"      // op_kernel/common/ascendc: length lists, key layout
 
 namespace li_ascendc {
 
-constexpr uint32_t kLayoutTnd = 1;       // TilingData layout codes (common/tiling_data.py)
-constexpr uint32_t kLayoutPaged = 2;
 constexpr uint64_t kTaskOverhead = 1;    // tiling.TASK_OVERHEAD_STEPS
 
-__aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
-
-__aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
-{
-    return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
-}
+using cann_attention_ascendc::CeilDiv;
+using cann_attention_ascendc::KeyLayout;
 
 // Where a query row's keys are: its batch, how many it sees, the first key row of its batch.
 struct RowKeys {
@@ -69,25 +64,13 @@ public:
         batch_ = td->batch;
         bs_ = td->block_s2;
         mode_ = td->sparse_mode;
-        qTnd_ = td->layout_query == kLayoutTnd;
-        kTnd_ = td->layout_key == kLayoutTnd;
-        paged_ = td->layout_key == kLayoutPaged;
-        pageSize_ = td->page_size;
-        blockCount_ = td->block_count;
-        maxBlocks_ = paged_ ? s2_ / pageSize_ : 0;
+        qTnd_ = td->layout_query == cann_attention_ascendc::kLayoutTnd;
         s1_ = qTnd_ || batch_ == 0 ? 0 : numRows_ / batch_;
-        hasLensQ_ = lensQuery != nullptr;
-        hasLensK_ = lensKey != nullptr;
-        if (hasLensQ_) {
-            lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
-        }
-        if (hasLensK_) {
-            lensKGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensKey), batch_);
-        }
-        if (paged_) {
-            btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
-                                  static_cast<uint64_t>(batch_) * maxBlocks_);
-        }
+        const bool paged = td->layout_key == cann_attention_ascendc::kLayoutPaged;
+        keys_.Init(td->layout_key, batch_, s2_, td->page_size, paged ? s2_ / td->page_size : 0,
+                   td->block_count, blockTable);
+        lensQ_.Bind(lensQuery, batch_);
+        lensK_.Bind(lensKey, batch_);
         core_ = core;
         cores_ = cores;
     }
@@ -119,15 +102,10 @@ public:
         return true;
     }
 
-private:
-    // End of batch i's rows in a TND prefix-sum list (clamped to [prev, total]: non-decreasing).
-    __aicore__ inline uint32_t TndEnd(const AscendC::GlobalTensor<int32_t>& lens, uint32_t i,
-                                      uint32_t prev, uint32_t total) const
-    {
-        const uint32_t end = Clamp(lens.GetValue(i), total);
-        return end < prev ? prev : end;
-    }
+    // Where the keys lie (the kernel's cube gathers them by it).
+    __aicore__ inline const KeyLayout& Keys() const { return keys_; }
 
+private:
     // Lengths of batch w.b; past the last batch: the rest of the rows, which see nothing.
     __aicore__ inline void LoadBatch(RowWalk& w) const
     {
@@ -138,35 +116,25 @@ private:
             return;
         }
         if (qTnd_) {
-            const uint32_t end = TndEnd(lensQGm_, w.b, w.qPrev, numRows_);
+            const uint32_t end = lensQ_.End(w.b, w.qPrev, numRows_);
             w.span = end - w.rowStart;
             w.qLen = w.span;
             w.qPrev = end;
         } else {
             w.span = s1_;
-            w.qLen = hasLensQ_ ? Clamp(lensQGm_.GetValue(w.b), s1_) : s1_;
+            w.qLen = lensQ_.Count(w.b, s1_);
         }
         uint32_t kvLen = s2_;
-        if (kTnd_) {
-            const uint32_t end = TndEnd(lensKGm_, w.b, w.kvPrev, s2_);
+        if (keys_.tnd) {
+            const uint32_t end = lensK_.End(w.b, w.kvPrev, s2_);
             kvLen = end - w.kvPrev;
             w.kvStart = w.kvPrev;
             w.kvPrev = end;
         } else {
-            kvLen = hasLensK_ ? Clamp(lensKGm_.GetValue(w.b), s2_) : s2_;
-            w.kvStart = paged_ ? 0 : static_cast<uint64_t>(w.b) * s2_;
+            kvLen = lensK_.Count(w.b, s2_);
+            w.kvStart = keys_.Start(w.b);
         }
-        if (paged_) {                      // keys end at the first page outside the cache
-            const uint32_t pages = CeilDiv(kvLen, pageSize_);
-            for (uint32_t j = 0; j < pages; ++j) {
-                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(w.b) * maxBlocks_ + j);
-                if (page < 0 || static_cast<uint32_t>(page) >= blockCount_) {
-                    kvLen = j * pageSize_;
-                    break;
-                }
-            }
-        }
-        w.kvLen = kvLen;
+        w.kvLen = keys_.Visible(w.b, kvLen);
     }
 
     // Steps to the next row (the first one when !started); false past the last.
@@ -195,18 +163,15 @@ private:
         if (s >= w.qLen) return rk;
         rk.b = w.b;
         rk.kvStart = w.kvStart;
-        if (mode_ == 0) {
-            rk.nvis = w.kvLen;
-        } else {
-            rk.nvis = Clamp(static_cast<int64_t>(w.kvLen) - w.qLen + s + 1, w.kvLen);
-        }
+        rk.nvis = cann_attention_ascendc::VisibleKeys(mode_, w.kvLen, w.qLen, s);
         return rk;
     }
 
-    AscendC::GlobalTensor<int32_t> lensQGm_, lensKGm_, btGm_;
+    cann_attention_ascendc::LengthList lensQ_, lensK_;
+    KeyLayout keys_;
     uint32_t numRows_ = 0, s1_ = 0, s2_ = 0, batch_ = 0, bs_ = 0, mode_ = 0;
-    uint32_t pageSize_ = 0, blockCount_ = 0, maxBlocks_ = 0, core_ = 0, cores_ = 1;
-    bool qTnd_ = false, kTnd_ = false, paged_ = false, hasLensQ_ = false, hasLensK_ = false;
+    uint32_t core_ = 0, cores_ = 1;
+    bool qTnd_ = false;
 };
 
 }  // namespace li_ascendc

@@ -73,6 +73,7 @@
 #include "tiling_data.h"   // SparseFlashAttentionTilingData (generated from tiling.TILING_DATA)
 
 #include "balanced_cut.h"       // op_kernel/common/ascendc: the plan's cut of the task line
+#include "kernel_common.h"      // op_kernel/common/ascendc: lengths, keys, cube steps, launch
 #include "sparse_flash_attention_kernel.h"
 
 using namespace AscendC;
@@ -83,8 +84,6 @@ constexpr uint16_t kFlagScores = 1;    // AIC -> AIVs: a step's scores are in GM
 constexpr uint16_t kFlagProbs = 2;     // AIVs -> AIC: P of the step is in GM
 constexpr uint16_t kFlagPv = 3;        // AIC -> AIVs: P.V of the step is in GM
 constexpr uint16_t kFlagPvRead = 4;    // AIVs -> AIC: P.V has been read (workspace free)
-constexpr uint32_t kLayoutTnd = 1;     // TilingData layout codes (common/tiling_data.py)
-constexpr uint32_t kLayoutPaged = 2;
 constexpr uint32_t kDk = kD + kDr;     // 576: contraction of the score matmul
 constexpr uint32_t kKChunk = 64;       // contraction chunk of the score matmul (L0A / L0B)
 constexpr uint32_t kL0Bytes = 64 * 1024;
@@ -105,12 +104,9 @@ struct Task {
 using Cut = cann_attention_ascendc::BalancedCut;
 using Piece = cann_attention_ascendc::CutPiece;
 
-__aicore__ inline uint32_t CeilDiv(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
-
-__aicore__ inline uint32_t Clamp(int64_t v, uint32_t hi)
-{
-    return v < 0 ? 0 : (v > static_cast<int64_t>(hi) ? hi : static_cast<uint32_t>(v));
-}
+using cann_attention_ascendc::CeilDiv;
+using cann_attention_ascendc::FixpipeToGm;
+using cann_attention_ascendc::MatmulL0;
 
 template <typename T>
 class SparseFlashAttention {
@@ -126,7 +122,6 @@ public:
         numRows_ = static_cast<uint32_t>(td->num_rows);
         numTasks_ = static_cast<uint32_t>(td->num_tasks);
         kvCap_ = static_cast<uint32_t>(td->kv_capacity);
-        blockNum_ = static_cast<uint32_t>(td->block_num);
         hg_ = td->head_group;
         bs_ = td->block_s2;
         bsPad_ = Pad16(bs_);
@@ -137,40 +132,23 @@ public:
         k_ = td->sparse_count;
         sbs_ = td->sparse_block_size;
         mode_ = td->sparse_mode;
-        pageSize_ = td->page_size;
-        maxBlocks_ = td->max_blocks;
-        qTnd_ = td->layout_query == kLayoutTnd;
-        kvTnd_ = td->layout_kv == kLayoutTnd;
-        paged_ = td->layout_kv == kLayoutPaged;
+        qTnd_ = td->layout_query == cann_attention_ascendc::kLayoutTnd;
+        keys_.Init(td->layout_kv, batch_, kvCap_, td->page_size, td->max_blocks,
+                   static_cast<uint32_t>(td->block_num), blockTable);
         lse_ = td->return_softmax_lse != 0 && softmaxMax != nullptr && softmaxSum != nullptr;
         hasSinks_ = td->has_sinks != 0 && sinks != nullptr;
         scale_ = td->scale_value;
-        hasLensQ_ = lensQuery != nullptr;
-        hasLensKv_ = lensKv != nullptr;
-        if ASCEND_IS_AIC {     // constexpr(...) on the device: usable only after `if`
-            group_ = GetBlockIdx();
-        } else {
-            group_ = GetBlockIdx() / GetTaskRation();
-        }
+        group_ = cann_attention_ascendc::CoreGroup();
         groups_ = GetBlockNum();
         const uint64_t rows = numRows_;
         qGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(query), rows * n1_ * kD);
         qRopeGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(queryRope), rows * n1_ * kDr);
-        const uint64_t keyRows = paged_ ? static_cast<uint64_t>(blockNum_) * pageSize_
-                                 : static_cast<uint64_t>(kvTnd_ ? 1 : batch_) * kvCap_;
+        const uint64_t keyRows = keys_.Rows();
         kGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(key), keyRows * kD);
         kRopeGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(keyRope), keyRows * kDr);
         idxGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(sparseIndices), rows * k_);
-        if (paged_) {
-            btGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(blockTable),
-                                  static_cast<uint64_t>(batch_) * maxBlocks_);
-        }
-        if (hasLensQ_) {
-            lensQGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensQuery), batch_);
-        }
-        if (hasLensKv_) {
-            lensKvGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(lensKv), batch_);
-        }
+        lensQ_.Bind(lensQuery, batch_);
+        lensKv_.Bind(lensKv, batch_);
         if (hasSinks_) sinksGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(sinks), n1_);
         outGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(out), rows * n1_ * kD);
         if (lse_) {
@@ -200,16 +178,7 @@ public:
     // RunRecorded); dropSlot >= 0 leaves that slot out of the merge (a fault for the tests).
     __aicore__ inline void Record(GM_ADDR record, int32_t dropSlot)
     {
-        const uint64_t stride = 1 + 4 * (static_cast<uint64_t>(numTasks_) + groups_ - 1);
-        int64_t core = 0;
-        if ASCEND_IS_AIC {
-            core = group_ * 3;
-        } else {
-            core = group_ * 3 + 1 + GetSubBlockIdx();
-        }
-        recGm_.SetGlobalBuffer(reinterpret_cast<__gm__ int32_t*>(record) + core * stride, stride);
-        recGm_.SetValue(0, 0);
-        recording_ = true;
+        log_.Bind(record, group_, 1 + 4 * (static_cast<uint64_t>(numTasks_) + groups_ - 1));
         dropSlot_ = dropSlot;
     }
 #endif
@@ -228,6 +197,15 @@ public:
         c.Start(total, groups_, group_, kTaskOverhead);
     }
 
+    // The cut's next task and this core's piece of it; false past the last task.
+    __aicore__ inline bool NextPiece(Cut& c, Task& tk, Piece& pc) const
+    {
+        if (c.task >= numTasks_) return false;
+        tk = MakeTask(c.task);
+        c.Take(CeilDiv(tk.window, eps_), pc);
+        return true;
+    }
+
     // Whether the task's scan ends before step `begin` (a negative entry among the window's
     // entries [0, begin * eps)): a piece starting later reads no entry past it either.
     __aicore__ inline bool EndedBefore(const Task& tk, uint32_t begin) const
@@ -241,14 +219,6 @@ public:
     }
 
     // ---- the task's rows and keys (both core kinds compute them alike) ------------------------
-    // End of batch i's rows in a TND prefix-sum list (clamped to [prev, total]: non-decreasing).
-    __aicore__ inline uint32_t TndEnd(const GlobalTensor<int32_t>& lens, uint32_t i, uint32_t prev,
-                                      uint32_t total) const
-    {
-        const uint32_t end = Clamp(lens.GetValue(i), total);
-        return end < prev ? prev : end;
-    }
-
     __aicore__ inline Task MakeTask(uint32_t t) const
     {
         Task tk;
@@ -258,7 +228,7 @@ public:
         if (qTnd_) {                       // the batch whose rows [start, end) hold the row
             uint32_t start = 0, b = 0;
             for (; b < batch_; ++b) {
-                const uint32_t end = TndEnd(lensQGm_, b, start, numRows_);
+                const uint32_t end = lensQ_.End(b, start, numRows_);
                 if (tk.row < end) {
                     qLen = end - start;
                     break;
@@ -271,32 +241,21 @@ public:
         } else {
             tk.b = tk.row / s1_;
             s = tk.row % s1_;
-            qLen = hasLensQ_ ? Clamp(lensQGm_.GetValue(tk.b), s1_) : s1_;
+            qLen = lensQ_.Count(tk.b, s1_);
             if (s >= qLen) return tk;      // BSND padding row
         }
         uint32_t kvLen = kvCap_;
-        if (kvTnd_) {
+        if (keys_.tnd) {
             uint32_t start = 0;
-            for (uint32_t i = 0; i < tk.b; ++i) start = TndEnd(lensKvGm_, i, start, kvCap_);
-            kvLen = TndEnd(lensKvGm_, tk.b, start, kvCap_) - start;
+            for (uint32_t i = 0; i < tk.b; ++i) start = lensKv_.End(i, start, kvCap_);
+            kvLen = lensKv_.End(tk.b, start, kvCap_) - start;
             tk.kvStart = start;
         } else {
-            kvLen = hasLensKv_ ? Clamp(lensKvGm_.GetValue(tk.b), kvCap_) : kvCap_;
-            tk.kvStart = paged_ ? 0 : static_cast<uint64_t>(tk.b) * kvCap_;
+            kvLen = lensKv_.Count(tk.b, kvCap_);
+            tk.kvStart = keys_.Start(tk.b);
         }
-        if (paged_) {                      // keys end at the first page outside the cache
-            const uint32_t pages = CeilDiv(kvLen, pageSize_);
-            for (uint32_t j = 0; j < pages; ++j) {
-                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(tk.b) * maxBlocks_ + j);
-                if (page < 0 || static_cast<uint32_t>(page) >= blockNum_) {
-                    kvLen = j * pageSize_;
-                    break;
-                }
-            }
-        }
-        int64_t tau = mode_ == 0 ? static_cast<int64_t>(kvLen)
-                                 : static_cast<int64_t>(kvLen) - qLen + s + 1;
-        tk.tau = tau < 0 ? 0 : tau;
+        kvLen = keys_.Visible(tk.b, kvLen);
+        tk.tau = cann_attention_ascendc::VisibleKeys(mode_, kvLen, qLen, s);
         const int64_t blocks = (tk.tau + sbs_ - 1) / sbs_;
         tk.window = blocks < static_cast<int64_t>(k_) ? static_cast<uint32_t>(blocks) : k_;
         return tk;
@@ -356,12 +315,11 @@ public:
         constexpr uint32_t c0 = 32 / sizeof(T);
         Cut cut;
         StartCut(cut);
+        Task tk;
         Piece pc;
-        while (cut.task < numTasks_) {
-            const Task tk = MakeTask(cut.task);
-            cut.Take(CeilDiv(tk.window, eps_), pc);
+        while (NextPiece(cut, tk, pc)) {
             if (!pc.mine) continue;
-            Note(pc);
+            log_.Note(pc);
             if (pc.begin == pc.end) continue;
             // q [hg, 576] -> L1 NZ (mPad rows per C0 column): nope columns, then rope columns
             const uint64_t qRow = static_cast<uint64_t>(tk.row) * n1_ + tk.head0;
@@ -393,28 +351,11 @@ public:
                         LoadData(b2[c * vBlk * 256], kL1,
                                  LoadData2DParams((cb + c) * nBlk, vBlk, 1, 0, 0, false, 0));
                     }
-                    SetFlag<HardEvent::MTE1_M>(0);
-                    WaitFlag<HardEvent::MTE1_M>(0);
-                    MmadParams mm;
-                    mm.m = hg_;
-                    mm.n = n;
-                    mm.k = kKChunk;
-                    mm.cmatrixInitVal = kc == 0;
-                    Mmad(c1, a2, b2, mm);
+                    MatmulL0(c1, a2, b2, hg_, n, kKChunk, kc == 0);
                     SetFlag<HardEvent::M_MTE1>(0);           // L0A / L0B free for the next chunk
                     WaitFlag<HardEvent::M_MTE1>(0);
                 }
-                SetFlag<HardEvent::M_FIX>(0);
-                WaitFlag<HardEvent::M_FIX>(0);
-                FixpipeParamsV220 fs;
-                fs.nSize = n;
-                fs.mSize = hg_;
-                fs.srcStride = mPad;
-                fs.dstStride = bsPad_;
-                fs.quantPre = QuantMode_t::NoQuant;
-                Fixpipe<float, float, CFG_ROW_MAJOR>(scoreGm_, c1, fs);
-                SetFlag<HardEvent::FIX_M>(0);                // L0C free
-                WaitFlag<HardEvent::FIX_M>(0);
+                FixpipeToGm(scoreGm_, c1, hg_, n, mPad, bsPad_);
                 CrossCoreSetFlag<2, PIPE_FIX>(kFlagScores);
                 CrossCoreWaitFlag(kFlagProbs);                 // both AIVs wrote their P rows
                 // P [hg, n] (columns up to ceil16(n), the padding 0) -> L1 NZ -> L0A ZZ
@@ -433,25 +374,8 @@ public:
                                  LoadData2DParams((d0 / 16) * nBlk + kb, dcBlk, nBlk, 0, 0, true,
                                                   0));
                     }
-                    SetFlag<HardEvent::MTE1_M>(0);
-                    WaitFlag<HardEvent::MTE1_M>(0);
-                    MmadParams mm;
-                    mm.m = hg_;
-                    mm.n = dc;
-                    mm.k = n;
-                    mm.cmatrixInitVal = true;
-                    Mmad(c1, a2, b2, mm);
-                    SetFlag<HardEvent::M_FIX>(0);
-                    WaitFlag<HardEvent::M_FIX>(0);
-                    FixpipeParamsV220 fo;
-                    fo.nSize = dc;
-                    fo.mSize = hg_;
-                    fo.srcStride = mPad;
-                    fo.dstStride = kD;
-                    fo.quantPre = QuantMode_t::NoQuant;
-                    Fixpipe<float, float, CFG_ROW_MAJOR>(pvGm_[d0], c1, fo);
-                    SetFlag<HardEvent::FIX_M>(0);
-                    WaitFlag<HardEvent::FIX_M>(0);
+                    MatmulL0(c1, a2, b2, hg_, dc, n, true);
+                    FixpipeToGm(pvGm_[d0], c1, hg_, dc, mPad, kD);
                     SetFlag<HardEvent::M_MTE1>(0);           // L0B free for the next chunk
                     WaitFlag<HardEvent::M_MTE1>(0);
                 }
@@ -500,32 +424,22 @@ public:
         st.r8 = r8;
         LocalTensor<float> red = red_.Get<float>();
         LocalTensor<float> work = work_.Get<float>();
-        const float negInf = -__builtin_inff();
         Cut cut;
         StartCut(cut);
+        Task tk;
         Piece pc;
         bool merges = false;           // this core merges a split task (at most one: the one
         Piece split;                   // crossing the end of its line range)
         Task splitTask;
-        while (cut.task < numTasks_) {
-            const Task tk = MakeTask(cut.task);
-            cut.Take(CeilDiv(tk.window, eps_), pc);
+        while (NextPiece(cut, tk, pc)) {
             if (!pc.mine) continue;
-            Note(pc);
-            if (pc.pieces > 1 && pc.firstCore == group_) {
+            log_.Note(pc);
+            if (pc.MergesOn(group_)) {
                 merges = true;
                 split = pc;
                 splitTask = tk;
             }
-            if (rc > 0) {
-                Duplicate(acc, 0.0f, rc * kD);
-                SetFlag<HardEvent::V_S>(0);
-                WaitFlag<HardEvent::V_S>(0);
-                for (uint32_t r = 0; r < r8; ++r) {
-                    st.m.SetValue(r, negInf);
-                    st.l.SetValue(r, 0.0f);
-                }
-            }
+            if (rc > 0) Reset(acc, st, rc, r8);
             bool ended = EndedBefore(tk, pc.begin);
             for (uint32_t step = pc.begin; step < pc.end && !ended; ++step) {
                 const uint32_t n = ScanStep(tk, step, ended, nullptr);
@@ -563,26 +477,25 @@ public:
 private:
     static constexpr uint32_t kStats = 7;
 
-    __aicore__ inline void Note(const Piece& p)
-    {
-#ifdef ASCENDC_TWIN
-        if (!recording_) return;
-        const uint64_t at = 1 + 4 * static_cast<uint64_t>(recorded_);
-        recGm_.SetValue(at, static_cast<int32_t>(p.task));
-        recGm_.SetValue(at + 1, static_cast<int32_t>(p.begin));
-        recGm_.SetValue(at + 2, static_cast<int32_t>(p.end));
-        recGm_.SetValue(at + 3, p.slot);
-        recGm_.SetValue(0, static_cast<int32_t>(++recorded_));
-#else
-        (void)p;
-#endif
-    }
-
     // Per-row statistics of this AIV's rows, each a vector of r8 floats in UB.
     struct Stats {
         LocalTensor<float> m, l, eIn, eOut, rowSum, e2In, e2Out;
         uint32_t r8 = 8;
     };
+
+    // The empty state of this AIV's rc rows: acc = 0; m = -inf and l = 0 in the first `rows` of
+    // the statistics.
+    __aicore__ inline void Reset(LocalTensor<float>& acc, Stats& st, uint32_t rc, uint32_t rows)
+    {
+        const float negInf = -__builtin_inff();
+        Duplicate(acc, 0.0f, rc * kD);
+        SetFlag<HardEvent::V_S>(0);
+        WaitFlag<HardEvent::V_S>(0);
+        for (uint32_t r = 0; r < rows; ++r) {
+            st.m.SetValue(r, negInf);
+            st.l.SetValue(r, 0.0f);
+        }
+    }
 
     // One step of the online softmax for this AIV's rows [r0, r0 + rc) of the head group:
     // scores from GM, P (input dtype) to GM; afterwards st.eOut[r] = alpha = exp(m - m') and
@@ -751,13 +664,7 @@ private:
             return static_cast<uint64_t>(sp.slotBase + i) * SlotFloats(hg_) +
                    static_cast<uint64_t>(hg_) * kD + r0;
         };
-        Duplicate(acc, 0.0f, rc * kD);
-        SetFlag<HardEvent::V_S>(0);
-        WaitFlag<HardEvent::V_S>(0);
-        for (uint32_t r = 0; r < rc; ++r) {
-            st.m.SetValue(r, negInf);
-            st.l.SetValue(r, 0.0f);
-        }
+        Reset(acc, st, rc, rc);
         for (uint32_t i = 0; i < sp.pieces; ++i) {         // M = max_i m_i
             if (Dropped(sp.slotBase + i)) continue;
             SetFlag<HardEvent::S_MTE2>(0);                   // e2In was read by the scalar unit
@@ -828,15 +735,8 @@ private:
     {
         constexpr uint32_t c0 = 32 / sizeof(T);
         for (uint64_t pos = start; pos < start + len;) {
-            uint64_t keyRow = tk.kvStart + pos;
             uint32_t seg = static_cast<uint32_t>(start + len - pos);
-            if (paged_) {
-                const uint32_t off = static_cast<uint32_t>(pos % pageSize_);
-                if (pageSize_ - off < seg) seg = pageSize_ - off;
-                const int32_t page = btGm_.GetValue(static_cast<uint64_t>(tk.b) * maxBlocks_ +
-                                                    pos / pageSize_);
-                keyRow = static_cast<uint64_t>(page) * pageSize_ + off;
-            }
+            const uint64_t keyRow = keys_.Row(tk.b, tk.kvStart, pos, seg);
             const uint32_t row = at + static_cast<uint32_t>(pos - start);
             if (row == 0) firstKeyRow_ = keyRow;
             DataCopy(kL1[row * c0], kGm_[keyRow * kD],
@@ -857,33 +757,21 @@ private:
     TBuf<TPosition::VECCALC> acc_, stat_, red_, work_;
     TBuf<TPosition::VECOUT> prob_, outT_;
     GlobalTensor<T> qGm_, qRopeGm_, kGm_, kRopeGm_, outGm_, probGm_;
-    GlobalTensor<int32_t> idxGm_, btGm_, lensQGm_, lensKvGm_;
+    GlobalTensor<int32_t> idxGm_;
     GlobalTensor<float> sinksGm_, maxGm_, sumGm_, scoreGm_, pvGm_, slotGm_;
+    cann_attention_ascendc::LengthList lensQ_, lensKv_;
+    cann_attention_ascendc::KeyLayout keys_;
+    cann_attention_ascendc::PieceLog log_;     // twin only: the pieces run (RunRecorded)
 #ifdef ASCENDC_TWIN
-    GlobalTensor<int32_t> recGm_;
-    bool recording_ = false;
-    uint32_t recorded_ = 0;
     int32_t dropSlot_ = -1;
 #endif
-    uint32_t numRows_ = 0, numTasks_ = 0, kvCap_ = 0, blockNum_ = 0, hg_ = 1, bs_ = 16;
+    uint32_t numRows_ = 0, numTasks_ = 0, kvCap_ = 0, hg_ = 1, bs_ = 16;
     uint32_t bsPad_ = 16, eps_ = 1, batch_ = 0, s1_ = 0, n1_ = 0, k_ = 0, sbs_ = 1, mode_ = 0;
-    uint32_t pageSize_ = 0, maxBlocks_ = 0, group_ = 0, groups_ = 1;
-    bool qTnd_ = false, kvTnd_ = false, paged_ = false, lse_ = false, hasSinks_ = false;
-    bool hasLensQ_ = false, hasLensKv_ = false;
+    uint32_t group_ = 0, groups_ = 1;
+    bool qTnd_ = false, lse_ = false, hasSinks_ = false;
     float scale_ = 1.0f;
     uint64_t firstKeyRow_ = 0;     // AIC: key row of the step's first gathered position
 };
-
-template <typename T>
-__aicore__ inline void RunSides(SparseFlashAttention<T>& op)
-{
-    if ASCEND_IS_AIC {
-        op.Cube();
-    }
-    if ASCEND_IS_AIV {
-        op.Vector();
-    }
-}
 
 template <typename T>
 __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparseIndices,
@@ -895,7 +783,7 @@ __aicore__ void Run(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR sparseInd
     SparseFlashAttention<T> op;
     op.Init(query, key, sparseIndices, blockTable, lensQuery, lensKv, queryRope, keyRope, sinks,
             out, softmaxMax, softmaxSum, workspace, tiling);
-    RunSides(op);
+    cann_attention_ascendc::RunSides(op);
 }
 
 #ifdef ASCENDC_TWIN
@@ -911,7 +799,7 @@ __aicore__ void RunRecorded(GM_ADDR query, GM_ADDR key, GM_ADDR value, GM_ADDR s
     op.Init(query, key, sparseIndices, blockTable, lensQuery, lensKv, queryRope, keyRope, sinks,
             out, softmaxMax, softmaxSum, workspace, tiling);
     op.Record(record, dropSlot);
-    RunSides(op);
+    cann_attention_ascendc::RunSides(op);
 }
 #endif
 

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "balanced_cut.h"       // op_kernel/common/ascendc: MaxSlots
+
 namespace sfa_ascendc {
 
 constexpr uint32_t kD = 512;      // nope head dim (and the value's)
@@ -43,13 +45,7 @@ __aicore__ inline uint64_t SlotFloats(uint32_t hg)
 }
 
 // Slots of the plan's cut of tasks tasks over blocks cores (schedule.py max_slots).
-__aicore__ inline uint64_t MaxSlots(uint64_t tasks, uint64_t blocks)
-{
-    if (tasks == 0 || blocks == 0) return 0;
-    const uint64_t pieces = tasks + blocks - 1;
-    const uint64_t cuts = 2 * (blocks - 1);
-    return pieces < cuts ? pieces : cuts;
-}
+using cann_attention_ascendc::MaxSlots;
 
 // The whole GM workspace of a launch of blocks blocks.
 __aicore__ inline uint64_t WorkspaceTotalBytes(uint32_t hg, uint32_t bs, uint64_t tasks,
