@@ -183,5 +183,35 @@ inline ge::graphStatus Publish(gert::TilingContext* context, const char* op, siz
     return ge::GRAPH_SUCCESS;
 }
 
+// What a kernel launch of a plan needs beyond CANN's system workspace.
+struct Launch {
+    uint32_t blocks;
+    size_t workspace_bytes;
+};
+
+// An op's whole tiling function: read the call (`read(context)`, which throws Refused), let the
+// core (`core`: the op's *_tiling) check and plan it into CANN's tiling buffer, and publish the
+// TilingData with the launch `launch(tiling data)` gives. A refusal, the adapter's or the
+// core's, is logged and fails the tiling.
+template <typename TilingData, typename Read, typename Core, typename LaunchOf>
+ge::graphStatus Tile(gert::TilingContext* context, const char* op, Read read, Core core,
+                     LaunchOf launch) {
+    try {
+        const auto params = read(context);
+        std::string soc;
+        const CorePlatform platform = Platform(context, op, &soc);
+        const TilingBuffer out = RawTiling(context, op);
+        char message[1024];
+        if (core(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
+            return Refuse(context, message);
+        const auto& t = *reinterpret_cast<const TilingData*>(out.data);
+        const Launch l = launch(t);
+        return Publish(context, op, sizeof t, t.tiling_key, l.blocks,
+                       SystemWorkspace(context) + l.workspace_bytes);
+    } catch (const Refused& r) {
+        return Refuse(context, r.message);
+    }
+}
+
 }  // namespace adapter
 }  // namespace cann_attention

@@ -66,28 +66,18 @@ LiCoreParams ReadParams(const gert::TilingContext* context) {
     return p;
 }
 
-ge::graphStatus TilingLightningIndexer(gert::TilingContext* context) {
-    try {
-        const LiCoreParams params = ReadParams(context);
-        std::string soc;
-        const cann_attention::CorePlatform platform = adapter::Platform(context, kOp, &soc);
-        const adapter::TilingBuffer out = adapter::RawTiling(context, kOp);
-        char message[1024];
-        if (li_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
-            return adapter::Refuse(context, message);
+// The kernel (lightning_indexer_kernel.cpp) runs the plan's schedule, cut over GetBlockNum()
+// cores: one block per cube core of the plan (each block: one AIC and two AIVs), so that the cut
+// is the plan's; none without rows. It meets at SyncAll when a row is split, so the blocks must
+// all be resident: num_cores <= the SoC's AI Cores.
+adapter::Launch LaunchOf(const LightningIndexerTilingData& t) {
+    const uint32_t blocks = t.num_rows > 0 ? t.num_cores : 0;
+    return {blocks, WorkspaceFloats(t, blocks) * sizeof(float)};
+}
 
-        // The kernel (lightning_indexer_kernel.cpp) runs the plan's schedule, cut over
-        // GetBlockNum() cores: one block per cube core of the plan (each block: one AIC and two
-        // AIVs), so that the cut is the plan's; none without rows. It meets at SyncAll when a row
-        // is split, so the blocks must all be resident: num_cores <= the SoC's AI Cores.
-        const auto& t = *reinterpret_cast<const LightningIndexerTilingData*>(out.data);
-        const uint32_t blocks = t.num_rows > 0 ? t.num_cores : 0;
-        const size_t workspace = adapter::SystemWorkspace(context) +
-                                 WorkspaceFloats(t, blocks) * sizeof(float);
-        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
-    } catch (const adapter::Refused& r) {
-        return adapter::Refuse(context, r.message);
-    }
+ge::graphStatus TilingLightningIndexer(gert::TilingContext* context) {
+    return adapter::Tile<LightningIndexerTilingData>(context, kOp, ReadParams, li_tiling,
+                                                     LaunchOf);
 }
 
 // Nothing is parsed at compile time: the platform is read at tiling time.

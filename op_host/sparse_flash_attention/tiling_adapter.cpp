@@ -83,29 +83,18 @@ SfaCoreParams ReadParams(const gert::TilingContext* context) {
     return p;
 }
 
-ge::graphStatus TilingSparseFlashAttention(gert::TilingContext* context) {
-    try {
-        const SfaCoreParams params = ReadParams(context);
-        std::string soc;
-        const cann_attention::CorePlatform platform = adapter::Platform(context, kOp, &soc);
-        const adapter::TilingBuffer out = adapter::RawTiling(context, kOp);
-        char message[1024];
-        if (sfa_tiling(&params, &platform, out.data, out.capacity, message, sizeof message) != 0)
-            return adapter::Refuse(context, message);
+// The kernel (sparse_flash_attention_kernel.cpp) runs the plan's schedule: it cuts the task line
+// over GetBlockNum() cores, so it is launched on the plan's num_cores blocks (each: one AIC and
+// two AIVs), each with its GM workspace, then the split tasks' slots.
+adapter::Launch LaunchOf(const SparseFlashAttentionTilingData& t) {
+    const uint32_t blocks = t.num_tasks > 0 ? t.num_cores : 0;
+    return {blocks, BlockWorkspaceBytes(t) * blocks +
+                        MaxSlots(static_cast<uint64_t>(t.num_tasks), blocks) * SlotBytes(t)};
+}
 
-        // The kernel (sparse_flash_attention_kernel.cpp) runs the plan's schedule: it cuts the
-        // task line over GetBlockNum() cores, so it is launched on the plan's num_cores blocks
-        // (each: one AIC and two AIVs), each with its GM workspace, then the split tasks' slots.
-        const auto& t = *reinterpret_cast<const SparseFlashAttentionTilingData*>(out.data);
-        const uint32_t blocks = t.num_tasks > 0 ? t.num_cores : 0;
-        const size_t workspace = adapter::SystemWorkspace(context) +
-                                 BlockWorkspaceBytes(t) * blocks +
-                                 MaxSlots(static_cast<uint64_t>(t.num_tasks), blocks) *
-                                     SlotBytes(t);
-        return adapter::Publish(context, kOp, sizeof t, t.tiling_key, blocks, workspace);
-    } catch (const adapter::Refused& r) {
-        return adapter::Refuse(context, r.message);
-    }
+ge::graphStatus TilingSparseFlashAttention(gert::TilingContext* context) {
+    return adapter::Tile<SparseFlashAttentionTilingData>(context, kOp, ReadParams, sfa_tiling,
+                                                         LaunchOf);
 }
 
 // Nothing is parsed at compile time: the platform is read at tiling time.
