@@ -135,15 +135,22 @@ def _prefix_ends(lengths, o_b, m_b, carry, total):
 
 
 @triton.jit
+def _counts(lengths, o_b, m_b, capacity, PRESENT: tl.constexpr):
+    """Batches o_b's counts from a BSND / PA_BSND length list, clamped to [0, capacity]; every
+    batch has the capacity where the list is absent."""
+    if PRESENT:
+        n = tl.load(lengths + o_b, mask=m_b, other=0).to(tl.int64)
+        return tl.minimum(tl.maximum(n, 0), capacity)
+    else:
+        return tl.zeros_like(o_b).to(tl.int64) + capacity
+
+
+@triton.jit
 def _paged_len(akv, block_table, b, kv_meta, kv_capacity, page_size, block_num, max_blocks,
                HAS_AKV: tl.constexpr, PAGE_BLOCK: tl.constexpr):
     """Batch b's keys with a paged cache: min(kv_len, first bad page * page_size). Only the
     pages the keys occupy are read (a bad entry past the keys changes nothing)."""
-    if HAS_AKV:
-        kv_len = tl.load(akv + b).to(tl.int64)
-        kv_len = tl.minimum(tl.maximum(kv_len, 0), kv_capacity)
-    else:
-        kv_len = tl.zeros([], tl.int64) + kv_capacity
+    kv_len = _counts(akv, b, True, kv_capacity, HAS_AKV)
     pages = (kv_len + page_size - 1) // page_size
     row = block_table + b.to(tl.int64) * max_blocks
     first_bad = tl.zeros([], tl.int64) + max_blocks
@@ -173,11 +180,7 @@ def _batch_pass(aq, akv, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len
             q_end, carry_q = _prefix_ends(aq, o_b, m_b, carry_q, n_rows)
             tl.store(meta + s_q_end + o_b, q_end, mask=m_b)
         else:
-            if HAS_AQ:
-                q_len = tl.load(aq + o_b, mask=m_b, other=0).to(tl.int64)
-                q_len = tl.minimum(tl.maximum(q_len, 0), rows_per_batch)
-            else:
-                q_len = tl.zeros([BLOCK], tl.int64) + rows_per_batch
+            q_len = _counts(aq, o_b, m_b, rows_per_batch, HAS_AQ)
             tl.store(meta + s_q_len + o_b, q_len, mask=m_b)
             tl.store(meta + s_q_start + o_b, o_b.to(tl.int64) * rows_per_batch, mask=m_b)
             tl.store(meta + s_q_end + o_b, o_b.to(tl.int64) * rows_per_batch + q_len, mask=m_b)
@@ -187,11 +190,7 @@ def _batch_pass(aq, akv, meta, o_kv_start, s_q_start, s_q_len, s_q_end, s_kv_len
         elif KV_LAYOUT == 2:      # kv_len: the scan's; every batch's keys start its pages
             tl.store(meta + o_kv_start + o_b, tl.zeros([BLOCK], tl.int64), mask=m_b)
         else:
-            if HAS_AKV:
-                kv_len = tl.load(akv + o_b, mask=m_b, other=0).to(tl.int64)
-                kv_len = tl.minimum(tl.maximum(kv_len, 0), kv_capacity)
-            else:
-                kv_len = tl.zeros([BLOCK], tl.int64) + kv_capacity
+            kv_len = _counts(akv, o_b, m_b, kv_capacity, HAS_AKV)
             tl.store(meta + s_kv_len + o_b, kv_len, mask=m_b)
             tl.store(meta + o_kv_start + o_b, o_b.to(tl.int64) * kv_rows_per_batch, mask=m_b)
     tl.debug_barrier()

@@ -49,7 +49,7 @@ print("built")
 
 @pytest.mark.parametrize("q_tnd,kv_layout,has_aq,has_akv,causal",
                          [(0, 0, 0, 0, 1), (0, 0, 1, 1, 0), (1, 1, 1, 1, 1), (1, 2, 1, 1, 1),
-                          (0, 2, 0, 1, 0)])
+                          (0, 2, 0, 1, 0), (0, 2, 0, 0, 1)])
 def test_metadata_kernel_builds_for_sm90(q_tnd, kv_layout, has_aq, has_akv, causal):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     res = subprocess.run([sys.executable, "-c", BUILD, str(q_tnd), str(kv_layout), str(has_aq),
