@@ -293,9 +293,9 @@ class _Call:
 
     def results(self):
         shape = self.launch.lse_shape
-        if self.lse is None:
-            dev = self.out.device
-            return self.out, torch.empty(shape, device=dev), torch.empty(shape, device=dev)
+        if self.lse is None:     # (0,) statistics: one allocation (~5 us on a GPU host) for both
+            stats = torch.empty(shape, device=self.out.device)
+            return self.out, stats, stats.view(shape)
         n = self.launch.rows_n1
         return self.out, self.lse[:n].view(shape), self.lse[n:].view(shape)
 
