@@ -134,3 +134,34 @@ def test_without_the_driver_nothing_is_shared(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
     assert capture.current_capture(torch.device("cuda", 0)) is None
     assert capture._get_info == [None]
+
+
+@pytest.mark.parametrize("layout_kv", ["BSND", "PA_BSND"])
+def test_launches_of_a_call(monkeypatch, layout_kv):
+    """What a call launches (each launch costs ~10 us of host time on the GPU machines): an
+    eager call, one metadata launch (a paged cache's page scan and the schedule together), the
+    attention kernel and the split-task merge; a later call of a captured step, the last two."""
+    from cann_attention.op_kernel.common import triton_launch
+    launched = []
+    original = triton_launch.Launcher.__call__
+
+    def counting(self, *args, **kwargs):
+        launched.append(self.fn.__name__)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(triton_launch.Launcher, "__call__", counting)
+    case = make_case(B=3, S1=2, S2=300, N1=16, K=64, layout_kv=layout_kv, page=32,
+                     kv_lens=[300, 17, 129], seed=4)
+    p, t = kernel_inputs(case, DEVICE)
+    plan = tiling.plan(p, H100, "scratch")
+    assert plan.max_split_tasks > 0
+    first, second = layers(t, 2)
+    shared.clear()
+    sfa_triton.run(p, plan, first)
+    assert launched == ["_sfa_metadata_kernel", "_sfa_kernel", "_merge_kernel"]
+    launched.clear()
+    monkeypatch.setattr(shared, "current_capture", lambda device: (9, 0))
+    sfa_triton.run(p, plan, first)
+    sfa_triton.run(p, plan, second)
+    assert launched == ["_sfa_metadata_kernel", "_sfa_kernel", "_merge_kernel",
+                        "_sfa_kernel", "_merge_kernel"]
+    shared.clear()
