@@ -26,11 +26,13 @@ _LOCK = threading.Lock()
 _kept: dict = {}
 
 
-def workspace(device: torch.device, nbytes: int, zeroed: int = 0) -> torch.Tensor:
+def workspace(device: torch.device, nbytes: int, zeroed: int = 0,
+              keep: bool = True) -> torch.Tensor:
     """A uint8 buffer of at least ``nbytes`` on ``device`` whose first ``zeroed`` bytes are 0:
     the kept one of this thread and ``device``'s current stream for an eager CUDA call, a new
-    one inside a capture and on CPU (module doc)."""
-    if device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+    one inside a capture, on CPU and where the caller will hold it (``keep=False``: launches
+    built once and replayed later, which a later call must not overwrite) (module doc)."""
+    if not keep or device.type != "cuda" or torch.cuda.is_current_stream_capturing():
         ws = torch.empty(nbytes, dtype=torch.uint8, device=device)
         if zeroed:
             ws[:zeroed].zero_()

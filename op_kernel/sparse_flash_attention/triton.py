@@ -240,7 +240,7 @@ def kernel_only(p, tiling, t, merge: bool = False):
     """For benchmarks: a function launching the plan's kernel alone (``merge``: and the
     split-task merge), over tables built once."""
     launch = LAUNCHES.get(p, tiling)
-    call = _Call(launch, t, False)
+    call = _Call(launch, t, False, keep=False)     # its own workspace: the tables stay its own
     call.build_tables()
     if merge:
         return lambda: (launch.main_kernel(call), launch.merge(call))
@@ -248,13 +248,14 @@ def kernel_only(p, tiling, t, merge: bool = False):
 
 
 class _Call:
-    """One call's tensors (made contiguous where the kernels assume it), its workspace and
-    outputs, where its tables are (the head of the workspace, or a captured step's shared
-    buffer), the addresses the kernels get, and the tensors' alignment key."""
+    """One call's tensors (made contiguous where the kernels assume it), its workspace (the
+    kept one of an eager call unless ``keep`` is False: common/workspace.py) and outputs, where
+    its tables are (the head of the workspace, or a captured step's shared buffer), the
+    addresses the kernels get, and the tensors' alignment key."""
     __slots__ = ("launch", "t", "query", "query_rope", "idx", "block_table", "ws", "at", "out",
                  "lse", "w", "aligned", "tables", "build")
 
-    def __init__(self, launch, t, share: bool):
+    def __init__(self, launch, t, share: bool, keep: bool = True):
         dev = t.query.device
         launch.refuse_unserved(dev)
         self.launch, self.t = launch, t
@@ -263,7 +264,7 @@ class _Call:
         self.block_table = t.block_table.contiguous() if launch.paged else None
         self.tables, self.build = shared.tables_buffer(launch.tables, t, self.block_table, share)
         counter = self.build and self.tables is None and launch.paged   # in the workspace
-        self.ws = workspace(dev, launch.nbytes, 8 * metadata.ARRIVALS if counter else 0)
+        self.ws = workspace(dev, launch.nbytes, 8 * metadata.ARRIVALS if counter else 0, keep)
         self.at = self.ws.data_ptr()
         self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
         self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)
