@@ -243,9 +243,9 @@ class OpDef:
     def static(self, bound: dict, cfg):
         """(params, back end, plan, runner) of the call's static signature (cached)."""
         try:
-            key = (cfg.backend, cfg.platform,
-                   tuple([(v.shape, v.dtype, v.device, v.is_contiguous())
-                          if isinstance(v, torch.Tensor) else v
+            key = (cfg.backend, cfg.platform,    # (type() before isinstance: 3x cheaper)
+                   tuple([v if v is None else (v.shape, v.dtype, v.device, v.is_contiguous())
+                          if type(v) is torch.Tensor or isinstance(v, torch.Tensor) else v
                           for v in self._key_tensors(bound)]),
                    self._key_scalars(bound),
                    tuple([_int_list_signature(v) for v in self._key_lists(bound)]))
