@@ -306,9 +306,8 @@ class _Launch:
 
     A call gets one workspace (uint8; an eager call's is kept for the next: common/workspace.py):
     the metadata tables (int64, metadata.layout; unused when the call shares a captured step's
-    tables: shared.py), then fp32 regions for the
-    split-task states (m, l, acc), the scratch tile, and softmax max/sum when the call does not
-    return them. The kernels get the regions' addresses (base + a fixed offset;
+    tables: shared.py), then fp32 regions for the split-task states (m, l, acc), the scratch
+    tile, and softmax max/sum when the call does not return them. The kernels get the regions' addresses (base + a fixed offset;
     triton_launch.Launcher builds views only on a kernel's first launch), so a call makes no
     per-call views beyond its outputs."""
 
