@@ -40,7 +40,7 @@ def _stamp(x):
 def tables_buffer(tables, t, block_table, share: bool) -> tuple[torch.Tensor | None, bool]:
     """(buffer, build) for a call with metadata launch ``tables`` (metadata.LAUNCHES' entry):
     the int64 buffer holding its tables (None: the head of the call's own workspace) and
-    whether the call must launch the metadata kernels into it."""
+    whether the call must launch the metadata kernel into it."""
     if not share:
         return None, True
     device = t.sparse_indices.device

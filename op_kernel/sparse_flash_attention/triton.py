@@ -224,7 +224,7 @@ def page_shift(p) -> int:
 
 
 def run(p, tiling, t):
-    """Launch the metadata kernels (unless the call shares a captured step's schedule:
+    """Launch the metadata kernel (unless the call shares a captured step's schedule:
     shared.py), the plan's kernel and the split-task merge; same outputs as emulate. Nothing is
     read back to the host, so the call can be captured in a CUDA graph and replayed while the
     tensors of ``t`` keep their addresses (their values may change)."""

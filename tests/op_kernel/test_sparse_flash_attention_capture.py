@@ -116,7 +116,7 @@ def _layer_inputs(args, kw, case, seed):
 
 def test_captured_step_of_several_layers_shares_one_schedule(monkeypatch):
     """Three layers of a decode step in one graph, sharing lengths, page table and cache: the
-    capture launches the metadata kernels once (shared.py), and every replay with new lengths,
+    capture launches the metadata kernel once (shared.py), and every replay with new lengths,
     page table, cache placement, queries and indices equals eager calls on those inputs."""
     case = make_case(**CASES["decode-TND-PA"], seed=4)
     base_args, base_kw = on_cuda(case)

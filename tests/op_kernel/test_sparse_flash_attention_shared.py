@@ -33,7 +33,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 @pytest.fixture
 def builds(monkeypatch):
-    """Counts the calls that launch the metadata kernels."""
+    """Counts the calls that launch the metadata kernel."""
     shared.clear()
     yield count_schedule_builds(monkeypatch)
     shared.clear()

@@ -138,7 +138,7 @@ def kernel_inputs(case: SfaCase, device):
 
 
 def count_schedule_builds(monkeypatch) -> list:
-    """A counter ([0]) of the triton back end's calls that launch the metadata kernels (the
+    """A counter ([0]) of the triton back end's calls that launch the metadata kernel (the
     ones that do not share a captured step's schedule)."""
     from cann_attention.op_kernel.sparse_flash_attention import metadata
     count = [0]
