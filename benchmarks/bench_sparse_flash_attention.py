@@ -9,7 +9,8 @@ decode/prefill grid; docs/performance.md lists them), and in the same run the tw
 gather of the decode headline's selected rows (``gather_ceiling``); our op (``triton``: the op
 call through torch.ops captured in a CUDA graph and replayed, i.e. the device time of a call:
 metadata kernel, the plan's kernel, split-task merge; beside it ``call_ms``, eager calls back to
-back, and ``host_us``, the host time of one eager call); ``triton-step``: one call's share of a
+back, ``replay_ms``, the captured call replayed back to back, ``overhead_us``, their difference
+(what the host work adds to the device time), and ``host_us``, the host time of one eager call); ``triton-step``: one call's share of a
 captured step of ``STEP_CALLS`` calls with the same lengths and page table, as a decode step's
 layers make them (they share one schedule: op_kernel/sparse_flash_attention/shared.py);
 ``triton-kernel``: the plan's kernel alone; ``triton-kernels``: the plan's kernel and the
@@ -269,6 +270,18 @@ def back_to_back_ms(fn, calls=50) -> float:
     return (time.perf_counter() - t0) / calls * 1e3
 
 
+def overhead_ms(call, replay, rounds=5) -> tuple[float, float]:
+    """(call, replay) wall milliseconds per call, back to back, medians of ``rounds``
+    alternating rounds: the eager op call and the same call replayed as a CUDA graph. Their
+    difference is what the call's host work adds to its device time (docs/performance.md: host
+    overhead), measured alike on both sides (same cache state, no flush, no pause)."""
+    calls, replays = [], []
+    for _ in range(rounds):
+        calls.append(back_to_back_ms(call))
+        replays.append(back_to_back_ms(replay))
+    return statistics.median(calls), statistics.median(replays)
+
+
 def ceilings(repeats):
     """(matmul TFLOPS, copy GB/s) measured now on random data."""
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -342,7 +355,8 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
     for name in a.peers.split(","):
         make, reps = impls[name]
         try:
-            ms = cuda_time(make(), reps, flush if shape.name == "decode" else None,
+            fn = make()
+            ms = cuda_time(fn, reps, flush if shape.name == "decode" else None,
                            warmup=1 if name == "emulate" else 2)
         except torch.OutOfMemoryError:
             print(f"  {shape.label}: {name} out of memory, skipped", flush=True)
@@ -358,7 +372,10 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
                    op_rel_err=err, head_group=plan.head_group, block_s2=plan.block_s2,
                    stages=plan.stages, variant=plan.variant)
         if name == "triton":           # the whole op call beside its device time
-            row.update(call_ms=back_to_back_ms(call), host_us=host_us(call), graph_ms=ms)
+            call_ms, replay_ms = overhead_ms(call, fn)
+            row.update(call_ms=call_ms, replay_ms=replay_ms,
+                       overhead_us=(call_ms - replay_ms) * 1e3, host_us=host_us(call),
+                       graph_ms=ms)
         rows.append(row)
     return err
 

@@ -29,7 +29,8 @@ OPS = {"sfa": "npu_sparse_flash_attention", "li": "npu_lightning_indexer",
        "nsa": "npu_nsa_compress_attention"}
 KINDS = ("full", "headline", "anchor", "captured")   # the sweeps that get a table, in order
 OURS = "triton"                     # the impl that is our kernel (graph-replayed device work)
-EXTRAS = (("call_ms", "call ms"), ("host_us", "host us"), ("graph_ms", "graph ms"))
+EXTRAS = (("call_ms", "call ms"), ("replay_ms", "replay ms"), ("overhead_us", "overhead us"),
+          ("host_us", "host us"), ("graph_ms", "graph ms"))
 IMPLS = {  # legend of the other impls a bench may time beside ours
     "triton-op": "the whole op call through `torch.ops` (host work included), back to back",
     "triton-gluon": "our `gluon.py` kernel variant, graph-replayed like ours",
@@ -103,8 +104,12 @@ and, where measured, a plain gather of the rows a decode shape selects (GB/s). C
 - **% roof**: the shape's roofline over our time. The roofline is the longer of the shape's FLOPs
   at the measured matmul rate and its bytes at the measured copy rate: 100% would be as fast as
   the machine runs plain matmul and copy.
-- **call ms**, **host us**, **graph ms** (where the run measured them): the whole op call back to
-  back, the host time of one eager call, and the call captured in a CUDA graph.
+- **call ms**, **replay ms**, **overhead us**, **host us**, **graph ms** (where the run measured
+  them): the whole op call back to back; the same call captured in a CUDA graph and replayed back
+  to back; their difference, the host overhead (what the host work of an eager call adds to its
+  device time: zero while the host issues calls faster than the device runs them); the host time
+  of one eager call (issued while the device is busy, so nothing waits); and the captured call's
+  device time (CUDA events).
 - **<impl> ms (x)**: another implementation timed in the same run on the same inputs, and its
   time over ours (above 1: ours is faster). The impls on this page:
 """
