@@ -24,11 +24,11 @@ BACKENDS = by_priority(
                "the calls of one captured step share it); the plan picks the kernel: "
                "the warp-specialised Gluon kernel on Hopper (steps of 64 keys), the Triton "
                "kernel otherwise; split tasks merged by a log-sum-exp kernel. Runs in CI under "
-               "Triton's interpreter and as sm_90 builds (Triton 3.6 and newer); on an H200 "
-               "its capture, shared-schedule and Gluon kernel tests and compute-sanitizer "
-               "memcheck passed at 34e7b2b (launcher and binding tests last on an H100 at "
-               "233bb94); the merge's column split, the one-launch metadata kernel and the "
-               "kept eager workspace after it have run only in CI",
+               "Triton's interpreter and as sm_90 builds (Triton 3.6 and newer); on an H100 "
+               "at 0da9d0e its capture, metadata, shared-schedule, workspace, launcher, "
+               "binding and Triton kernel tests, the first 27 Gluon layout tests and "
+               "compute-sanitizer memcheck passed (the other Gluon tests last on an H200 at "
+               "34e7b2b; the Gluon kernels have not changed since)",
         runner="sparse_flash_attention.triton:run", plan=plan, available=triton_importable),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
