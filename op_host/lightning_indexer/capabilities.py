@@ -8,13 +8,25 @@ import torch
 
 from ..common.platform import ASCEND_A3
 from ..common.capabilities import (
-    Backend, ascendc_op_package, by_priority, torch_npu_builtin, triton_not_built)
+    Backend, ascendc_op_package, by_priority, torch_npu_builtin, triton_importable)
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 
 BACKENDS = by_priority(
-    triton_not_built("npu_lightning_indexer"),
+    Backend(
+        name="triton", priority=20, device_types=("cuda",), dtypes=FP16_BF16,
+        status="our Triton kernel (op_kernel/lightning_indexer/triton.py): one persistent "
+               "program per SM walks query rows, scores each step of keys on tensor cores and "
+               "keeps the row's top-k by a threshold-filtered streaming merge (a bitonic sort "
+               "of list and survivors), no logits in memory, no host reads (CUDA-graph "
+               "capturable); scope: BSND/TND query, BSND/TND/PA_BSND key, actual lengths, "
+               "weights of the query dtype or float32, sparse_mode 0/3, sparse_count 1..2048, "
+               "return_value. Runs in CI under Triton's interpreter and as sm_90 builds; never "
+               "run on a GPU yet, so on CUDA tensors by name only "
+               "(cann_attention.use(backend='triton'))",
+        runner="lightning_indexer.triton:run", plan=plan, named_only_on=("cuda",),
+        available=triton_importable, rule=lambda p: _triton_rule(p)),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
@@ -42,6 +54,15 @@ BACKENDS = by_priority(
         named_only_on=("npu",),
         platform=ASCEND_A3),
 )
+
+
+def _triton_rule(p) -> str | None:
+    """Why the Triton kernel cannot run the call (None: it can)."""
+    from cann_attention.op_kernel.lightning_indexer.triton import MAX_SPARSE_COUNT
+    if p.sparse_count > MAX_SPARSE_COUNT:
+        return (f"sparse_count {p.sparse_count} > {MAX_SPARSE_COUNT}: one program's sort "
+                f"holds 2 * sparse_count keys at most {2 * MAX_SPARSE_COUNT}")
+    return None
 
 
 def _twin():

@@ -98,7 +98,8 @@ def test_lightning_indexer_backend_forced():
     q, k, w = _bsnd()
     with cann_attention.use(backend="triton"):
         with pytest.raises(CannAttentionError, match=r"npu_lightning_indexer: backend: "
-                           r"'triton' was requested but cannot run this call: not available"):
+                           r"'triton' was requested but cannot run this call: runs on cuda "
+                           r"tensors, not cpu"):
             torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=8)
     with cann_attention.use(backend="emulate"):
         assert torch.ops.cann_attention.npu_lightning_indexer(q, k, w, sparse_count=8)[0].shape \

@@ -1,0 +1,197 @@
+"""The Triton kernel of npu_lightning_indexer against the reference, over the indexer test matrix.
+
+On a GPU (bf16 and fp16) the kernel runs natively; without one its source runs under Triton's
+interpreter (TRITON_INTERPRET=1, set before Triton is imported) in fp16 only (the interpreter's
+bf16 tl.dot is wrong in Triton 3.9), on the cases that run there in seconds. Every run draws
+fresh inputs (the seed is in the failure message) and poisons the output buffers (NaN values,
+indices -12345), so an element the kernel does not write fails.
+
+The kernel's scores are fp32 sums in its own order, not the reference's exactly rounded ones
+(op_kernel/lightning_indexer/triton.py), so the oracle allows what that rounding can change: at
+every position the reference score of the returned key must lie within 2 * eps of the
+reference's score at that rank (eps bounds the fp32 error of any key's score: both orders are
+top-k orders of scores that differ by at most eps; eps: ``_eps``), and the padding must be
+exactly the reference's. A wrong key, a lost candidate or a wrong order moves a score by more:
+a threshold one rank too high fails it.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+triton = pytest.importorskip(
+    "triton", reason="Triton is not importable (pip install -e \".[test,gpu]\": triton, numpy)")
+
+import cann_attention  # noqa: E402
+from cann_attention.op_host.common.platform import H100, platform_for_device  # noqa: E402
+from cann_attention.op_host.lightning_indexer.tiling import plan  # noqa: E402
+from cann_attention.op_kernel.lightning_indexer import reference as ref  # noqa: E402
+from cann_attention.op_kernel.lightning_indexer import triton as li_triton  # noqa: E402
+from testing.lightning_indexer_cases import CASES, Case, build  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+OP = cann_attention.OPS["npu_lightning_indexer"]
+U = 2.0 ** -24          # fp32 unit roundoff
+# the matrix's cases that run in seconds under the interpreter (all of them on a GPU)
+QUICK = [c for c in CASES if c.k <= 256 and max(c.k_lens) <= 1000]
+SERVED = [c for c in CASES if c.k <= li_triton.MAX_SPARSE_COUNT]
+MATRIX = SERVED if DEVICE == "cuda" else QUICK
+
+
+class _PoisonedTorch:
+    """The kernel module's ``torch`` with ``empty`` returning poisoned tensors."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def empty(*shape, dtype=None, device=None, **kw):
+        x = torch.empty(*shape, dtype=dtype, device=device, **kw)
+        return x.fill_(float("nan") if x.is_floating_point() else -12345)
+
+
+def _inputs(case: Case, seed: int):
+    """(op arguments on the device, the same on CPU) of a fresh draw of ``case``."""
+    if DEVICE == "cpu" and case.dtype == "bf16":
+        case = Case(**{**case.__dict__, "dtype": "fp16"})
+    args = build(case, torch.Generator().manual_seed(seed))
+    args["return_value"] = args["layout_key"] != "PA_BSND"
+    on_dev = {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    return on_dev, args
+
+
+def _run(monkeypatch, args):
+    bound = OP.bind((), args)
+    p = OP.parse(bound)
+    OP.check(p)
+    platform = platform_for_device(args["query"].device) if DEVICE == "cuda" else H100
+    monkeypatch.setattr(li_triton, "torch", _PoisonedTorch())
+    out = li_triton.run(p, plan(p, platform), OP.tensors_of(bound))
+    monkeypatch.undo()
+    return tuple(x.cpu() for x in out)
+
+
+def _eps(args, *indices) -> torch.Tensor:
+    """Per row, the scale of the fp32 error of a key's score: 4 * sqrt(D + N1) * u * the
+    largest sum of |w_h * q_h,d * k_d| over the keys named in ``indices`` (the dot's and the
+    head sum's roundings, as random-sign errors). That sum is the reference's score of the
+    absolute values."""
+    kw = _ref_kw(args)
+    absolute = [args[n].abs() for n in ("query", "key", "weights")]
+    k = args["sparse_count"]
+    scale = torch.stack([ref.scores_at(*absolute, i, **kw).reshape(-1, k) for i in indices])
+    scale = torch.where(torch.isinf(scale), 0.0, scale).amax((0, 2))
+    return 4 * (128 + args["query"].shape[-2]) ** 0.5 * U * scale
+
+
+def _ref_kw(args):
+    return {k: v for k, v in args.items() if k not in ("query", "key", "weights", "sparse_count",
+                                                       "sparse_mode", "return_value")}
+
+
+def check(idx, val, args, what, ties=False):
+    """The oracle of the module doc, on CPU tensors ``args``."""
+    k = args["sparse_count"]
+    kw = _ref_kw(args)
+    r_idx, r_val = ref.lightning_indexer(args["query"], args["key"], args["weights"],
+                                         sparse_count=k, sparse_mode=args["sparse_mode"],
+                                         values_dtype=torch.float32, **kw)
+    assert idx.dtype == torch.int32 and idx.shape == r_idx.shape, what
+    assert (idx != -12345).all(), f"{what}: unwritten (poisoned) indices"
+    pad = r_idx == -1
+    assert torch.equal(idx == -1, pad), f"{what}: padding differs at {(idx == -1) != pad}"
+    got = ref.scores_at(args["query"], args["key"], args["weights"], idx, **kw).reshape(-1, k)
+    rows, pad, r_val = idx.reshape(-1, k), pad.reshape(-1, k), r_val.reshape(-1, k)
+    eps = _eps(args, idx, r_idx)[:, None]
+    err = torch.where(pad, 0.0, (got - r_val).abs())
+    assert (err <= 2 * eps).all(), (f"{what}: a returned key's score is off its rank by "
+                                    f"{err.max().item():.3g} > 2 * eps")
+    for row in rows:
+        live = row[row >= 0]
+        assert live.unique().numel() == live.numel(), f"{what}: duplicate indices"
+    if args["return_value"]:
+        assert val.dtype == args["query"].dtype and val.shape == idx.shape, what
+        val = val.reshape(-1, k).float()
+        assert torch.isneginf(val[pad]).all(), f"{what}: values at -1 entries"
+        rel = 2.0 ** -8 if args["query"].dtype == torch.bfloat16 else 2.0 ** -11
+        ok = (val - got).abs() <= rel * got.abs() + 2 * eps
+        assert ok[~pad].all(), f"{what}: values off the scores of their keys"
+    else:
+        assert val.numel() == 0, what
+    if ties:     # exact ties: equal reference scores must come in ascending index order
+        same = (got[:, :-1] == got[:, 1:]) & (rows[:, 1:] >= 0)
+        assert (rows[:, :-1][same] < rows[:, 1:][same]).all(), f"{what}: tie order"
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=[c.id for c in MATRIX])
+def test_kernel_matches_the_reference(monkeypatch, case):
+    seed = random.randrange(2**31)
+    args, cpu_args = _inputs(case, seed)
+    idx, val = _run(monkeypatch, args)
+    check(idx, val, cpu_args, f"{case.id} seed={seed}")
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="under the interpreter tl.dot is numpy's sgemm, "
+                    "which scores identical keys differently by their column in the tile, so "
+                    "exact ties are not ties there; on a GPU every column is computed alike")
+@pytest.mark.parametrize("case", [c for c in MATRIX if c.distinct_keys],
+                         ids=[c.id for c in MATRIX if c.distinct_keys])
+def test_ties_go_to_the_smaller_index(monkeypatch, case):
+    seed = random.randrange(2**31)
+    args, cpu_args = _inputs(case, seed)
+    idx, val = _run(monkeypatch, args)
+    check(idx, val, cpu_args, f"{case.id} seed={seed}", ties=True)
+
+
+def _malformed(kind: str, seed: int):
+    """(args with malformed values, the same call with the values the kernel makes of them)."""
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "pages":          # an entry outside the cache ends batch 0's keys there
+        case = Case((2, 1), (90, 70), n1=8, k=32, layout_k="PA_BSND", dtype="fp16")
+        args = build(case, gen)
+        fixed = dict(args, actual_seq_lengths_key=torch.tensor([32, 70], dtype=torch.int32))
+        args["block_table"] = args["block_table"].clone()
+        args["block_table"][0, 2] = 10 ** 6
+    elif kind == "lengths":      # counts past S1 / S2 and negative: clamped into [0, S]
+        case = Case((3, 2), (50, 40), n1=8, k=16, dtype="fp16", s1=3, s2=50)
+        args = build(case, gen)
+        args["actual_seq_lengths_query"] = torch.tensor([9, -2], dtype=torch.int32)
+        args["actual_seq_lengths_key"] = torch.tensor([80, 40], dtype=torch.int32)
+        fixed = dict(args, actual_seq_lengths_query=torch.tensor([3, 0], dtype=torch.int32),
+                     actual_seq_lengths_key=torch.tensor([50, 40], dtype=torch.int32))
+    else:                        # decreasing TND prefix sums: a running maximum
+        case = Case((3, 2, 2), (30, 20, 20), n1=8, k=16, layout_q="TND", layout_k="TND",
+                    dtype="fp16")
+        args = build(case, gen)
+        args["actual_seq_lengths_query"] = torch.tensor([3, 2, 7], dtype=torch.int32)
+        args["actual_seq_lengths_key"] = torch.tensor([30, 10, 70], dtype=torch.int32)
+        fixed = dict(args, actual_seq_lengths_query=torch.tensor([3, 3, 7], dtype=torch.int32),
+                     actual_seq_lengths_key=torch.tensor([30, 30, 70], dtype=torch.int32))
+    for a in (args, fixed):
+        a["return_value"] = a["layout_key"] != "PA_BSND"
+    return args, fixed
+
+
+@pytest.mark.parametrize("kind", ["pages", "lengths", "prefix_sums"])
+def test_malformed_values_are_made_safe(monkeypatch, kind):
+    """Value checks off (the default on device tensors): what the module doc says the kernel
+    makes of malformed values, and nothing read outside the tensors (compute-sanitizer on a
+    GPU run of this test)."""
+    seed = random.randrange(2**31)
+    args, fixed = _malformed(kind, seed)
+    on_dev = {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    idx, val = _run(monkeypatch, on_dev)
+    check(idx, val, fixed, f"{kind} seed={seed}")
+
+
+def test_larger_sparse_counts_are_left_to_other_back_ends():
+    case = Case((1,), (64,), n1=8, k=4096, dtype="fp16")
+    args = build(case, torch.Generator().manual_seed(0))
+    p = OP.parse(OP.bind((), args))
+    triton_backend = next(b for b in OP.backends if b.name == "triton")
+    assert "sparse_count 4096 > 2048" in triton_backend.rule(p)
