@@ -7,6 +7,7 @@ three small shapes for a CPU; ``--set perf`` runs the full set of prefill (S1 20
 8192-131072) and paged decode (B 1-128, context 8192 / 65536) shapes, meant for a GPU.
 
     python benchmarks/bench_lightning_indexer.py [--device cpu] [--set cpu|perf] [--repeats 3]
+        [--backend auto|emulate|triton|...]   (the op's back end: cann_attention.use(backend=))
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
+import cann_attention  # registers torch.ops.cann_attention.*
 
 D = 128
 PAGE = 64
@@ -100,14 +101,20 @@ def main():
     ap.add_argument("--set", choices=("cpu", "perf"), default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true", help="skip the naive PyTorch peer")
+    ap.add_argument("--backend", default="auto",
+                    help="the op's back end (on CUDA: 'triton' for our kernel; auto runs the "
+                         "emulator there until the kernel has been verified on a GPU)")
     args = ap.parse_args()
     device = torch.device(args.device)
     print(f"npu_lightning_indexer on {device} (torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads), bf16, K=2048, N1=64, D=128, sparse_mode 3")
+          f"{torch.get_num_threads()} threads), back end {args.backend}, bf16, K=2048, N1=64, "
+          f"D=128, sparse_mode 3")
     print(f"{'shape':32s} {'op ms':>9s} {'GFLOP/s':>9s} {'naive ms':>9s}")
     for shape in CPU_SET if args.set == "cpu" else PERF_SET:
         q, key, w, kw, dense_key = inputs(shape, device)
-        op = lambda: torch.ops.cann_attention.npu_lightning_indexer(q, key, w, **kw)  # noqa: E731
+        def op():
+            with cann_attention.use(backend=args.backend):
+                return torch.ops.cann_attention.npu_lightning_indexer(q, key, w, **kw)
         t_op = _median_time(op, args.repeats, device)
         flops = 2 * shape.n1 * D * shape.visible_pairs()
         peer = "-"

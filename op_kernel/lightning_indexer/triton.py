@@ -21,6 +21,10 @@ for this over a radix select: the output must be sorted (score descending, index
 which a radix select would still need a sort for, and a select needs the scores twice (held or
 recomputed: two passes over the keys), where this needs them once.
 
+Not yet done: a row is one program's work, so a call with fewer rows than SMs leaves SMs idle
+(decode at B=1 streams the whole context through one SM); splitting rows across programs (the
+plan's schedule, pieces merged like the emulator's split tasks) is the next step.
+
 Malformed values (value checks off on device tensors) never read out of bounds: lengths are
 clamped into the tensors, TND prefix sums are made non-decreasing (a running maximum), and keys
 from the first page-table entry outside [0, block_count) onwards are not visible (a scan of the

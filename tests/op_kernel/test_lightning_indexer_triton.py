@@ -2,9 +2,9 @@
 
 On a GPU (bf16 and fp16) the kernel runs natively; without one its source runs under Triton's
 interpreter (TRITON_INTERPRET=1, set before Triton is imported) in fp16 only (the interpreter's
-bf16 tl.dot is wrong in Triton 3.9), on the cases that run there in seconds. Every run draws
-fresh inputs (the seed is in the failure message) and poisons the output buffers (NaN values,
-indices -12345), so an element the kernel does not write fails.
+bf16 tl.dot is wrong in Triton 3.9), on the cases that run there in seconds. Each test draws its
+inputs from a seed fixed by its node id (conftest.py; named in failure messages) and poisons the
+output buffers (NaN values, indices -12345), so an element the kernel does not write fails.
 
 The kernel's scores are fp32 sums in its own order, not the reference's exactly rounded ones
 (op_kernel/lightning_indexer/triton.py), so the oracle allows what that rounding can change: at
