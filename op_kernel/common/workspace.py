@@ -7,7 +7,8 @@ more. The reuse is safe because everything that writes it is ordered: one stream
 kernels of consecutive calls in order, and one thread issues a call's launches together (two
 threads sharing a stream would interleave them, hence one workspace per thread). A new
 workspace is zeroed once; a back end that keeps counters in it (metadata.ARRIVALS) sets them
-back to zero in the kernels that use them.
+back to zero in the kernels that use them, which holds only while no other kernel writes there:
+so each user (a back end, named by ``user``) keeps its own.
 
 Inside a CUDA graph capture a call gets a workspace of its own, from the graph's pool: a graph
 keeps the addresses it was captured with, and a kept workspace may be replaced while the graph
@@ -26,18 +27,19 @@ _LOCK = threading.Lock()
 _kept: dict = {}
 
 
-def workspace(device: torch.device, nbytes: int, zeroed: int = 0,
-              keep: bool = True) -> torch.Tensor:
+def workspace(device: torch.device, nbytes: int, zeroed: int = 0, keep: bool = True,
+              user: str = "") -> torch.Tensor:
     """A uint8 buffer of at least ``nbytes`` on ``device`` whose first ``zeroed`` bytes are 0:
-    the kept one of this thread and ``device``'s current stream for an eager CUDA call, a new
-    one inside a capture, on CPU and where the caller will hold it (``keep=False``: launches
+    the kept one of ``user``, this thread and ``device``'s current stream for an eager CUDA call,
+    a new one inside a capture, on CPU and where the caller will hold it (``keep=False``: launches
     built once and replayed later, which a later call must not overwrite) (module doc)."""
     if not keep or device.type != "cuda" or torch.cuda.is_current_stream_capturing():
         ws = torch.empty(nbytes, dtype=torch.uint8, device=device)
         if zeroed:
             ws[:zeroed].zero_()
         return ws
-    key = (threading.get_ident(), device.index, torch._C._cuda_getCurrentRawStream(device.index))
+    key = (user, threading.get_ident(), device.index,
+           torch._C._cuda_getCurrentRawStream(device.index))
     ws = _kept.get(key)
     if ws is None or ws.numel() < nbytes:
         ws = torch.zeros(nbytes, dtype=torch.uint8, device=device)

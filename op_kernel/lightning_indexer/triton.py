@@ -240,7 +240,8 @@ def run(p, tiling, t):
         return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
     k_pad, sort_n = sizes(k, tiling.block_s2)
     programs = max(1, min(rows, tiling.platform.num_cores))
-    ws = workspace(dev, programs * sort_n * 8)[:programs * sort_n * 8].view(torch.int64)
+    nbytes = programs * sort_n * 8
+    ws = workspace(dev, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
     paged = p.kv_layout is Layout.PA_BSND
     query = t.query.contiguous()
     weights = t.weights.contiguous()

@@ -264,7 +264,8 @@ class _Call:
         self.block_table = t.block_table.contiguous() if launch.paged else None
         self.tables, self.build = shared.tables_buffer(launch.tables, t, self.block_table, share)
         counter = self.build and self.tables is None and launch.paged   # in the workspace
-        self.ws = workspace(dev, launch.nbytes, 8 * metadata.ARRIVALS if counter else 0, keep)
+        self.ws = workspace(dev, launch.nbytes, 8 * metadata.ARRIVALS if counter else 0, keep,
+                            user="sparse_flash_attention")
         self.at = self.ws.data_ptr()
         self.out = torch.empty(t.query.shape, dtype=t.query.dtype, device=dev)
         self.lse = (torch.empty(2 * launch.rows_n1, dtype=torch.float32, device=dev)

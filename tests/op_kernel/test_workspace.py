@@ -62,6 +62,9 @@ def test_eager_calls_keep_one_per_thread_and_stream(stood_in_cuda):
     worker.start()
     worker.join()
     assert other[0] is not grown and workspace.kept() == 3
+    mine = workspace.workspace(CUDA, 64, user="another back end")   # its counters its own
+    assert mine is not grown and workspace.kept() == 4
+    assert workspace.workspace(CUDA, 64, user="another back end") is mine
     cann_attention.clear_caches()
     assert workspace.kept() == 0
 
