@@ -33,6 +33,7 @@ from cann_attention.op_host.lightning_indexer.tiling import plan  # noqa: E402
 from cann_attention.op_kernel.lightning_indexer import reference as ref  # noqa: E402
 from cann_attention.op_kernel.lightning_indexer import triton as li_triton  # noqa: E402
 from testing.lightning_indexer_cases import CASES, Case, build  # noqa: E402
+from testing.poison import POISON_INT, PoisonedTorch  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 OP = cann_attention.OPS["npu_lightning_indexer"]
@@ -41,18 +42,6 @@ U = 2.0 ** -24          # fp32 unit roundoff
 QUICK = [c for c in CASES if c.k <= 256 and max(c.k_lens) <= 1000]
 SERVED = [c for c in CASES if c.k <= li_triton.MAX_SPARSE_COUNT]
 MATRIX = SERVED if DEVICE == "cuda" else QUICK
-
-
-class _PoisonedTorch:
-    """The kernel module's ``torch`` with ``empty`` returning poisoned tensors."""
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
-
-    @staticmethod
-    def empty(*shape, dtype=None, device=None, **kw):
-        x = torch.empty(*shape, dtype=dtype, device=device, **kw)
-        return x.fill_(float("nan") if x.is_floating_point() else -12345)
 
 
 def _inputs(case: Case, seed: int):
@@ -70,7 +59,7 @@ def _run(monkeypatch, args):
     p = OP.parse(bound)
     OP.check(p)
     platform = platform_for_device(args["query"].device) if DEVICE == "cuda" else H100
-    monkeypatch.setattr(li_triton, "torch", _PoisonedTorch())
+    monkeypatch.setattr(li_triton, "torch", PoisonedTorch())
     out = li_triton.run(p, plan(p, platform), OP.tensors_of(bound))
     monkeypatch.undo()
     return tuple(x.cpu() for x in out)
@@ -102,7 +91,7 @@ def check(idx, val, args, what, ties=False):
                                          sparse_count=k, sparse_mode=args["sparse_mode"],
                                          values_dtype=torch.float32, **kw)
     assert idx.dtype == torch.int32 and idx.shape == r_idx.shape, what
-    assert (idx != -12345).all(), f"{what}: unwritten (poisoned) indices"
+    assert (idx != POISON_INT).all(), f"{what}: unwritten (poisoned) indices"
     pad = r_idx == -1
     assert torch.equal(idx == -1, pad), f"{what}: padding differs at {(idx == -1) != pad}"
     got = ref.scores_at(args["query"], args["key"], args["weights"], idx, **kw).reshape(-1, k)

@@ -28,6 +28,7 @@ from cann_attention.op_host.sparse_flash_attention import schedule, tiling  # no
 from cann_attention.op_kernel.sparse_flash_attention import emulate, reference  # noqa: E402
 from cann_attention.op_kernel.sparse_flash_attention import triton as sfa_triton  # noqa: E402
 from testing.oracle import assert_close, assert_stats_close  # noqa: E402
+from testing.poison import PoisonedTorch  # noqa: E402
 from testing.sparse_flash_attention_cases import kernel_inputs, make_case  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -36,18 +37,6 @@ LAYOUTS = [("BSND", "BSND"), ("TND", "TND"), ("BSND", "PA_BSND"), ("TND", "PA_BS
 VARIANTS = ("scratch", "registers")
 GLUON_VARIANTS = ("gluon", "gluon-ws")
 HOPPER = DEVICE == "cuda" and torch.cuda.get_device_capability()[0] == 9
-
-
-class _PoisonedTorch:
-    """The kernel module's ``torch`` with ``empty`` returning NaN-filled float tensors."""
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
-
-    @staticmethod
-    def empty(*shape, dtype=None, device=None, **kw):
-        x = torch.empty(*shape, dtype=dtype, device=device, **kw)
-        return x.fill_(float("nan")) if x.is_floating_point() else x
 
 
 def _on(device, x):
@@ -62,7 +51,7 @@ def check_kernel(monkeypatch, platform=H100, variant="scratch", dtype=None, **kw
     case = make_case(dtype=dtype, seed=seed, **kw)
     p, tensors = kernel_inputs(case, DEVICE)
     plan = tiling.plan(p, platform, variant)
-    monkeypatch.setattr(sfa_triton, "torch", _PoisonedTorch())
+    monkeypatch.setattr(sfa_triton, "torch", PoisonedTorch())
     got = sfa_triton.run(p, plan, tensors)
     monkeypatch.undo()
     want = emulate.run(p, plan, tensors)
