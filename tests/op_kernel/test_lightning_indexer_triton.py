@@ -11,8 +11,9 @@ The kernel's scores are fp32 sums in its own order, not the reference's exactly 
 every position the reference score of the returned key must lie within 2 * eps of the
 reference's score at that rank (eps bounds the fp32 error of any key's score: both orders are
 top-k orders of scores that differ by at most eps; eps: ``_eps``), and the padding must be
-exactly the reference's. A wrong key, a lost candidate or a wrong order moves a score by more:
-a threshold one rank too high fails it.
+exactly the reference's. A wrong key, a lost candidate or a wrong order moves a score by more
+(a threshold one rank too high passes, though: it drops only keys that arrive in a row's last
+step at the boundary rank, which these cases rarely have).
 """
 from __future__ import annotations
 
