@@ -9,9 +9,18 @@ import torch
 from ..common.platform import ASCEND_A3
 from ..common.capabilities import (
     Backend, ascendc_op_package, by_priority, torch_npu_builtin, triton_importable)
-from .tiling import plan
+from .tiling import GPU_MAX_SPARSE_COUNT, plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
+
+
+def _triton_rule(p) -> str | None:
+    """Why the Triton kernel cannot run the call (None: it can)."""
+    if p.sparse_count > GPU_MAX_SPARSE_COUNT:
+        return (f"sparse_count {p.sparse_count} > {GPU_MAX_SPARSE_COUNT}: one program's sort "
+                f"holds 2 * sparse_count keys at most {2 * GPU_MAX_SPARSE_COUNT}")
+    return None
+
 
 BACKENDS = by_priority(
     Backend(
@@ -26,7 +35,7 @@ BACKENDS = by_priority(
                "run on a GPU yet, so on CUDA tensors by name only "
                "(cann_attention.use(backend='triton'))",
         runner="lightning_indexer.triton:run", plan=plan, named_only_on=("cuda",),
-        available=triton_importable, rule=lambda p: _triton_rule(p)),
+        available=triton_importable, rule=_triton_rule),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
         status="CPU: our AscendC kernel compiled with g++ against the AscendC twin and run as a "
@@ -54,15 +63,6 @@ BACKENDS = by_priority(
         named_only_on=("npu",),
         platform=ASCEND_A3),
 )
-
-
-def _triton_rule(p) -> str | None:
-    """Why the Triton kernel cannot run the call (None: it can)."""
-    from cann_attention.op_kernel.lightning_indexer.triton import MAX_SPARSE_COUNT
-    if p.sparse_count > MAX_SPARSE_COUNT:
-        return (f"sparse_count {p.sparse_count} > {MAX_SPARSE_COUNT}: one program's sort "
-                f"holds 2 * sparse_count keys at most {2 * MAX_SPARSE_COUNT}")
-    return None
 
 
 def _twin():

@@ -33,8 +33,9 @@ row's pages before its steps). Rows that see no key get -1 / -inf, as the other 
 Scores are fp32 sums in the tensor cores' and the head reduction's order, not the reference's
 exactly rounded ones: indices equal the reference's where scores differ by more than a few fp32
 ulps, and two keys closer than that may come in the other order (values then differ by that
-rounding). sparse_count above ``MAX_SPARSE_COUNT`` is not served yet (the sort would hold more
-than 4096 keys); the registry's rule says so and auto dispatch takes another back end.
+rounding). sparse_count above the plan's ``GPU_MAX_SPARSE_COUNT`` is not served yet (the sort
+would hold more than 4096 keys); the registry's rule says so and auto dispatch takes another
+back end.
 """
 from __future__ import annotations
 
@@ -47,7 +48,6 @@ from cann_attention.op_host.lightning_indexer.params import D, output_shapes
 
 from ..common.workspace import workspace
 
-MAX_SPARSE_COUNT = 2048     # the largest K whose sort (2 * K keys) one program holds
 LENGTHS_BLOCK = 128         # entries of a length list per load
 PAGES_BLOCK = 256           # page-table entries per load of the page scan
 NUM_WARPS = 8

@@ -9,14 +9,15 @@ output buffers (NaN values, indices -12345), so an element the kernel does not w
 The kernel's scores are fp32 sums in its own order, not the reference's exactly rounded ones
 (op_kernel/lightning_indexer/triton.py), so the oracle allows what that rounding can change: at
 every position the reference score of the returned key must lie within 2 * eps of the
-reference's score at that rank (eps bounds the fp32 error of any key's score: both orders are
-top-k orders of scores that differ by at most eps; eps: ``_eps``), and the padding must be
+reference's score at that rank (eps is the scale of the fp32 error of a key's score, ``_eps``:
+both orders are top-k orders of scores that differ by about eps), and the padding must be
 exactly the reference's. A wrong key, a lost candidate or a wrong order moves a score by more
 (a threshold one rank too high passes, though: it drops only keys that arrive in a row's last
 step at the boundary rank, which these cases rarely have).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 
@@ -30,7 +31,8 @@ triton = pytest.importorskip(
 
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, platform_for_device  # noqa: E402
-from cann_attention.op_host.lightning_indexer.tiling import plan  # noqa: E402
+from cann_attention.op_host.lightning_indexer.tiling import (  # noqa: E402
+    GPU_MAX_SPARSE_COUNT, plan)
 from cann_attention.op_kernel.lightning_indexer import reference as ref  # noqa: E402
 from cann_attention.op_kernel.lightning_indexer import triton as li_triton  # noqa: E402
 from testing.lightning_indexer_cases import CASES, Case, build  # noqa: E402
@@ -41,14 +43,14 @@ OP = cann_attention.OPS["npu_lightning_indexer"]
 U = 2.0 ** -24          # fp32 unit roundoff
 # the matrix's cases that run in seconds under the interpreter (all of them on a GPU)
 QUICK = [c for c in CASES if c.k <= 256 and max(c.k_lens) <= 1000]
-SERVED = [c for c in CASES if c.k <= li_triton.MAX_SPARSE_COUNT]
+SERVED = [c for c in CASES if c.k <= GPU_MAX_SPARSE_COUNT]
 MATRIX = SERVED if DEVICE == "cuda" else QUICK
 
 
 def _inputs(case: Case, seed: int):
     """(op arguments on the device, the same on CPU) of a fresh draw of ``case``."""
     if DEVICE == "cpu" and case.dtype == "bf16":
-        case = Case(**{**case.__dict__, "dtype": "fp16"})
+        case = dataclasses.replace(case, dtype="fp16")
     args = build(case, torch.Generator().manual_seed(seed))
     args["return_value"] = args["layout_key"] != "PA_BSND"
     on_dev = {k: v.to(DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
