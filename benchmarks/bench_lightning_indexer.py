@@ -1,27 +1,62 @@
 """Benchmark of npu_lightning_indexer (FLOPs = 2 * N1 * D * visible pairs, docs/performance.md).
 
-Times the op end to end (score + top-k, host planning included) and, as a peer, the naive
-PyTorch indexer of the DeepSeek-V3.2 reference (dense fp32 scores of every visible pair, masked,
-torch.topk). Median of ``--repeats`` runs after one warm-up. The default set (``--set cpu``) is
-three small shapes for a CPU; ``--set perf`` runs the full set of prefill (S1 2048-8192, S2
-8192-131072) and paged decode (B 1-128, context 8192 / 65536) shapes, meant for a GPU.
+CPU (default, ``--set cpu``): the op end to end (score + top-k, host planning included) and the
+naive PyTorch indexer of the DeepSeek-V3.2 reference (dense fp32 scores of every visible pair,
+masked, torch.topk) on three small shapes; medians of ``--repeats`` runs after one warm-up.
+
+``--device cuda``: PERF.md's indexer shapes (prefill S1 2048-8192 x S2 8192-131072, paged decode
+B 1-128 x context 8192 / 65536; ``--shapes`` picks some by name), and in the same run the two
+ceilings (8192^3 bf16 matmul, 1 GiB copy) and these implementations on the same tensors:
+
+- ``triton`` (ours): the op call captured in a CUDA graph and replayed (the device time of a
+  call), with the whole call back to back (``call_ms``), its replay back to back, the difference
+  (``overhead_us``) and the host time of one call (``host_us``) beside it;
+- ``torch``: plain PyTorch, the DeepSeek-V3.2 reference's way (fp32 scores of every visible
+  pair, masked, ``torch.topk``; query rows in chunks so the [rows, N1, S2] fp32 products fit);
+- ``torch-topk``, ``flashinfer-topk``: the top-k alone on the fp32 score matrix [rows, S2]
+  (masked scores of the shape): torch.topk (sorted) and FlashInfer's ``top_k`` (its radix
+  select, unsorted output) where its package imports (the row says why not otherwise);
+  ``ours-topk``: our top-k kernel alone on the same matrix, where the plan runs one
+  (op_kernel/lightning_indexer/triton.py).
+
+``--step``: the DSA decode step (B=128, S1=2, context 32768, the indexer's 64 heads, sparse
+attention's 128 heads, top-2048, PA_BSND pages of 64): indexer -> sparse flash attention
+captured in one CUDA graph and replayed, beside each call's own graph-replayed time; the
+issue-20 target is step <= 1.15 x (indexer + attention).
+
+Times are medians of CUDA events (cuda_timing.py); decode shapes flush L2 before each run.
+The roofline of a shape is max(FLOPs / matmul ceiling, bytes / copy ceiling), bytes = query,
+weights, the keys of one batch once, and the indices (scripts/ascend_bounds.py li_work).
 
     python benchmarks/bench_lightning_indexer.py [--device cpu] [--set cpu|perf] [--repeats 3]
         [--backend auto|emulate|triton|...]   (the op's back end: cann_attention.use(backend=))
+    python benchmarks/bench_lightning_indexer.py --device cuda --backend triton [--step]
+        [--shapes "prefill S1=4096 S2=32768,..."] [--json benchmarks/results/li_<gpu>_<date>_<tag>.json]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
 import cann_attention  # registers torch.ops.cann_attention.*
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
+from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
+                         overhead_ms, triton_version, write_json)
+
 D = 128
 PAGE = 64
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
+STEP = dict(batch=128, s1=2, ctx=32768, n1_idx=64, n1=128, k=2048)   # the DSA decode step
+D_LATENT, D_ROPE = 512, 64
+CHUNK_BYTES = 8 << 30       # the plain PyTorch peer's fp32 products per chunk of query rows
 
 
 @dataclass(frozen=True)
@@ -38,6 +73,11 @@ class Shape:
         """Right-down causal pairs: query s sees s2 - s1 + s + 1 keys."""
         per_seq = sum(min(self.s2, max(0, self.s2 - self.s1 + s + 1)) for s in range(self.s1))
         return self.batch * per_seq
+
+    def bytes(self) -> int:
+        """Query, weights, the keys of each batch once, the int32 indices (bf16 inputs)."""
+        rows = self.batch * self.s1
+        return 2 * rows * self.n1 * (D + 1) + 2 * self.batch * self.s2 * D + 4 * rows * self.k
 
 
 CPU_SET = [
@@ -70,15 +110,26 @@ def inputs(shape: Shape, device):
     return q, key, w, kw, dense_key[:, : shape.s2]
 
 
+def naive_scores(q, w, dense_key, s0=0, s1=None):
+    """fp32 scores [B, s1 - s0, S2] of query rows [s0, s1), invisible keys -inf (sparse_mode 3,
+    DeepSeek-V3.2 reference style: every pair computed, then masked)."""
+    S1, S2 = q.shape[1], dense_key.shape[1]
+    s1 = S1 if s1 is None else s1
+    score = torch.einsum("bshd,btd->bsht", q[:, s0:s1].float(), dense_key.float()).relu_()
+    score = (score * w[:, s0:s1].float().unsqueeze(-1)).sum(2)
+    causal = torch.arange(S2, device=q.device)[None] <= (
+        S2 - S1 + torch.arange(s0, s1, device=q.device))[:, None]
+    return score.masked_fill(~causal, float("-inf"))
+
+
 def naive_indexer(q, w, dense_key, k):
-    """DeepSeek-V3.2 reference style: dense fp32 scores, causal mask, topk(min(k, S2))."""
-    s1, s2 = q.shape[1], dense_key.shape[1]
-    score = torch.einsum("bshd,btd->bsht", q.float(), dense_key.float()).relu_()
-    score = (score * w.float().unsqueeze(-1)).sum(2)
-    causal = torch.arange(s2, device=q.device)[None] <= (s2 - s1 + torch.arange(
-        s1, device=q.device))[:, None]
-    score = score.masked_fill(~causal, float("-inf"))
-    return torch.topk(score, min(k, s2), dim=-1).indices
+    """The plain PyTorch indexer: scores (query rows in chunks of CHUNK_BYTES of products) and
+    torch.topk(min(k, S2))."""
+    B, S1, N1, _ = q.shape
+    S2 = dense_key.shape[1]
+    step = max(1, CHUNK_BYTES // (B * N1 * S2 * 4))
+    return torch.cat([torch.topk(naive_scores(q, w, dense_key, s0, min(S1, s0 + step)),
+                                 min(k, S2), dim=-1).indices for s0 in range(0, S1, step)], 1)
 
 
 def _median_time(fn, repeats, device):
@@ -95,16 +146,7 @@ def _median_time(fn, repeats, device):
     return statistics.median(times)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--set", choices=("cpu", "perf"), default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-peer", action="store_true", help="skip the naive PyTorch peer")
-    ap.add_argument("--backend", default="auto",
-                    help="the op's back end (on CUDA: 'triton' for our kernel; auto runs the "
-                         "emulator there until the kernel has been verified on a GPU)")
-    args = ap.parse_args()
+def run_cpu(args):
     device = torch.device(args.device)
     print(f"npu_lightning_indexer on {device} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads), back end {args.backend}, bf16, K=2048, N1=64, "
@@ -122,6 +164,200 @@ def main():
                                   args.repeats, device)
             peer = f"{t_peer * 1e3:9.1f}"
         print(f"{shape.name:32s} {t_op * 1e3:9.1f} {flops / t_op / 1e9:9.2f} {peer:>9s}")
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+def flashinfer_topk():
+    """FlashInfer's top_k, or the reason it cannot run here (a string)."""
+    try:
+        from flashinfer import top_k
+        return top_k
+    except Exception as e:         # not installed, or its import needs what is missing
+        return f"flashinfer not importable: {type(e).__name__}: {str(e)[:160]}"
+
+
+def topk_peers(scores, k, repeats, flush):
+    """{impl: ms} of the top-k alone on ``scores`` [rows, S2] fp32, and {impl: why not}."""
+    from cann_attention.op_kernel.lightning_indexer import triton as li_triton
+    times, missing = {}, {}
+    peers = {"torch-topk": lambda: torch.topk(scores, k, dim=-1)}
+    fi = flashinfer_topk()
+    if isinstance(fi, str):
+        missing["flashinfer-topk"] = fi
+    else:
+        peers["flashinfer-topk"] = lambda: fi(scores, k)
+    if hasattr(li_triton, "topk_rows"):
+        peers["ours-topk"] = lambda: li_triton.topk_rows(scores, k)
+    for name, fn in peers.items():
+        try:
+            times[name] = cuda_time(fn, repeats, flush)
+        except Exception as e:      # a peer that fails on this shape: say so, go on
+            missing[name] = f"{type(e).__name__}: {str(e)[:160]}"
+    return times, missing
+
+
+def agreement(ours, want) -> float:
+    """Share of the plain PyTorch top-k's keys that our indices hold too (1.0 up to rounding
+    ties: the scores are fp32 sums in different orders)."""
+    ours = ours.reshape(want.shape[0], -1, ours.shape[-1])[..., : want.shape[-1]].long()
+    want = want.long()
+    hit = torch.zeros(want.shape[:2] + (int(want.max()) + 2,), dtype=torch.bool,
+                      device=want.device)
+    hit.scatter_(-1, ours.clamp(min=-1) + 1, True)
+    return float(hit.gather(-1, want + 1).float().mean())
+
+
+def measure_shape(shape, args, ceil, flush, rows, missing):
+    mm, copy = ceil
+    op = torch.ops.cann_attention.npu_lightning_indexer
+    q, key, w, kw, dense_key = inputs(shape, "cuda")
+    flops, nbytes = 2 * shape.n1 * D * shape.visible_pairs(), shape.bytes()
+    floor_ms = max(flops / (mm * 1e9), nbytes / (copy * 1e6))
+    fl = flush if shape.paged else None
+
+    def call():
+        return op(q, key, w, **kw)
+
+    def add(impl, ms, reps, **extra):
+        rows.append(dict(shape=asdict(shape), impl=impl, ms=ms, repeats=reps,
+                         tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6, floor_ms=floor_ms,
+                         **extra))
+    with cann_attention.use(backend=args.backend):
+        replay = graphed(call)
+        ms = cuda_time(replay, args.repeats, fl)
+        want = naive_indexer(q, w, dense_key, shape.k)
+        agree = agreement(call(), want)
+        del want
+        call_ms, replay_ms = overhead_ms(call, replay)
+        add("triton", ms, args.repeats, call_ms=call_ms, replay_ms=replay_ms,
+            overhead_us=(call_ms - replay_ms) * 1e3, host_us=host_us(call), graph_ms=ms,
+            agreement=agree)
+        del replay
+    reps = max(3, args.repeats // 4)
+    try:
+        add("torch", cuda_time(lambda: naive_indexer(q, w, dense_key, shape.k), reps), reps)
+    except torch.OutOfMemoryError:
+        missing.setdefault("torch", []).append(shape.name + ": out of memory")
+    torch.cuda.empty_cache()
+    B, S1 = shape.batch, shape.s1
+    scores = torch.cat([naive_scores(q, w, dense_key, s0, min(S1, s0 + 256))
+                        for s0 in range(0, S1, 256)], 1).reshape(B * S1, -1)
+    times, why = topk_peers(scores, shape.k, args.repeats, fl)
+    for impl, t in times.items():
+        add(impl, t, args.repeats)
+    for impl, reason in why.items():
+        missing.setdefault(impl, []).append(f"{shape.name}: {reason}")
+    del scores
+    torch.cuda.empty_cache()
+    return agree
+
+
+def step_inputs(seed=0):
+    """The DSA decode step's tensors (STEP), paged caches with one shuffled page table."""
+    g = torch.Generator().manual_seed(seed)
+    s = STEP
+    B, S1, ctx = s["batch"], s["s1"], s["ctx"]
+    pages = ctx // PAGE
+    rnd = lambda *x: torch.randn(*x, generator=g).bfloat16().cuda()  # noqa: E731
+    table = torch.randperm(B * pages, generator=g).reshape(B, pages).to(torch.int32).cuda()
+    return dict(q_idx=rnd(B, S1, s["n1_idx"], D), weights=rnd(B, S1, s["n1_idx"]),
+                idx_cache=rnd(B * pages, PAGE, 1, D), latent=rnd(B * pages, PAGE, 1, D_LATENT),
+                rope=rnd(B * pages, PAGE, 1, D_ROPE), q_nope=rnd(B, S1, s["n1"], D_LATENT),
+                q_rope=rnd(B, S1, s["n1"], D_ROPE), table=table,
+                lens=torch.full((B,), ctx, dtype=torch.int32, device="cuda"))
+
+
+def indexer_call(t):
+    return torch.ops.custom.npu_lightning_indexer(
+        t["q_idx"], t["idx_cache"], t["weights"], actual_seq_lengths_key=t["lens"],
+        block_table=t["table"], layout_query="BSND", layout_key="PA_BSND",
+        sparse_count=STEP["k"], sparse_mode=3)
+
+
+def attention_call(t, indices):
+    return torch.ops.custom.npu_sparse_flash_attention(
+        t["q_nope"], t["latent"], t["latent"], indices, 1.0 / math.sqrt(D_LATENT + D_ROPE), 1,
+        block_table=t["table"], actual_seq_lengths_kv=t["lens"], query_rope=t["q_rope"],
+        key_rope=t["rope"], layout_query="BSND", layout_kv="PA_BSND", sparse_mode=3)
+
+
+def measure_step(args, flush) -> dict:
+    """The captured DSA decode step beside the sum of its two calls' own replayed times."""
+    t = step_inputs()
+    with cann_attention.use(backend=args.backend):
+        indices = indexer_call(t)
+        step = cuda_time(graphed(lambda: attention_call(t, indexer_call(t))), args.repeats,
+                         flush)
+        idx_ms = cuda_time(graphed(lambda: indexer_call(t)), args.repeats, flush)
+        att_ms = cuda_time(graphed(lambda: attention_call(t, indices)), args.repeats, flush)
+    return dict(step=dict(STEP), step_ms=step, indexer_ms=idx_ms, attention_ms=att_ms,
+                ratio=step / (idx_ms + att_ms))
+
+
+def run_cuda(args):
+    gpu = torch.cuda.get_device_name()
+    mm, copy = ceilings(args.repeats)
+    flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
+    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
+          f"{args.backend}", flush=True)
+    names = args.shapes.split(",") if args.shapes else None
+    shapes = [s for s in PERF_SET if names is None or s.name in names]
+    rows, missing = [], {}
+    for i, shape in enumerate(shapes):
+        agree = measure_shape(shape, args, (mm, copy), flush, rows, missing)
+        if args.json:
+            write_json(args.json, dict(device=gpu, partial=True), rows)
+        print(f"[{i + 1}/{len(shapes)}] {shape.name}: top-k agreement with plain PyTorch "
+              f"{agree:.5f}", file=sys.stderr, flush=True)
+    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy,
+                peak_tflops=next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None),
+                torch=torch.__version__, triton=triton_version(), backend=args.backend,
+                not_measured=missing)
+    if args.step:
+        meta["dsa_step"] = measure_step(args, flush)
+    return meta, rows
+
+
+def print_cuda(meta, rows):
+    ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "triton"}
+    print(f"\n{'shape':<28} {'impl':<16} {'ms':>9} {'TFLOPS':>7} {'%roof':>6} {'vs ours':>8}")
+    for r in rows:
+        name = r["shape"]["name"]
+        print(f"{name:<28} {r['impl']:<16} {r['ms']:>9.4f} {r['tflops']:>7.1f} "
+              f"{100 * r['floor_ms'] / r['ms']:>6.1f} {r['ms'] / ours[name]:>7.2f}x")
+    for impl, why in meta["not_measured"].items():
+        print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1
+                                                   else ""))
+    if "dsa_step" in meta:
+        s = meta["dsa_step"]
+        print(f"DSA decode step {s['step']}: captured step {s['step_ms']:.4f} ms, indexer "
+              f"{s['indexer_ms']:.4f} + attention {s['attention_ms']:.4f} ms: "
+              f"{s['ratio']:.3f}x the sum")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--set", choices=("cpu", "perf"), default="cpu", help="cpu: the shapes")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed runs per measurement (default: 20 on cuda, 3 on cpu)")
+    ap.add_argument("--no-peer", action="store_true", help="cpu: skip the naive PyTorch peer")
+    ap.add_argument("--backend", default="auto",
+                    help="the op's back end (on CUDA: 'triton' for our kernel; auto runs the "
+                         "emulator there until the kernel has been verified on a GPU)")
+    ap.add_argument("--shapes", help="cuda: comma-separated shape names (default: all)")
+    ap.add_argument("--step", action="store_true", help="cuda: also the DSA decode step")
+    ap.add_argument("--json", help="cuda: write the results to this file")
+    args = ap.parse_args()
+    args.repeats = args.repeats or (20 if args.device == "cuda" else 3)
+    if args.device == "cpu":
+        return run_cpu(args)
+    meta, rows = run_cuda(args)
+    print_cuda(meta, rows)
+    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
+                time=time.strftime("%H:%M:%S"), sweep="full" if not args.shapes else "partial")
+    if args.json:
+        write_json(args.json, meta, rows)
 
 
 if __name__ == "__main__":

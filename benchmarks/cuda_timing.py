@@ -1,0 +1,133 @@
+"""CUDA timing helpers shared by the op benchmarks (docs/performance.md, How we count).
+
+Medians of CUDA events after warm-up (``cuda_time``), device time of a call as a replayed CUDA
+graph (``graphed``), host overhead as the eager call back to back minus its replay
+(``overhead_ms``), the host time of one call (``host_us``), the same run's matmul and copy
+ceilings (``ceilings``), and the commit and JSON of a results file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+
+
+def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
+    """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs: at
+    least ``warmup`` of them, and more until ``warmup_ms`` have passed (a kernel timed right
+    after other work reads a few percent slow in its first tens of runs)."""
+    start = time.perf_counter()
+    for i in range(10 ** 6):
+        if i >= warmup and (time.perf_counter() - start) * 1e3 >= warmup_ms:
+            break
+        if flush is not None:
+            flush.zero_()
+        fn()
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        if flush is not None:
+            flush.zero_()
+        # the device waits ~0.5 ms before the start event, so the host has queued the whole
+        # timed launch by then: a late host (its graph launch, a pause) cannot open a gap
+        # inside the timed region (without it, a few shapes of a sweep read several times slow)
+        torch.cuda._sleep(1_000_000)
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def graphed(launch):
+    """A function replaying ``launch`` (device work only) as a CUDA graph: the device time of
+    a call without its host work. The function keeps ``launch`` (and so the buffers the graph
+    reads) alive."""
+    launch()                                   # compile and warm up outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        launch()
+
+    def replay():
+        g.replay()
+    replay.launch = launch      # holds the tables and buffers the graph reads
+    return replay
+
+
+def host_us(fn, calls=50) -> float:
+    """Host microseconds of one call: ``calls`` calls issued while the device sleeps, so no call
+    waits for the device (the whole time is Python, checks, planning lookups and launches)."""
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda._sleep(400_000_000)            # ~0.2 s of device time: the queue never drains
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / calls * 1e6
+
+
+def back_to_back_ms(fn, calls=50) -> float:
+    """Wall milliseconds per call of ``calls`` eager calls issued back to back (the longer of
+    the host's and the device's time per call, as a model's layers see it)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / calls * 1e3
+
+
+def overhead_ms(call, replay, rounds=5) -> tuple[float, float]:
+    """(call, replay) wall milliseconds per call, back to back, medians of ``rounds``
+    alternating rounds: the eager op call and the same call replayed as a CUDA graph. Their
+    difference is what the call's host work adds to its device time (docs/performance.md: host
+    overhead), measured alike on both sides (same cache state, no flush, no pause)."""
+    calls, replays = [], []
+    for _ in range(rounds):
+        calls.append(back_to_back_ms(call))
+        replays.append(back_to_back_ms(replay))
+    return statistics.median(calls), statistics.median(replays)
+
+
+def ceilings(repeats):
+    """(matmul TFLOPS, copy GB/s) measured now on random data."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    ms = cuda_time(lambda: a @ b, repeats)
+    mm = 2 * 8192 ** 3 / ms / 1e9
+    x = torch.randn(256 * 2 ** 20, device="cuda")       # 1 GiB
+    y = torch.empty_like(x)
+    ms = cuda_time(lambda: y.copy_(x), repeats)
+    return mm, 2 * x.numel() * 4 / ms / 1e6
+
+
+def triton_version():
+    try:
+        import triton
+        return triton.__version__
+    except ImportError:
+        return None
+
+
+def measured_commit() -> str:
+    """The commit measured: ``$BENCH_COMMIT`` when set (a copy of the tree on another machine
+    may carry a stale git history, or none, and would name the wrong commit), else
+    ``git rev-parse``."""
+    return os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def write_json(path, meta, rows):
+    with open(path, "w") as f:
+        json.dump(dict(meta=meta, results=rows), f, indent=2)
