@@ -54,6 +54,8 @@ MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 128, PlatformKind.CP
 MIN_BLOCK_S2 = 16             # the matrix units' row alignment
 PAIR_BYTES = 8                # one (fp32 value, int32 index) entry of a top-k list
 GPU_MAX_SPARSE_COUNT = 2048   # the Triton kernel's largest K: one program sorts 2 * K keys
+GPU_MIN_PIECE_KEYS = 4096     # the fewest keys of a piece of a split row (GPU)
+GPU_MAX_ROW_SPLITS = 32
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class LightningIndexerTiling:
     block_s2: int                   # keys per step (chunk)
     sparse_count: int               # K: length of every running top-k list
     tile_bytes: tuple[tuple[str, int], ...]
+    row_splits: int = 1             # GPU: pieces per query row (gpu_row_splits)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,16 @@ def visible_counts(p: LightningIndexerParams) -> tuple[torch.Tensor, torch.Tenso
     return row, row_batch, torch.minimum(torch.clamp(nvis, min=0), lk)
 
 
+def gpu_row_splits(rows: int, s2: int, num_cores: int) -> int:
+    """Pieces per query row of the Triton kernel: a call of fewer rows than SMs cuts each row's
+    keys into up to num_cores // rows pieces (one wave of programs), each of at least
+    GPU_MIN_PIECE_KEYS of the key capacity s2 (a piece's scoring must outweigh its share of the
+    merge, which reads sparse_count keys per piece), at most GPU_MAX_ROW_SPLITS."""
+    if rows <= 0 or rows * 2 > num_cores:
+        return 1
+    return max(1, min(num_cores // rows, s2 // GPU_MIN_PIECE_KEYS, GPU_MAX_ROW_SPLITS))
+
+
 def plan(p: LightningIndexerParams, platform: PlatformInfo) -> LightningIndexerTiling:
     """The static plan of a checked call on ``platform`` (pure function of its arguments)."""
     if platform.kind is PlatformKind.ASCEND:
@@ -140,8 +153,11 @@ def plan(p: LightningIndexerParams, platform: PlatformInfo) -> LightningIndexerT
     head_group, block_s2 = choose_tiles(p, platform)
     itemsize = torch.empty((), dtype=p.query.dtype).element_size()
     usage = tile_usage(platform.kind, p.n1, head_group, block_s2, p.sparse_count, itemsize)
+    splits = (gpu_row_splits(p.num_rows, p.s2, platform.num_cores)
+              if platform.kind is PlatformKind.GPU else 1)
     return LightningIndexerTiling(platform=platform, head_group=head_group, block_s2=block_s2,
-                                  sparse_count=p.sparse_count, tile_bytes=tuple(usage.items()))
+                                  sparse_count=p.sparse_count, tile_bytes=tuple(usage.items()),
+                                  row_splits=splits)
 
 
 def schedule(p: LightningIndexerParams, tiling: LightningIndexerTiling) -> LightningIndexerWork:

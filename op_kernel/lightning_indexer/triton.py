@@ -51,6 +51,10 @@ from ..common.workspace import workspace
 LENGTHS_BLOCK = 128         # entries of a length list per load
 PAGES_BLOCK = 256           # page-table entries per load of the page scan
 NUM_WARPS = 8
+NUM_STAGES = 3            # the key loads' pipeline depth (Triton's default on Hopper)
+PROGRAMS_PER_SM = 1
+MERGE_BLOCK = 1024        # keys per step of the merge of split rows
+TOPK_BLOCK = 1024         # scores per step of topk_rows
 KEY_LAYOUTS = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}
 
 
@@ -110,36 +114,105 @@ def _visible_pages(block_table, b, lk, max_pages, page, n_blocks, BLOCK: tl.cons
 
 
 @triton.jit
-def _keep_best(my, count, K: tl.constexpr, K_PAD: tl.constexpr, SORT_N: tl.constexpr):
-    """Sort the list and the ``count`` candidates behind it, keep the best K_PAD at the head;
-    return the sorted keys and the K-th best (the new threshold; -1 while fewer exist)."""
-    o = tl.arange(0, SORT_N)
-    tl.debug_barrier()                   # the candidates' stores, by other threads
-    v = tl.load(my + o, mask=o < K_PAD + count, other=-1)
-    v = tl.sort(v, 0, descending=True)
-    tl.debug_barrier()                   # every thread has loaded before the head is rewritten
-    tl.store(my + o, v, mask=o < K_PAD)
-    tl.debug_barrier()
-    return v, tl.max(tl.where(o == K - 1, v, -1), 0)
+def _sort_key(score, pos):
+    """The int64 sort key of fp32 scores at positions ``pos`` (module doc; -0 as +0)."""
+    score = tl.where(score == 0.0, 0.0, score)
+    bits = score.to(tl.int32, bitcast=True).to(tl.int64)
+    ordered = tl.where(bits >= 0, bits + 2147483648, -bits - 1)
+    return ordered * 2147483648 + (2147483647 - pos.to(tl.int64))
 
 
 @triton.jit
-def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws,
+def _kth_largest(v, K: tl.constexpr):
+    """(t, n): n = the number of keys in v (int64 sort keys, -1 = empty slot) and, when n >= K,
+    t = the K-th largest key (exactly K keys are >= t: keys are distinct), else t = 0. A radix
+    select from the top: each of 21 rounds picks the next 3 bits of t by counting the keys at or
+    above its 8 candidates (keys are below 2**63), so only reductions, no sort."""
+    d = tl.arange(0, 8).to(tl.int64)
+    t = tl.zeros([], tl.int64)
+    n = tl.sum((v >= 0).to(tl.int32), 0)
+    for i in tl.static_range(21):
+        cand = t + (d << (60 - 3 * i))
+        count = tl.sum((v[:, None] >= cand[None, :]).to(tl.int32), 0)
+        t = t + (tl.max(tl.where(count >= K, d, 0), 0) << (60 - 3 * i))
+    return t, n
+
+
+@triton.jit
+def _compact(my, count, K: tl.constexpr, CAP: tl.constexpr):
+    """Keep the best K of the ``count`` keys at ``my`` (all of them when fewer), at its head;
+    return (the number kept, the new threshold: the K-th best key, -1 while fewer exist)."""
+    o = tl.arange(0, CAP)
+    tl.debug_barrier()                   # the candidates' stores, by other threads
+    v = tl.load(my + o, mask=o < count, other=-1)
+    t, n = _kth_largest(v, K)
+    keep = (v >= t) & (v >= 0)
+    slot = tl.cumsum(keep.to(tl.int32), 0) - 1
+    tl.debug_barrier()                   # every thread has loaded before the head is rewritten
+    tl.store(my + slot, v, mask=keep)
+    tl.debug_barrier()
+    return tl.sum(keep.to(tl.int32), 0), tl.where(n >= K, t, -1)
+
+
+@triton.jit
+def _offer(my, skey, keep, count, thr, K: tl.constexpr, CAP: tl.constexpr,
+           BLOCK: tl.constexpr):
+    """Append the keys of ``skey`` [BLOCK] that ``keep`` marks and that beat ``thr``; compact
+    when the buffer could not take another block. Returns the new (count, thr)."""
+    keep = keep & (skey > thr)
+    slot = count + tl.cumsum(keep.to(tl.int32), 0) - 1
+    tl.store(my + slot, skey, mask=keep)
+    count += tl.sum(keep.to(tl.int32), 0)
+    if count > CAP - BLOCK:
+        count, thr = _compact(my, count, K, CAP)
+    return count, thr
+
+
+@triton.jit
+def _sorted_best(my, count, K: tl.constexpr, K_PAD: tl.constexpr, CAP: tl.constexpr):
+    """The best K of the ``count`` keys at ``my`` in the op's order (-1 after them), [K_PAD]."""
+    count, _ = _compact(my, count, K, CAP)
+    o = tl.arange(0, K_PAD)
+    v = tl.load(my + o, mask=o < count, other=-1)
+    return tl.sort(v, 0, descending=True)
+
+
+@triton.jit
+def _write_rows(best, out_idx, out_val, row, K: tl.constexpr, K_PAD: tl.constexpr,
+                VALUES: tl.constexpr):
+    """Decode sorted keys [K_PAD] into the row's K indices (and values)."""
+    o = tl.arange(0, K_PAD)
+    m_k = o < K
+    pad = best < 0
+    idx = tl.where(pad, -1, 2147483647 - (best & 2147483647))
+    tl.store(out_idx + row * K + o, idx.to(tl.int32), mask=m_k)
+    if VALUES:
+        o_bits = best >> 31
+        o_bits = tl.where(o_bits >= 2147483648, o_bits - 2147483648, -o_bits - 1)
+        val = o_bits.to(tl.int32).to(tl.float32, bitcast=True)
+        val = tl.where(pad, float("-inf"), val)
+        tl.store(out_val + row * K + o, val.to(out_val.dtype.element_ty), mask=m_k)
+
+
+@triton.jit
+def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws, lists,
                n_rows, n_batch, s1, s2, total_q, total_k, n_blocks, max_pages, page,
                N1: tl.constexpr, N1P: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
-               K_PAD: tl.constexpr, SORT_N: tl.constexpr, BLOCK_N: tl.constexpr,
-               Q_TND: tl.constexpr, K_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr,
-               HAS_AK: tl.constexpr, CAUSAL: tl.constexpr, VALUES: tl.constexpr,
-               LBLOCK: tl.constexpr, PBLOCK: tl.constexpr):
+               K_PAD: tl.constexpr, CAP: tl.constexpr, BLOCK_N: tl.constexpr,
+               SPLITS: tl.constexpr, Q_TND: tl.constexpr, K_LAYOUT: tl.constexpr,
+               HAS_AQ: tl.constexpr, HAS_AK: tl.constexpr, CAUSAL: tl.constexpr,
+               VALUES: tl.constexpr, LBLOCK: tl.constexpr, PBLOCK: tl.constexpr):
     pid = tl.program_id(0)
-    my = ws + pid.to(tl.int64) * SORT_N
+    my = ws + pid.to(tl.int64) * CAP
     o_h = tl.arange(0, N1P)
     m_h = o_h < N1
     o_d = tl.arange(0, D)
     o_n = tl.arange(0, BLOCK_N)
-    o_s = tl.arange(0, SORT_N)
-    for r0 in range(pid, n_rows, tl.num_programs(0)):
-        r = r0 + pid * 0                 # a tensor also under the interpreter
+    o_k = tl.arange(0, K_PAD)
+    for t0 in range(pid, n_rows * SPLITS, tl.num_programs(0)):
+        task = t0 + pid * 0              # a tensor also under the interpreter
+        r = task // SPLITS
+        piece = task - r * SPLITS
         # ---- the row's batch, its query length and its visible keys (clamped: module doc)
         if Q_TND:
             b, q0, q1 = _row_of_prefix(aq, n_batch, r, total_q, LBLOCK)
@@ -171,19 +244,23 @@ def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws,
         else:
             n_vis = lk
         n_vis = tl.where(valid, n_vis, 0)
+        # the piece's keys: whole steps, the row's steps cut into SPLITS runs
+        steps = (n_vis + BLOCK_N - 1) // BLOCK_N
+        per = (steps + SPLITS - 1) // SPLITS * BLOCK_N
+        j_lo = piece * per
+        j_hi = tl.minimum(n_vis, j_lo + per)
 
-        # ---- the row's query heads and weights; its list emptied
+        # ---- the row's query heads and weights; its buffer emptied
         row = r.to(tl.int64)
         q = tl.load(query + (row * N1 + o_h[:, None]) * D + o_d[None, :], mask=m_h[:, None],
                     other=0.0)
         w = tl.load(weights + row * N1 + o_h, mask=m_h, other=0.0).to(tl.float32)
-        tl.debug_barrier()               # the last row's output is read from the list
-        tl.store(my + o_s, tl.full([SORT_N], -1, tl.int64), mask=o_s < K_PAD)
         count = r * 0
         thr = tl.full([], -1, tl.int64)
-        for j0 in range(0, n_vis, BLOCK_N):
+        tl.debug_barrier()               # the last task's keys are read from the buffer
+        for j0 in range(j_lo, j_hi, BLOCK_N):
             pos = j0 + o_n
-            m_n = pos < n_vis
+            m_n = pos < j_hi
             if K_LAYOUT == 2:
                 pg = tl.load(block_table + b.to(tl.int64) * max_pages + pos // page, mask=m_n,
                              other=0)
@@ -195,53 +272,86 @@ def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws,
             kt = tl.load(key + k_row[:, None] * D + o_d[None, :], mask=m_n[:, None], other=0.0)
             x = tl.dot(q, tl.trans(kt))                                   # [N1P, BLOCK_N]
             score = tl.sum(tl.maximum(x, 0.0) * w[:, None], 0)
-            score = tl.where(score == 0.0, 0.0, score)                    # -0 -> +0
-            bits = score.to(tl.int32, bitcast=True).to(tl.int64)
-            ordered = tl.where(bits >= 0, bits + 2147483648, -bits - 1)
-            skey = ordered * 2147483648 + (2147483647 - pos.to(tl.int64))
-            keep = m_n & (skey > thr)
-            slot = count + tl.cumsum(keep.to(tl.int32), 0) - 1
-            tl.store(my + K_PAD + slot, skey, mask=keep)
-            count += tl.sum(keep.to(tl.int32), 0)
-            if count > SORT_N - K_PAD - BLOCK_N:      # no room for another step's keys
-                _, thr = _keep_best(my, count, K, K_PAD, SORT_N)
-                count = r * 0
-        best, _ = _keep_best(my, count, K, K_PAD, SORT_N)
-
-        # ---- the first K keys, decoded
-        m_k = o_s < K
-        pad = best < 0
-        idx = tl.where(pad, -1, 2147483647 - (best & 2147483647))
-        tl.store(out_idx + row * K + o_s, idx.to(tl.int32), mask=m_k)
-        if VALUES:
-            o_bits = best >> 31
-            o_bits = tl.where(o_bits >= 2147483648, o_bits - 2147483648, -o_bits - 1)
-            val = o_bits.to(tl.int32).to(tl.float32, bitcast=True)
-            val = tl.where(pad, float("-inf"), val)
-            tl.store(out_val + row * K + o_s, val.to(out_val.dtype.element_ty), mask=m_k)
+            count, thr = _offer(my, _sort_key(score, pos), m_n, count, thr, K, CAP, BLOCK_N)
+        if SPLITS == 1:
+            _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K,
+                        K_PAD, VALUES)
+        else:                            # the piece's best K, unordered, for _merge_kernel
+            count, _ = _compact(my, count, K, CAP)
+            v = tl.load(my + o_k, mask=o_k < count, other=-1)
+            tl.store(lists + task.to(tl.int64) * K_PAD + o_k, v)
 
 
-def sizes(sparse_count: int, block_s2: int) -> tuple[int, int]:
-    """(K_PAD, SORT_N): the list's length and a program's workspace keys (module doc)."""
+@triton.jit
+def _merge_kernel(lists, out_idx, out_val, ws, n_rows, K: tl.constexpr, K_PAD: tl.constexpr,
+                  CAP: tl.constexpr, SPLITS: tl.constexpr, BLOCK: tl.constexpr,
+                  VALUES: tl.constexpr):
+    """The rows' results from their pieces' lists (SPLITS lists of K_PAD keys per row)."""
+    pid = tl.program_id(0)
+    my = ws + pid.to(tl.int64) * CAP
+    o = tl.arange(0, BLOCK)
+    for r0 in range(pid, n_rows, tl.num_programs(0)):
+        r = r0 + pid * 0
+        row = r.to(tl.int64)
+        count = r * 0
+        thr = tl.full([], -1, tl.int64)
+        tl.debug_barrier()
+        for c0 in range(0, SPLITS * K_PAD, BLOCK):
+            v = tl.load(lists + row * (SPLITS * K_PAD) + c0 + o)
+            count, thr = _offer(my, v, v >= 0, count, thr, K, CAP, BLOCK)
+        _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K, K_PAD,
+                    VALUES)
+
+
+@triton.jit
+def _topk_kernel(scores, n_rows, n, out_idx, out_val, ws, K: tl.constexpr,
+                 K_PAD: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr):
+    """The selection alone (``topk_rows``): the top K of each row of an fp32 matrix."""
+    pid = tl.program_id(0)
+    my = ws + pid.to(tl.int64) * CAP
+    o = tl.arange(0, BLOCK)
+    for r0 in range(pid, n_rows, tl.num_programs(0)):
+        r = r0 + pid * 0
+        row = r.to(tl.int64)
+        count = r * 0
+        thr = tl.full([], -1, tl.int64)
+        tl.debug_barrier()
+        for j0 in range(0, n, BLOCK):
+            pos = j0 + o
+            m = pos < n
+            x = tl.load(scores + row * n + pos, mask=m, other=0.0)
+            count, thr = _offer(my, _sort_key(x, pos), m, count, thr, K, CAP, BLOCK)
+        _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K, K_PAD,
+                    True)
+
+
+def sizes(sparse_count: int, block: int) -> tuple[int, int]:
+    """(K_PAD, CAP): the sort's length and a program's buffer of keys (module doc)."""
     k_pad = triton.next_power_of_2(sparse_count)
-    return k_pad, 2 * max(k_pad, block_s2)
+    return k_pad, 2 * max(k_pad, block)
+
+
+def _programs(tasks: int, platform) -> int:
+    return max(1, min(tasks, platform.num_cores * PROGRAMS_PER_SM))
 
 
 def run(p, tiling, t):
     """The indices (and values) of every query row; same outputs as emulate.run. Nothing is
     read back to the host."""
     dev = t.query.device
-    rows, n1, k = p.num_rows, p.n1, p.sparse_count
+    rows, n1, k, splits = p.num_rows, p.n1, p.sparse_count, tiling.row_splits
     idx_shape, val_shape = output_shapes(t.query.shape, p.layout_query, k, p.return_value)
     out_idx = torch.empty((rows, k), dtype=torch.int32, device=dev)
     out_val = (torch.empty((rows, k), dtype=t.query.dtype, device=dev) if p.return_value
                else torch.empty((0,), dtype=t.query.dtype, device=dev))
     if rows == 0:
         return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
-    k_pad, sort_n = sizes(k, tiling.block_s2)
-    programs = max(1, min(rows, tiling.platform.num_cores))
-    nbytes = programs * sort_n * 8
+    k_pad, cap = sizes(k, tiling.block_s2)
+    programs = _programs(rows * splits, tiling.platform)
+    list_keys = rows * splits * k_pad if splits > 1 else 0
+    nbytes = (programs * cap + list_keys) * 8
     ws = workspace(dev, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
+    lists = ws[programs * cap:]
     paged = p.kv_layout is Layout.PA_BSND
     query = t.query.contiguous()
     weights = t.weights.contiguous()
@@ -253,12 +363,37 @@ def run(p, tiling, t):
     _li_kernel[(programs,)](
         query, t.key, weights, aq if aq is not None else any_int,
         ak if ak is not None else any_int, bt.contiguous() if paged else any_int,
-        out_idx, out_val if p.return_value else query, ws,
+        out_idx, out_val if p.return_value else query, ws, lists,
         rows, p.batch, p.s1, p.s2, query.shape[0], t.key.shape[0], n_blocks, max_pages,
         p.block_size if paged else 1,
-        N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=D, K=k, K_PAD=k_pad, SORT_N=sort_n,
-        BLOCK_N=tiling.block_s2, Q_TND=p.q_layout is Layout.TND,
+        N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=D, K=k, K_PAD=k_pad, CAP=cap,
+        BLOCK_N=tiling.block_s2, SPLITS=splits, Q_TND=p.q_layout is Layout.TND,
         K_LAYOUT=KEY_LAYOUTS[p.kv_layout], HAS_AQ=aq is not None, HAS_AK=ak is not None,
         CAUSAL=p.sparse_mode == 3, VALUES=p.return_value, LBLOCK=LENGTHS_BLOCK,
-        PBLOCK=PAGES_BLOCK, num_warps=NUM_WARPS)
+        PBLOCK=PAGES_BLOCK, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    if splits > 1:
+        _merge_kernel[(_programs(rows, tiling.platform),)](
+            lists, out_idx, out_val if p.return_value else query, ws, rows, K=k, K_PAD=k_pad,
+            CAP=cap, SPLITS=splits, BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
+            num_warps=NUM_WARPS)
     return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
+
+
+def topk_rows(scores: torch.Tensor, k: int, platform=None):
+    """(values, int32 indices) of the top ``k`` of each row of a float32 matrix [rows, n], in
+    the op's order (score descending, ties to the smaller index; -1 / -inf past n): the
+    selection of ``_li_kernel`` alone, as the benchmark times it beside other top-k kernels.
+    ``platform``: the GPU's (its SM count sets the programs; default: the current device's)."""
+    from cann_attention.op_host.common.platform import platform_for_device
+    rows, n = scores.shape
+    scores = scores.float().contiguous()
+    platform = platform or platform_for_device(scores.device)
+    k_pad, cap = sizes(k, TOPK_BLOCK)
+    programs = _programs(rows, platform)
+    out_idx = torch.empty((rows, k), dtype=torch.int32, device=scores.device)
+    out_val = torch.empty((rows, k), dtype=torch.float32, device=scores.device)
+    nbytes = programs * cap * 8
+    ws = workspace(scores.device, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
+    _topk_kernel[(programs,)](scores, rows, n, out_idx, out_val, ws, K=k, K_PAD=k_pad,
+                              CAP=cap, BLOCK=TOPK_BLOCK, num_warps=NUM_WARPS)
+    return out_val, out_idx

@@ -32,7 +32,7 @@ triton = pytest.importorskip(
 import cann_attention  # noqa: E402
 from cann_attention.op_host.common.platform import H100, platform_for_device  # noqa: E402
 from cann_attention.op_host.lightning_indexer.tiling import (  # noqa: E402
-    GPU_MAX_SPARSE_COUNT, plan)
+    GPU_MAX_SPARSE_COUNT, gpu_row_splits, plan)
 from cann_attention.op_kernel.lightning_indexer import reference as ref  # noqa: E402
 from cann_attention.op_kernel.lightning_indexer import triton as li_triton  # noqa: E402
 from testing.lightning_indexer_cases import CASES, Case, build  # noqa: E402
@@ -57,13 +57,17 @@ def _inputs(case: Case, seed: int):
     return on_dev, args
 
 
-def _run(monkeypatch, args):
+def _run(monkeypatch, args, splits=None):
+    """The kernel's outputs (CPU) on ``args``; ``splits``: pieces per row instead of the plan's."""
     bound = OP.bind((), args)
     p = OP.parse(bound)
     OP.check(p)
     platform = platform_for_device(args["query"].device) if DEVICE == "cuda" else H100
+    tiling = plan(p, platform)
+    if splits is not None:
+        tiling = dataclasses.replace(tiling, row_splits=splits)
     monkeypatch.setattr(li_triton, "torch", PoisonedTorch())
-    out = li_triton.run(p, plan(p, platform), OP.tensors_of(bound))
+    out = li_triton.run(p, tiling, OP.tensors_of(bound))
     monkeypatch.undo()
     return tuple(x.cpu() for x in out)
 
@@ -126,6 +130,49 @@ def test_kernel_matches_the_reference(monkeypatch, case):
     args, cpu_args = _inputs(case, seed)
     idx, val = _run(monkeypatch, args)
     check(idx, val, cpu_args, f"{case.id} seed={seed}")
+
+
+# rows cut into pieces (the plan cuts rows of calls with fewer rows than SMs; forced here, so
+# small cases run it too): more pieces than a row has steps leaves pieces empty
+SPLIT_CASES = QUICK
+
+
+@pytest.mark.parametrize("splits", [2, 7])
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=[c.id for c in SPLIT_CASES])
+def test_split_rows_match_the_reference(monkeypatch, case, splits):
+    seed = random.randrange(2**31)
+    args, cpu_args = _inputs(case, seed)
+    idx, val = _run(monkeypatch, args, splits=splits)
+    check(idx, val, cpu_args, f"{case.id} splits={splits} seed={seed}")
+
+
+def test_the_plan_splits_rows_of_small_calls():
+    assert gpu_row_splits(1, 65536, 132) == 16          # B=1 decode: 16 pieces of 4096 keys
+    assert gpu_row_splits(32, 65536, 132) == 4          # 128 programs: one wave
+    assert gpu_row_splits(1, 8192, 132) == 2
+    assert gpu_row_splits(1, 4000, 132) == 1            # too few keys to be worth a merge
+    assert gpu_row_splits(1, 10 ** 6, 132) == 32        # at most GPU_MAX_ROW_SPLITS
+    assert gpu_row_splits(66, 65536, 132) == 2
+    assert gpu_row_splits(67, 65536, 132) == 1          # enough rows for the SMs
+    assert gpu_row_splits(4096, 32768, 132) == 1
+
+
+@pytest.mark.parametrize("n,k", [(5000, 64), (300, 100), (70, 128)])
+def test_topk_rows_orders_like_the_op(n, k):
+    """topk_rows (the selection alone, timed by the benchmark): torch.topk's values, ties to
+    the smaller index, -1 / -inf past the row."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(3, n, generator=g)
+    x[1] = torch.randint(0, 8, (n,), generator=g).float()     # many exact ties
+    x[2, ::3] = float("-inf")
+    val, idx = li_triton.topk_rows(x.to(DEVICE), k, platform=None if DEVICE == "cuda" else H100)
+    val, idx = val.cpu(), idx.cpu()
+    take = min(k, n)
+    for r in range(3):
+        order = sorted(range(n), key=lambda j: (-x[r, j].item(), j))[:take]
+        assert idx[r, :take].tolist() == order, f"row {r}"
+        assert torch.equal(val[r, :take], x[r, order])
+        assert (idx[r, take:] == -1).all() and torch.isneginf(val[r, take:]).all()
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="under the interpreter tl.dot is numpy's sgemm, "

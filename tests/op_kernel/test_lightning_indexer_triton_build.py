@@ -23,31 +23,43 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from cann_attention.op_kernel.lightning_indexer import triton as li
-q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32 = (int(x) for x in sys.argv[1:10])
-fn = li._li_kernel
-names = list(inspect.signature(fn.fn).parameters)
-k_pad, sort_n = li.sizes(k, 128)
-const = dict(N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=128, K=k, K_PAD=k_pad,
-             SORT_N=sort_n, BLOCK_N=128, Q_TND=q_tnd, K_LAYOUT=k_layout, HAS_AQ=has_aq,
-             HAS_AK=has_ak, CAUSAL=causal, VALUES=values, LBLOCK=li.LENGTHS_BLOCK,
-             PBLOCK=li.PAGES_BLOCK)
+q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32, splits = (
+    int(x) for x in sys.argv[1:11])
+k_pad, cap = li.sizes(k, 128)
 ptr = {"query": "*bf16", "key": "*bf16", "weights": "*fp32" if w32 else "*bf16",
        "aq": "*i32", "ak": "*i32", "block_table": "*i32", "out_idx": "*i32",
-       "out_val": "*bf16", "ws": "*i64"}
-sig = {n: "constexpr" if n in const else ptr.get(n, "i32") for n in names}
-src = ASTSource(fn, sig, {(names.index(c),): v for c, v in const.items()})
-triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=li.NUM_WARPS))
+       "out_val": "*bf16", "ws": "*i64", "lists": "*i64", "scores": "*fp32"}
+
+
+def build(fn, const):
+    names = list(inspect.signature(fn.fn).parameters)
+    sig = {n: "constexpr" if n in const else ptr.get(n, "i32") for n in names}
+    src = ASTSource(fn, sig, {(names.index(c),): v for c, v in const.items()})
+    triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=li.NUM_WARPS))
+
+
+build(li._li_kernel, dict(
+    N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=128, K=k, K_PAD=k_pad, CAP=cap,
+    BLOCK_N=128, SPLITS=splits, Q_TND=q_tnd, K_LAYOUT=k_layout, HAS_AQ=has_aq, HAS_AK=has_ak,
+    CAUSAL=causal, VALUES=values, LBLOCK=li.LENGTHS_BLOCK, PBLOCK=li.PAGES_BLOCK))
+if splits > 1:
+    build(li._merge_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, SPLITS=splits,
+                                 BLOCK=min(k_pad, li.MERGE_BLOCK), VALUES=values))
+    k_pad, cap = li.sizes(k, li.TOPK_BLOCK)
+    build(li._topk_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, BLOCK=li.TOPK_BLOCK))
 print("built")
 """
 
 
-@pytest.mark.parametrize("q_tnd,k_layout,has_aq,has_ak,causal,values,k,n1,w32",
-                         [(0, 2, 0, 1, 1, 0, 2048, 64, 0), (1, 1, 1, 1, 1, 1, 200, 8, 1),
-                          (0, 0, 1, 0, 0, 1, 8, 1, 0)])
+@pytest.mark.parametrize("q_tnd,k_layout,has_aq,has_ak,causal,values,k,n1,w32,splits",
+                         [(0, 2, 0, 1, 1, 0, 2048, 64, 0, 16), (1, 1, 1, 1, 1, 1, 200, 8, 1, 1),
+                          (0, 0, 1, 0, 0, 1, 8, 1, 0, 3)])
 def test_indexer_kernel_builds_for_sm90(q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1,
-                                        w32):
+                                        w32, splits):
+    """The row kernel; where rows are split, the merge and the selection alone (topk_rows)."""
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
-    args = [str(x) for x in (q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32)]
+    args = [str(x) for x in (q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32,
+                             splits)]
     res = subprocess.run([sys.executable, "-c", BUILD, *args], capture_output=True, text=True,
                          env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
