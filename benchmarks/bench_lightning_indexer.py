@@ -32,7 +32,7 @@ weights, the keys of one batch once, and the indices (scripts/ascend_bounds.py l
     python benchmarks/bench_lightning_indexer.py [--device cpu] [--set cpu|perf] [--repeats 3]
         [--backend auto|emulate|triton|...]   (the op's back end: cann_attention.use(backend=))
     python benchmarks/bench_lightning_indexer.py --device cuda --backend triton [--step]
-        [--shapes "prefill S1=4096 S2=32768,..."] [--json benchmarks/results/li_<gpu>_<date>_<tag>.json]
+        [--shapes "prefill S1=4096 S2=32768,..."] [--budget-s 140] [--json benchmarks/results/li_<gpu>_<date>_<tag>.json]
 """
 from __future__ import annotations
 
@@ -278,7 +278,7 @@ def step_inputs(seed=0):
                 idx_cache=rnd(B * pages, PAGE, 1, D), latent=rnd(B * pages, PAGE, 1, D_LATENT),
                 rope=rnd(B * pages, PAGE, 1, D_ROPE), q_nope=rnd(B, S1, s["n1"], D_LATENT),
                 q_rope=rnd(B, S1, s["n1"], D_ROPE), table=table,
-                lens=torch.full((B,), ctx, dtype=torch.int32, device="cuda"))
+                lens=torch.full((B,), ctx, dtype=torch.int32).cuda())
 
 
 def indexer_call(t):
@@ -316,8 +316,14 @@ def run_cuda(args):
           f"{args.backend}", flush=True)
     names = args.shapes.split(",") if args.shapes else None
     shapes = [s for s in PERF_SET if names is None or s.name in names]
+    shapes.sort(key=lambda s: s.visible_pairs())       # short first (see --budget-s)
     rows, missing = [], {}
+    step = measure_step(args, flush) if args.step else None
+    t0 = time.time()
     for i, shape in enumerate(shapes):
+        if args.budget_s and time.time() - t0 > args.budget_s:
+            missing.setdefault("triton", []).append(f"{shape.name}: not run (--budget-s)")
+            continue
         agree = measure_shape(shape, args, (mm, copy), flush, rows, missing)
         if args.json:
             write_json(args.json, dict(device=gpu, partial=True), rows)
@@ -327,8 +333,8 @@ def run_cuda(args):
                 peak_tflops=next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None),
                 torch=torch.__version__, triton=triton_version(), backend=args.backend,
                 not_measured=missing)
-    if args.step:
-        meta["dsa_step"] = measure_step(args, flush)
+    if step:
+        meta["dsa_step"] = step
     return meta, rows
 
 
@@ -361,6 +367,9 @@ def main():
                          "emulator there until the kernel has been verified on a GPU)")
     ap.add_argument("--shapes", help="cuda: comma-separated shape names (default: all)")
     ap.add_argument("--step", action="store_true", help="cuda: also the DSA decode step")
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="cuda: start no shape after this many seconds (the rest are listed "
+                         "as not run); shapes run shortest first")
     ap.add_argument("--json", help="cuda: write the results to this file")
     args = ap.parse_args()
     args.repeats = args.repeats or (20 if args.device == "cuda" else 3)
