@@ -1,29 +1,34 @@
 """The Triton kernel of npu_lightning_indexer: scores and their top-k in one launch, no logits.
 
-One persistent program per SM walks query rows (row r, r + programs, ...). For a row it finds,
-on the device, its batch, its visible keys and the addresses of those keys (no value is read
-back to the host, so the call can be captured in a CUDA graph), then streams the visible keys
-in steps of ``block_s2`` (the plan's): per step the [N1, block_s2] products of the row's query
-heads with the keys on tensor cores (fp32 accumulation), ReLU, the head weights and the sum
-over heads give the step's scores, which never leave the program as a matrix.
+Persistent programs (one per SM) walk tasks: a task is a query row, or, where the plan cuts the
+rows of a call with fewer rows than SMs (``row_splits``, tiling.gpu_row_splits), one piece of a
+row's keys. For its row a task finds, on the device, the batch, the visible keys and their
+addresses (no value is read back to the host, so the call can be captured in a CUDA graph),
+then streams its keys in steps of ``block_s2`` (the plan's): per step the [N1, block_s2]
+products of the row's query heads with the keys on tensor cores (fp32 accumulation), ReLU, the
+head weights and the sum over heads give the step's scores, which never leave the program as a
+matrix.
 
-The top-k is a threshold-filtered streaming merge (docs/lightning_indexer.md, GPU kernel):
-every score becomes one int64 sort key, ``ordered(score) * 2**31 + (2**31 - 1 - index)``
+The top-k is a threshold-filtered streaming selection (docs/lightning_indexer.md, GPU kernel).
+Every score becomes one int64 sort key, ``ordered(score) * 2**31 + (2**31 - 1 - index)``
 (topk_merge.py: descending keys are the op's order, ties to the smaller index, padding -1
-last), and the program keeps in its slice of the workspace the row's best ``K_PAD`` keys
-(K = sparse_count rounded up to a power of two) followed by a candidate area. A step appends
-only the keys above the K-th best key so far (a cumulative sum gives each survivor its slot);
-when the area cannot take another step, one bitonic sort (``tl.sort``) of list and candidates
-keeps the best K_PAD and raises the threshold. So a row never writes more than its candidates
-(for random scores about K * ln(n_vis / K) of them, not n_vis) and its workspace slice is
-2 * max(K_PAD, block_s2) keys (32 KB at sparse_count 2048), reused from row to row. Rationale
-for this over a radix select: the output must be sorted (score descending, index ascending),
-which a radix select would still need a sort for, and a select needs the scores twice (held or
-recomputed: two passes over the keys), where this needs them once.
-
-Not yet done: a row is one program's work, so a call with fewer rows than SMs leaves SMs idle
-(decode at B=1 streams the whole context through one SM); splitting rows across programs (the
-plan's schedule, pieces merged like the emulator's split tasks) is the next step.
+last), so keys are distinct and "the best K" is exact. A task keeps the keys that may still be
+among its best K in its slice of the workspace (``CAP`` = 2 * max(K_PAD, block_s2) keys, 32 KB
+at sparse_count 2048, reused from task to task): a step appends only the keys above the
+threshold (a cumulative sum gives each survivor its slot), and when the slice could not take
+another step, a compaction keeps the best K and raises the threshold to the K-th best key. The
+compaction finds that key by a radix select from the top (``_kth_largest``: 21 rounds, each
+counting the keys at or above 8 candidates for the next 3 bits; reductions only), not by a sort:
+Triton's bitonic ``tl.sort`` of 2048 / 4096 int64 keys measured 34 / 88 us per program on an
+H100 (2026-12-08), the cost that dominated the first version of this kernel, which sorted at
+every overflow. Only the end of a row sorts, once, its best K (K_PAD keys) into the op's order.
+A row's survivors are about K * (1 + ln(n_vis / K)) for random scores, not n_vis.
+A split row's pieces leave their best K (unordered) in a list each; ``_merge_kernel`` streams a
+row's lists through the same selection. ``topk_rows`` runs the selection alone on an fp32
+matrix (the benchmark times it beside other top-k kernels).
+Rationale over a two-pass radix select of the full logits: a select needs the scores twice
+(written to memory or recomputed), where streaming needs them once and writes no logits; the
+output must be sorted anyway, which the final sort of K keys does.
 
 Malformed values (value checks off on device tensors) never read out of bounds: lengths are
 clamped into the tensors, TND prefix sums are made non-decreasing (a running maximum), and keys
@@ -33,9 +38,9 @@ row's pages before its steps). Rows that see no key get -1 / -inf, as the other 
 Scores are fp32 sums in the tensor cores' and the head reduction's order, not the reference's
 exactly rounded ones: indices equal the reference's where scores differ by more than a few fp32
 ulps, and two keys closer than that may come in the other order (values then differ by that
-rounding). sparse_count above the plan's ``GPU_MAX_SPARSE_COUNT`` is not served yet (the sort
-would hold more than 4096 keys); the registry's rule says so and auto dispatch takes another
-back end.
+rounding). sparse_count above the plan's ``GPU_MAX_SPARSE_COUNT`` is not served yet (the final
+sort and the slice would hold 4096 / 8192 keys and more); the registry's rule says so and auto
+dispatch takes another back end.
 """
 from __future__ import annotations
 
