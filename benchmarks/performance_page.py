@@ -43,6 +43,11 @@ IMPLS = {  # legend of the other impls a bench may time beside ours
     "torch": "a plain PyTorch implementation of the op",
     "plain-pytorch": "a plain PyTorch implementation of the op",
     "emulate": "our emulator (the CPU back end's code) running on the GPU",
+    "torch-topk": "the top-k alone on the shape's fp32 score matrix: `torch.topk` (sorted)",
+    "flashinfer-topk": "the top-k alone on the same matrix: FlashInfer's `top_k` (radix select, "
+                       "unsorted)",
+    "ours-topk": "the top-k alone on the same matrix: our kernel's selection "
+                 "(`topk_rows`, sorted like the op)",
     "reference": "the fp32 reference implementation",
 }
 
