@@ -30,7 +30,7 @@ import math
 
 import torch
 
-import cann_attention  # noqa: F401  (registers torch.ops.custom.*)
+import cann_attention  # registers torch.ops.custom.*
 
 D_IDX = 128        # indexer head dim
 D_LATENT = 512     # MLA compressed KV (nope) dim, also the value
@@ -128,7 +128,15 @@ def decode_step(t):
 
 def captured_decode(batch=8, pages=16, replays=3):
     """A decode step captured once in a CUDA graph, replayed on new inputs copied into its
-    buffers; returns the largest |replay - eager| of the attention output over the replays."""
+    buffers; returns the largest |replay - eager| of the attention output over the replays.
+    The indexer runs our Triton kernel, named: on CUDA tensors ``auto`` still picks the
+    emulator, which reads lengths on the host and so cannot be captured
+    (docs/lightning_indexer.md)."""
+    with cann_attention.use(backend="triton"):
+        return _captured_decode(batch, pages, replays)
+
+
+def _captured_decode(batch, pages, replays):
     gen = torch.Generator().manual_seed(1)
     static = decode_inputs(batch, pages, gen, "cuda")
     decode_step(static)                          # compile and warm up outside the capture

@@ -32,10 +32,12 @@ BACKENDS = by_priority(
                "K per row), no logits in memory, no host reads (CUDA-graph capturable); scope: "
                "BSND/TND query, BSND/TND/PA_BSND key, actual lengths, weights of the query "
                "dtype or float32, sparse_mode 0/3, sparse_count 1..2048, return_value. Runs in "
-               "CI under Triton's interpreter and as sm_90 builds; on an H100 (2026-12-08) its "
-               "kernel, tie-order, capture and malformed-value tests and compute-sanitizer "
-               "memcheck passed",
-        runner="lightning_indexer.triton:run", plan=plan,
+               "CI under Triton's interpreter and as sm_90 builds. On an H100 (2026-12-08) the "
+               "kernel as of 35551ce (which sorted at every buffer overflow) passed its kernel, "
+               "tie-order, capture and malformed-value tests and compute-sanitizer memcheck; "
+               "the selection by compaction and the split rows since have not run on a GPU, so "
+               "on CUDA tensors by name only (cann_attention.use(backend='triton'))",
+        runner="lightning_indexer.triton:run", plan=plan, named_only_on=("cuda",),
         available=triton_importable, rule=_triton_rule),
     Backend(
         name="ascendc", priority=30, device_types=("cpu",), dtypes=FP16_BF16,
