@@ -53,7 +53,7 @@ TASK_OVERHEAD_STEPS = 1       # cost of loading a row's query tile and writing i
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 128, PlatformKind.CPU: 1024}
 MIN_BLOCK_S2 = 16             # the matrix units' row alignment
 PAIR_BYTES = 8                # one (fp32 value, int32 index) entry of a top-k list
-GPU_MAX_SPARSE_COUNT = 2048   # the Triton kernel's largest K: one program sorts 2 * K keys
+GPU_MAX_SPARSE_COUNT = 8192   # the Triton kernel's largest K (the op's largest)
 GPU_MIN_PIECE_KEYS = 4096     # the fewest keys of a piece of a split row (GPU)
 GPU_MAX_ROW_SPLITS = 32
 

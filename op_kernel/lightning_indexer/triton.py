@@ -38,9 +38,9 @@ row's pages before its steps). Rows that see no key get -1 / -inf, as the other 
 Scores are fp32 sums in the tensor cores' and the head reduction's order, not the reference's
 exactly rounded ones: indices equal the reference's where scores differ by more than a few fp32
 ulps, and two keys closer than that may come in the other order (values then differ by that
-rounding). sparse_count above the plan's ``GPU_MAX_SPARSE_COUNT`` is not served yet (the final
-sort and the slice would hold 4096 / 8192 keys and more); the registry's rule says so and auto
-dispatch takes another back end.
+rounding). Every sparse_count the op accepts is served (up to the plan's GPU_MAX_SPARSE_COUNT,
+8192): above 2048 the buffer is read in chunks of SELECT_CHUNK keys by the compaction, and the
+final sort holds K_PAD keys (8192 at most).
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ NUM_STAGES = 3            # the key loads' pipeline depth (Triton's default on H
 PROGRAMS_PER_SM = 1
 MERGE_BLOCK = 1024        # keys per step of the merge of split rows
 TOPK_BLOCK = 1024         # scores per step of topk_rows
+SELECT_CHUNK = 4096       # keys a compaction holds at a time (the whole buffer up to K = 2048)
 KEY_LAYOUTS = {Layout.BSND: 0, Layout.TND: 1, Layout.PA_BSND: 2}
 
 
@@ -128,39 +129,53 @@ def _sort_key(score, pos):
 
 
 @triton.jit
-def _kth_largest(v, K: tl.constexpr):
-    """(t, n): n = the number of keys in v (int64 sort keys, -1 = empty slot) and, when n >= K,
-    t = the K-th largest key (exactly K keys are >= t: keys are distinct), else t = 0. A radix
-    select from the top: each of 21 rounds picks the next 3 bits of t by counting the keys at or
-    above its 8 candidates (keys are below 2**63), so only reductions, no sort."""
+def _kth_largest(my, count, K: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr):
+    """The K-th largest of the ``count`` keys at ``my`` (distinct int64 sort keys, so exactly K
+    are >= it) when count >= K, else 0. A radix select from the top: each of 21 rounds picks
+    the next 3 bits by counting the keys at or above 8 candidates (keys are below 2**63), so
+    only reductions, no sort. The keys are read in chunks of CH (all at once when CH == CAP)."""
     d = tl.arange(0, 8).to(tl.int64)
     t = tl.zeros([], tl.int64)
-    n = tl.sum((v >= 0).to(tl.int32), 0)
-    for i in tl.static_range(21):
-        cand = t + (d << (60 - 3 * i))
-        count = tl.sum((v[:, None] >= cand[None, :]).to(tl.int32), 0)
-        t = t + (tl.max(tl.where(count >= K, d, 0), 0) << (60 - 3 * i))
-    return t, n
+    o = tl.arange(0, CH)
+    if CH == CAP:                        # one chunk, held in registers through the rounds
+        v = tl.load(my + o, mask=o < count, other=-1)
+        for i in tl.static_range(21):
+            cand = t + (d << (60 - 3 * i))
+            n_ge = tl.sum((v[:, None] >= cand[None, :]).to(tl.int32), 0)
+            t = t + (tl.max(tl.where(n_ge >= K, d, 0), 0) << (60 - 3 * i))
+    else:
+        for i in tl.static_range(21):
+            cand = t + (d << (60 - 3 * i))
+            n_ge = tl.zeros([8], tl.int32)
+            for c0 in range(0, count, CH):
+                v = tl.load(my + c0 + o, mask=c0 + o < count, other=-1)
+                n_ge += tl.sum((v[:, None] >= cand[None, :]).to(tl.int32), 0)
+            t = t + (tl.max(tl.where(n_ge >= K, d, 0), 0) << (60 - 3 * i))
+    return t
 
 
 @triton.jit
-def _compact(my, count, K: tl.constexpr, CAP: tl.constexpr):
+def _compact(my, count, K: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr):
     """Keep the best K of the ``count`` keys at ``my`` (all of them when fewer), at its head;
-    return (the number kept, the new threshold: the K-th best key, -1 while fewer exist)."""
-    o = tl.arange(0, CAP)
+    return (the number kept, the new threshold: the K-th best key, -1 while fewer exist). The
+    buffer holds only keys (>= 0) in [0, count)."""
     tl.debug_barrier()                   # the candidates' stores, by other threads
-    v = tl.load(my + o, mask=o < count, other=-1)
-    t, n = _kth_largest(v, K)
-    keep = (v >= t) & (v >= 0)
-    slot = tl.cumsum(keep.to(tl.int32), 0) - 1
-    tl.debug_barrier()                   # every thread has loaded before the head is rewritten
-    tl.store(my + slot, v, mask=keep)
-    tl.debug_barrier()
-    return tl.sum(keep.to(tl.int32), 0), tl.where(n >= K, t, -1)
+    t = _kth_largest(my, count, K, CAP, CH)
+    o = tl.arange(0, CH)
+    kept = count * 0
+    for c0 in range(0, count, CH):       # in place: a key moves only towards the head
+        v = tl.load(my + c0 + o, mask=c0 + o < count, other=-1)
+        keep = (v >= t) & (v >= 0)
+        slot = kept + tl.cumsum(keep.to(tl.int32), 0) - 1
+        tl.debug_barrier()               # the chunk is loaded before the head is rewritten
+        tl.store(my + slot, v, mask=keep)
+        tl.debug_barrier()
+        kept += tl.sum(keep.to(tl.int32), 0)
+    return kept, tl.where(count >= K, t, -1)
 
 
 @triton.jit
-def _offer(my, skey, keep, count, thr, K: tl.constexpr, CAP: tl.constexpr,
+def _offer(my, skey, keep, count, thr, K: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr,
            BLOCK: tl.constexpr):
     """Append the keys of ``skey`` [BLOCK] that ``keep`` marks and that beat ``thr``; compact
     when the buffer could not take another block. Returns the new (count, thr)."""
@@ -169,14 +184,15 @@ def _offer(my, skey, keep, count, thr, K: tl.constexpr, CAP: tl.constexpr,
     tl.store(my + slot, skey, mask=keep)
     count += tl.sum(keep.to(tl.int32), 0)
     if count > CAP - BLOCK:
-        count, thr = _compact(my, count, K, CAP)
+        count, thr = _compact(my, count, K, CAP, CH)
     return count, thr
 
 
 @triton.jit
-def _sorted_best(my, count, K: tl.constexpr, K_PAD: tl.constexpr, CAP: tl.constexpr):
+def _sorted_best(my, count, K: tl.constexpr, K_PAD: tl.constexpr, CAP: tl.constexpr,
+                 CH: tl.constexpr):
     """The best K of the ``count`` keys at ``my`` in the op's order (-1 after them), [K_PAD]."""
-    count, _ = _compact(my, count, K, CAP)
+    count, _ = _compact(my, count, K, CAP, CH)
     o = tl.arange(0, K_PAD)
     v = tl.load(my + o, mask=o < count, other=-1)
     return tl.sort(v, 0, descending=True)
@@ -203,10 +219,11 @@ def _write_rows(best, out_idx, out_val, row, K: tl.constexpr, K_PAD: tl.constexp
 def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws, lists,
                n_rows, n_batch, s1, s2, total_q, total_k, n_blocks, max_pages, page,
                N1: tl.constexpr, N1P: tl.constexpr, D: tl.constexpr, K: tl.constexpr,
-               K_PAD: tl.constexpr, CAP: tl.constexpr, BLOCK_N: tl.constexpr,
-               SPLITS: tl.constexpr, Q_TND: tl.constexpr, K_LAYOUT: tl.constexpr,
-               HAS_AQ: tl.constexpr, HAS_AK: tl.constexpr, CAUSAL: tl.constexpr,
-               VALUES: tl.constexpr, LBLOCK: tl.constexpr, PBLOCK: tl.constexpr):
+               K_PAD: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr,
+               BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, Q_TND: tl.constexpr,
+               K_LAYOUT: tl.constexpr, HAS_AQ: tl.constexpr, HAS_AK: tl.constexpr,
+               CAUSAL: tl.constexpr, VALUES: tl.constexpr, LBLOCK: tl.constexpr,
+               PBLOCK: tl.constexpr):
     pid = tl.program_id(0)
     my = ws + pid.to(tl.int64) * CAP
     o_h = tl.arange(0, N1P)
@@ -277,19 +294,20 @@ def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws, l
             kt = tl.load(key + k_row[:, None] * D + o_d[None, :], mask=m_n[:, None], other=0.0)
             x = tl.dot(q, tl.trans(kt))                                   # [N1P, BLOCK_N]
             score = tl.sum(tl.maximum(x, 0.0) * w[:, None], 0)
-            count, thr = _offer(my, _sort_key(score, pos), m_n, count, thr, K, CAP, BLOCK_N)
+            count, thr = _offer(my, _sort_key(score, pos), m_n, count, thr, K, CAP, CH,
+                                BLOCK_N)
         if SPLITS == 1:
-            _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K,
+            _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K,
                         K_PAD, VALUES)
         else:                            # the piece's best K, unordered, for _merge_kernel
-            count, _ = _compact(my, count, K, CAP)
+            count, _ = _compact(my, count, K, CAP, CH)
             v = tl.load(my + o_k, mask=o_k < count, other=-1)
             tl.store(lists + task.to(tl.int64) * K_PAD + o_k, v)
 
 
 @triton.jit
 def _merge_kernel(lists, out_idx, out_val, ws, n_rows, K: tl.constexpr, K_PAD: tl.constexpr,
-                  CAP: tl.constexpr, SPLITS: tl.constexpr, BLOCK: tl.constexpr,
+                  CAP: tl.constexpr, CH: tl.constexpr, SPLITS: tl.constexpr, BLOCK: tl.constexpr,
                   VALUES: tl.constexpr):
     """The rows' results from their pieces' lists (SPLITS lists of K_PAD keys per row)."""
     pid = tl.program_id(0)
@@ -303,14 +321,15 @@ def _merge_kernel(lists, out_idx, out_val, ws, n_rows, K: tl.constexpr, K_PAD: t
         tl.debug_barrier()
         for c0 in range(0, SPLITS * K_PAD, BLOCK):
             v = tl.load(lists + row * (SPLITS * K_PAD) + c0 + o)
-            count, thr = _offer(my, v, v >= 0, count, thr, K, CAP, BLOCK)
-        _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K, K_PAD,
+            count, thr = _offer(my, v, v >= 0, count, thr, K, CAP, CH, BLOCK)
+        _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K, K_PAD,
                     VALUES)
 
 
 @triton.jit
 def _topk_kernel(scores, n_rows, n, out_idx, out_val, ws, K: tl.constexpr,
-                 K_PAD: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr):
+                 K_PAD: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr,
+                 BLOCK: tl.constexpr):
     """The selection alone (``topk_rows``): the top K of each row of an fp32 matrix."""
     pid = tl.program_id(0)
     my = ws + pid.to(tl.int64) * CAP
@@ -325,15 +344,17 @@ def _topk_kernel(scores, n_rows, n, out_idx, out_val, ws, K: tl.constexpr,
             pos = j0 + o
             m = pos < n
             x = tl.load(scores + row * n + pos, mask=m, other=0.0)
-            count, thr = _offer(my, _sort_key(x, pos), m, count, thr, K, CAP, BLOCK)
-        _write_rows(_sorted_best(my, count, K, K_PAD, CAP), out_idx, out_val, row, K, K_PAD,
+            count, thr = _offer(my, _sort_key(x, pos), m, count, thr, K, CAP, CH, BLOCK)
+        _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K, K_PAD,
                     True)
 
 
-def sizes(sparse_count: int, block: int) -> tuple[int, int]:
-    """(K_PAD, CAP): the sort's length and a program's buffer of keys (module doc)."""
+def sizes(sparse_count: int, block: int) -> tuple[int, int, int]:
+    """(K_PAD, CAP, CH): the final sort's length, a program's buffer of keys (module doc) and
+    the chunk its selection reads at a time."""
     k_pad = triton.next_power_of_2(sparse_count)
-    return k_pad, 2 * max(k_pad, block)
+    cap = 2 * max(k_pad, block)
+    return k_pad, cap, min(cap, SELECT_CHUNK)
 
 
 def _programs(tasks: int, platform) -> int:
@@ -351,7 +372,7 @@ def run(p, tiling, t):
                else torch.empty((0,), dtype=t.query.dtype, device=dev))
     if rows == 0:
         return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
-    k_pad, cap = sizes(k, tiling.block_s2)
+    k_pad, cap, ch = sizes(k, tiling.block_s2)
     programs = _programs(rows * splits, tiling.platform)
     list_keys = rows * splits * k_pad if splits > 1 else 0
     nbytes = (programs * cap + list_keys) * 8
@@ -371,7 +392,7 @@ def run(p, tiling, t):
         out_idx, out_val if p.return_value else query, ws, lists,
         rows, p.batch, p.s1, p.s2, query.shape[0], t.key.shape[0], n_blocks, max_pages,
         p.block_size if paged else 1,
-        N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=D, K=k, K_PAD=k_pad, CAP=cap,
+        N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=D, K=k, K_PAD=k_pad, CAP=cap, CH=ch,
         BLOCK_N=tiling.block_s2, SPLITS=splits, Q_TND=p.q_layout is Layout.TND,
         K_LAYOUT=KEY_LAYOUTS[p.kv_layout], HAS_AQ=aq is not None, HAS_AK=ak is not None,
         CAUSAL=p.sparse_mode == 3, VALUES=p.return_value, LBLOCK=LENGTHS_BLOCK,
@@ -379,7 +400,7 @@ def run(p, tiling, t):
     if splits > 1:
         _merge_kernel[(_programs(rows, tiling.platform),)](
             lists, out_idx, out_val if p.return_value else query, ws, rows, K=k, K_PAD=k_pad,
-            CAP=cap, SPLITS=splits, BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
+            CAP=cap, CH=ch, SPLITS=splits, BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
             num_warps=NUM_WARPS)
     return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
 
@@ -393,12 +414,12 @@ def topk_rows(scores: torch.Tensor, k: int, platform=None):
     rows, n = scores.shape
     scores = scores.float().contiguous()
     platform = platform or platform_for_device(scores.device)
-    k_pad, cap = sizes(k, TOPK_BLOCK)
+    k_pad, cap, ch = sizes(k, TOPK_BLOCK)
     programs = _programs(rows, platform)
     out_idx = torch.empty((rows, k), dtype=torch.int32, device=scores.device)
     out_val = torch.empty((rows, k), dtype=torch.float32, device=scores.device)
     nbytes = programs * cap * 8
     ws = workspace(scores.device, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
     _topk_kernel[(programs,)](scores, rows, n, out_idx, out_val, ws, K=k, K_PAD=k_pad,
-                              CAP=cap, BLOCK=TOPK_BLOCK, num_warps=NUM_WARPS)
+                              CAP=cap, CH=ch, BLOCK=TOPK_BLOCK, num_warps=NUM_WARPS)
     return out_val, out_idx

@@ -228,9 +228,24 @@ def test_malformed_values_are_made_safe(monkeypatch, kind):
     check(idx, val, fixed, f"{kind} seed={seed}")
 
 
-def test_larger_sparse_counts_are_left_to_other_back_ends():
-    case = Case((1,), (64,), n1=8, k=4096, dtype="fp16")
-    args = build(case, torch.Generator().manual_seed(0))
-    p = OP.parse(OP.bind((), args))
+# sparse_count above 2048: the buffer exceeds SELECT_CHUNK, so the selection reads it in chunks
+# (during the stream at K=3072 with 9000 keys; at the end only at K=8192 with 9000)
+LARGE = [Case((1,), (9000,), n1=1, k=3072, dtype="fp16"),
+         Case((1,), (9000,), n1=2, k=8192, layout_k="PA_BSND", block_size=64, dtype="fp16")]
+
+
+@pytest.mark.parametrize("splits", [None, 3])
+@pytest.mark.parametrize("case", LARGE, ids=[c.id for c in LARGE])
+def test_larger_sparse_counts(monkeypatch, case, splits):
+    seed = random.randrange(2**31)
+    args, cpu_args = _inputs(case, seed)
+    idx, val = _run(monkeypatch, args, splits=splits)
+    check(idx, val, cpu_args, f"{case.id} splits={splits} seed={seed}")
+
+
+def test_every_sparse_count_of_the_op_is_served():
     triton_backend = next(b for b in OP.backends if b.name == "triton")
-    assert "sparse_count 4096 > 2048" in triton_backend.rule(p)
+    for k in (1, 2048, 3072, 5120, 8192):
+        case = Case((1,), (64,), n1=8, k=k, dtype="fp16")
+        p = OP.parse(OP.bind((), build(case, torch.Generator().manual_seed(0))))
+        assert triton_backend.rule(p) is None, k

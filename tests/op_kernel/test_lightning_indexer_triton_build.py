@@ -25,7 +25,7 @@ from triton.compiler import ASTSource
 from cann_attention.op_kernel.lightning_indexer import triton as li
 q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32, splits = (
     int(x) for x in sys.argv[1:11])
-k_pad, cap = li.sizes(k, 128)
+k_pad, cap, ch = li.sizes(k, 128)
 ptr = {"query": "*bf16", "key": "*bf16", "weights": "*fp32" if w32 else "*bf16",
        "aq": "*i32", "ak": "*i32", "block_table": "*i32", "out_idx": "*i32",
        "out_val": "*bf16", "ws": "*i64", "lists": "*i64", "scores": "*fp32"}
@@ -39,21 +39,21 @@ def build(fn, const):
 
 
 build(li._li_kernel, dict(
-    N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=128, K=k, K_PAD=k_pad, CAP=cap,
+    N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=128, K=k, K_PAD=k_pad, CAP=cap, CH=ch,
     BLOCK_N=128, SPLITS=splits, Q_TND=q_tnd, K_LAYOUT=k_layout, HAS_AQ=has_aq, HAS_AK=has_ak,
     CAUSAL=causal, VALUES=values, LBLOCK=li.LENGTHS_BLOCK, PBLOCK=li.PAGES_BLOCK))
 if splits > 1:
-    build(li._merge_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, SPLITS=splits,
+    build(li._merge_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, SPLITS=splits,
                                  BLOCK=min(k_pad, li.MERGE_BLOCK), VALUES=values))
-    k_pad, cap = li.sizes(k, li.TOPK_BLOCK)
-    build(li._topk_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, BLOCK=li.TOPK_BLOCK))
+    k_pad, cap, ch = li.sizes(k, li.TOPK_BLOCK)
+    build(li._topk_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, BLOCK=li.TOPK_BLOCK))
 print("built")
 """
 
 
 @pytest.mark.parametrize("q_tnd,k_layout,has_aq,has_ak,causal,values,k,n1,w32,splits",
                          [(0, 2, 0, 1, 1, 0, 2048, 64, 0, 16), (1, 1, 1, 1, 1, 1, 200, 8, 1, 1),
-                          (0, 0, 1, 0, 0, 1, 8, 1, 0, 3)])
+                          (0, 0, 1, 0, 0, 1, 8, 1, 0, 3), (0, 2, 0, 1, 1, 1, 8192, 64, 0, 4)])
 def test_indexer_kernel_builds_for_sm90(q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1,
                                         w32, splits):
     """The row kernel; where rows are split, the merge and the selection alone (topk_rows)."""
