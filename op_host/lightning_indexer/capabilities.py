@@ -36,7 +36,8 @@ BACKENDS = by_priority(
                "CI under Triton's interpreter and as sm_90 builds. On an H100 (2026-12-08) the "
                "kernel as of 35551ce (which sorted at every buffer overflow) passed its kernel, "
                "tie-order, capture and malformed-value tests and compute-sanitizer memcheck; "
-               "the selection by compaction and the split rows since have not run on a GPU, so "
+               "the selection by compaction, the split rows and sparse_count 3072..8192 since "
+               "have not run on a GPU, so "
                "on CUDA tensors by name only (cann_attention.use(backend='triton'))",
         runner="lightning_indexer.triton:run", plan=plan, named_only_on=("cuda",),
         available=triton_importable, rule=_triton_rule),

@@ -26,6 +26,9 @@ A row's survivors are about K * (1 + ln(n_vis / K)) for random scores, not n_vis
 A split row's pieces leave their best K (unordered) in a list each; ``_merge_kernel`` streams a
 row's lists through the same selection. ``topk_rows`` runs the selection alone on an fp32
 matrix (the benchmark times it beside other top-k kernels).
+A plan's launches are prepared once (``_Launch``, per (params, plan)): after a call's first
+launch through Triton's binding, later calls launch the compiled kernels directly
+(common/triton_launch.py), so a call's host work is its outputs, its workspace and two launches.
 Rationale over a two-pass radix select of the full logits: a select needs the scores twice
 (written to memory or recomputed), where streaming needs them once and writes no logits; the
 output must be sorted anyway, which the final sort of K keys does.
@@ -51,6 +54,8 @@ import triton.language as tl
 from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.lightning_indexer.params import D, output_shapes
 
+from ..common.per_plan import PerPlanCache
+from ..common.triton_launch import Launcher, alignment
 from ..common.workspace import workspace
 
 LENGTHS_BLOCK = 128         # entries of a length list per load
@@ -361,48 +366,77 @@ def _programs(tasks: int, platform) -> int:
     return max(1, min(tasks, platform.num_cores * PROGRAMS_PER_SM))
 
 
+class _Launch:
+    """What launching a plan needs that depends only on (params, plan), made once per pair:
+    the grids, the buffer sizes, the kernels' integer arguments and constexprs, and their
+    launchers (common/triton_launch.py: after a first launch through Triton's binding, later
+    calls launch the compiled kernels directly). A call's workspace (int64 keys) holds each
+    program's buffer (CAP keys), then, for split rows, the pieces' lists; the kernels get its
+    addresses, views being built only for a first launch."""
+
+    def __init__(self, p, tiling):
+        self.rows, self.k, splits = p.num_rows, p.sparse_count, tiling.row_splits
+        self.values, self.paged = p.return_value, p.kv_layout is Layout.PA_BSND
+        self.idx_shape, self.val_shape = output_shapes(p.query.shape, p.layout_query, self.k,
+                                                       p.return_value)
+        k_pad, cap, ch = sizes(self.k, tiling.block_s2)
+        programs = _programs(self.rows * splits, tiling.platform)
+        self.lists_at = programs * cap * 8
+        self.nbytes = self.lists_at + (self.rows * splits * k_pad * 8 if splits > 1 else 0)
+        self.ints = (self.rows, p.batch, p.s1, p.s2, p.query.shape[0], p.key.shape[0],
+                     p.key.shape[0] if self.paged else 0,
+                     p.block_table.shape[-1] if self.paged else 0,
+                     p.block_size if self.paged else 1)
+        self.kernel = Launcher(
+            _li_kernel, (programs,), N1=p.n1, N1P=max(16, triton.next_power_of_2(p.n1)), D=D,
+            K=self.k, K_PAD=k_pad, CAP=cap, CH=ch, BLOCK_N=tiling.block_s2, SPLITS=splits,
+            Q_TND=p.q_layout is Layout.TND, K_LAYOUT=KEY_LAYOUTS[p.kv_layout],
+            HAS_AQ=p.actual_seq_lengths_query is not None,
+            HAS_AK=p.actual_seq_lengths_key is not None, CAUSAL=p.sparse_mode == 3,
+            VALUES=p.return_value, LBLOCK=LENGTHS_BLOCK, PBLOCK=PAGES_BLOCK,
+            num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+        self.merge = (Launcher(_merge_kernel, (_programs(self.rows, tiling.platform),), K=self.k,
+                               K_PAD=k_pad, CAP=cap, CH=ch, SPLITS=splits,
+                               BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
+                               num_warps=NUM_WARPS)
+                      if splits > 1 else None)
+
+
+LAUNCHES = PerPlanCache(_Launch)
+
+
 def run(p, tiling, t):
     """The indices (and values) of every query row; same outputs as emulate.run. Nothing is
     read back to the host."""
+    launch = LAUNCHES.get(p, tiling)
     dev = t.query.device
-    rows, n1, k, splits = p.num_rows, p.n1, p.sparse_count, tiling.row_splits
-    idx_shape, val_shape = output_shapes(t.query.shape, p.layout_query, k, p.return_value)
-    out_idx = torch.empty((rows, k), dtype=torch.int32, device=dev)
-    out_val = (torch.empty((rows, k), dtype=t.query.dtype, device=dev) if p.return_value
-               else torch.empty((0,), dtype=t.query.dtype, device=dev))
-    if rows == 0:
-        return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
-    k_pad, cap, ch = sizes(k, tiling.block_s2)
-    programs = _programs(rows * splits, tiling.platform)
-    list_keys = rows * splits * k_pad if splits > 1 else 0
-    nbytes = (programs * cap + list_keys) * 8
-    ws = workspace(dev, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
-    lists = ws[programs * cap:]
-    paged = p.kv_layout is Layout.PA_BSND
-    query = t.query.contiguous()
-    weights = t.weights.contiguous()
+    out_idx = torch.empty((launch.rows, launch.k), dtype=torch.int32, device=dev)
+    out_val = (torch.empty((launch.rows, launch.k), dtype=t.query.dtype, device=dev)
+               if launch.values else torch.empty((0,), dtype=t.query.dtype, device=dev))
+    if launch.rows == 0:
+        return out_idx.reshape(launch.idx_shape), out_val.reshape(launch.val_shape)
+    ws = workspace(dev, launch.nbytes, user="lightning_indexer")
+    at = ws.data_ptr()
+    query, weights = t.query.contiguous(), t.weights.contiguous()
     aq, ak = t.actual_seq_lengths_query, t.actual_seq_lengths_key
-    bt = t.block_table if paged else None
-    any_int = aq if aq is not None else ak if ak is not None else out_idx
-    n_blocks = t.key.shape[0] if paged else 0
-    max_pages = bt.shape[-1] if paged else 0
-    _li_kernel[(programs,)](
-        query, t.key, weights, aq if aq is not None else any_int,
-        ak if ak is not None else any_int, bt.contiguous() if paged else any_int,
-        out_idx, out_val if p.return_value else query, ws, lists,
-        rows, p.batch, p.s1, p.s2, query.shape[0], t.key.shape[0], n_blocks, max_pages,
-        p.block_size if paged else 1,
-        N1=n1, N1P=max(16, triton.next_power_of_2(n1)), D=D, K=k, K_PAD=k_pad, CAP=cap, CH=ch,
-        BLOCK_N=tiling.block_s2, SPLITS=splits, Q_TND=p.q_layout is Layout.TND,
-        K_LAYOUT=KEY_LAYOUTS[p.kv_layout], HAS_AQ=aq is not None, HAS_AK=ak is not None,
-        CAUSAL=p.sparse_mode == 3, VALUES=p.return_value, LBLOCK=LENGTHS_BLOCK,
-        PBLOCK=PAGES_BLOCK, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
-    if splits > 1:
-        _merge_kernel[(_programs(rows, tiling.platform),)](
-            lists, out_idx, out_val if p.return_value else query, ws, rows, K=k, K_PAD=k_pad,
-            CAP=cap, CH=ch, SPLITS=splits, BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
-            num_warps=NUM_WARPS)
-    return out_idx.reshape(idx_shape), out_val.reshape(val_shape)
+    bt = t.block_table.contiguous() if launch.paged else None
+    any_int = aq if aq is not None else ak if ak is not None else out_idx   # unused pointers
+    val = out_val if launch.values else query
+    tensors = (query, t.key, weights, aq if aq is not None else any_int,
+               ak if ak is not None else any_int, bt if bt is not None else any_int, out_idx,
+               val)
+    aligned = alignment(*tensors)
+
+    def views():
+        keys = ws[:launch.nbytes].view(torch.int64)
+        return keys, keys[launch.lists_at // 8:]
+    launch.kernel((*tensors, at, at + launch.lists_at, *launch.ints),
+                  lambda: (*tensors, *views(), *launch.ints), aligned)
+    if launch.merge is not None:
+        rest = (out_idx, val, at, launch.rows)
+        launch.merge((at + launch.lists_at, *rest),
+                     lambda: (views()[1], out_idx, val, views()[0], launch.rows), aligned)
+    return out_idx.reshape(launch.idx_shape), out_val.reshape(launch.val_shape)
 
 
 def topk_rows(scores: torch.Tensor, k: int, platform=None):

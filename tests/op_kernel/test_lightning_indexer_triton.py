@@ -228,6 +228,30 @@ def test_malformed_values_are_made_safe(monkeypatch, kind):
     check(idx, val, fixed, f"{kind} seed={seed}")
 
 
+@pytest.mark.skipif(DEVICE != "cuda", reason="the direct launch exists only for compiled "
+                    "kernels (under the interpreter every launch goes through Triton's binding)")
+@pytest.mark.parametrize("splits", [None, 3])
+def test_direct_launches_equal_the_first(splits):
+    """A plan's first call launches through Triton's binding, later ones launch the compiled
+    kernels directly (common/triton_launch.py): same outputs, also on new values."""
+    case = next(c for c in SERVED if c.layout_k == "PA_BSND")
+    args, _ = _inputs(case, 0)
+    bound = OP.bind((), args)
+    p = OP.parse(bound)
+    tiling = plan(p, platform_for_device(args["query"].device))
+    if splits is not None:
+        tiling = dataclasses.replace(tiling, row_splits=splits)
+    t = OP.tensors_of(bound)
+    first = li_triton.run(p, tiling, t)
+    again = li_triton.run(p, tiling, t)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    t.query.copy_(torch.randn_like(t.query))
+    direct = li_triton.run(p, tiling, t)
+    li_triton.LAUNCHES.clear()
+    bound_again = li_triton.run(p, tiling, t)          # a new launcher: through the binding
+    assert all(torch.equal(a, b) for a, b in zip(direct, bound_again))
+
+
 # sparse_count above 2048: the buffer exceeds SELECT_CHUNK, so the selection reads it in chunks
 # (during the stream at K=3072 with 9000 keys; at the end only at K=8192 with 9000)
 LARGE = [Case((1,), (9000,), n1=1, k=3072, dtype="fp16"),
