@@ -23,8 +23,8 @@ Triton's bitonic ``tl.sort`` of 2048 / 4096 int64 keys measured 34 / 88 us per p
 H100 (2026-12-08), the cost that dominated the first version of this kernel, which sorted at
 every overflow. Only the end of a row sorts, once, its best K (K_PAD keys) into the op's order.
 A row's survivors are about K * (1 + ln(n_vis / K)) for random scores, not n_vis.
-A split row's pieces leave their best K (unordered) in a list each; ``_merge_kernel`` streams a
-row's lists through the same selection. ``topk_rows`` runs the selection alone on an fp32
+A split row's pieces leave their best K (unordered) in a list each; ``_select_kernel`` streams
+a row's lists through the same selection. ``topk_rows`` runs the selection alone on an fp32
 matrix (the benchmark times it beside other top-k kernels).
 A plan's launches are prepared once (``_Launch``, per (params, plan)): after a call's first
 launch through Triton's binding, later calls launch the compiled kernels directly
@@ -304,17 +304,19 @@ def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws, l
         if SPLITS == 1:
             _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K,
                         K_PAD, VALUES)
-        else:                            # the piece's best K, unordered, for _merge_kernel
+        else:                            # the piece's best K, unordered, for the merge
             count, _ = _compact(my, count, K, CAP, CH)
             v = tl.load(my + o_k, mask=o_k < count, other=-1)
             tl.store(lists + task.to(tl.int64) * K_PAD + o_k, v)
 
 
 @triton.jit
-def _merge_kernel(lists, out_idx, out_val, ws, n_rows, K: tl.constexpr, K_PAD: tl.constexpr,
-                  CAP: tl.constexpr, CH: tl.constexpr, SPLITS: tl.constexpr, BLOCK: tl.constexpr,
-                  VALUES: tl.constexpr):
-    """The rows' results from their pieces' lists (SPLITS lists of K_PAD keys per row)."""
+def _select_kernel(src, n_rows, n, out_idx, out_val, ws, K: tl.constexpr, K_PAD: tl.constexpr,
+                   CAP: tl.constexpr, CH: tl.constexpr, BLOCK: tl.constexpr,
+                   SCORES: tl.constexpr, VALUES: tl.constexpr):
+    """The selection over rows of ``n`` entries of ``src``: fp32 scores (SCORES: ``topk_rows``)
+    or sort keys, -1 for none (the merge of split rows: a row's pieces' lists, one after the
+    other)."""
     pid = tl.program_id(0)
     my = ws + pid.to(tl.int64) * CAP
     o = tl.arange(0, BLOCK)
@@ -323,35 +325,19 @@ def _merge_kernel(lists, out_idx, out_val, ws, n_rows, K: tl.constexpr, K_PAD: t
         row = r.to(tl.int64)
         count = r * 0
         thr = tl.full([], -1, tl.int64)
-        tl.debug_barrier()
-        for c0 in range(0, SPLITS * K_PAD, BLOCK):
-            v = tl.load(lists + row * (SPLITS * K_PAD) + c0 + o)
-            count, thr = _offer(my, v, v >= 0, count, thr, K, CAP, CH, BLOCK)
-        _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K, K_PAD,
-                    VALUES)
-
-
-@triton.jit
-def _topk_kernel(scores, n_rows, n, out_idx, out_val, ws, K: tl.constexpr,
-                 K_PAD: tl.constexpr, CAP: tl.constexpr, CH: tl.constexpr,
-                 BLOCK: tl.constexpr):
-    """The selection alone (``topk_rows``): the top K of each row of an fp32 matrix."""
-    pid = tl.program_id(0)
-    my = ws + pid.to(tl.int64) * CAP
-    o = tl.arange(0, BLOCK)
-    for r0 in range(pid, n_rows, tl.num_programs(0)):
-        r = r0 + pid * 0
-        row = r.to(tl.int64)
-        count = r * 0
-        thr = tl.full([], -1, tl.int64)
-        tl.debug_barrier()
+        tl.debug_barrier()               # the last row's keys are read from the buffer
         for j0 in range(0, n, BLOCK):
             pos = j0 + o
             m = pos < n
-            x = tl.load(scores + row * n + pos, mask=m, other=0.0)
-            count, thr = _offer(my, _sort_key(x, pos), m, count, thr, K, CAP, CH, BLOCK)
+            if SCORES:
+                x = tl.load(src + row * n + pos, mask=m, other=0.0)
+                v = _sort_key(x, pos)
+            else:
+                v = tl.load(src + row * n + pos, mask=m, other=-1)
+                m = v >= 0
+            count, thr = _offer(my, v, m, count, thr, K, CAP, CH, BLOCK)
         _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K, K_PAD,
-                    True)
+                    VALUES)
 
 
 def sizes(sparse_count: int, block: int) -> tuple[int, int, int]:
@@ -395,10 +381,11 @@ class _Launch:
             HAS_AK=p.actual_seq_lengths_key is not None, CAUSAL=p.sparse_mode == 3,
             VALUES=p.return_value, LBLOCK=LENGTHS_BLOCK, PBLOCK=PAGES_BLOCK,
             num_warps=NUM_WARPS, num_stages=NUM_STAGES)
-        self.merge = (Launcher(_merge_kernel, (_programs(self.rows, tiling.platform),), K=self.k,
-                               K_PAD=k_pad, CAP=cap, CH=ch, SPLITS=splits,
-                               BLOCK=min(k_pad, MERGE_BLOCK), VALUES=p.return_value,
-                               num_warps=NUM_WARPS)
+        self.list_keys = splits * k_pad        # a split row's lists, merged by _select_kernel
+        self.merge = (Launcher(_select_kernel, (_programs(self.rows, tiling.platform),),
+                               K=self.k, K_PAD=k_pad, CAP=cap, CH=ch,
+                               BLOCK=min(k_pad, MERGE_BLOCK), SCORES=False,
+                               VALUES=p.return_value, num_warps=NUM_WARPS)
                       if splits > 1 else None)
 
 
@@ -433,9 +420,9 @@ def run(p, tiling, t):
     launch.kernel((*tensors, at, at + launch.lists_at, *launch.ints),
                   lambda: (*tensors, *views(), *launch.ints), aligned)
     if launch.merge is not None:
-        rest = (out_idx, val, at, launch.rows)
-        launch.merge((at + launch.lists_at, *rest),
-                     lambda: (views()[1], out_idx, val, views()[0], launch.rows), aligned)
+        rest = (launch.rows, launch.list_keys, out_idx, val)
+        launch.merge((at + launch.lists_at, *rest, at),
+                     lambda: (views()[1], *rest, views()[0]), aligned)
     return out_idx.reshape(launch.idx_shape), out_val.reshape(launch.val_shape)
 
 
@@ -454,6 +441,7 @@ def topk_rows(scores: torch.Tensor, k: int, platform=None):
     out_val = torch.empty((rows, k), dtype=torch.float32, device=scores.device)
     nbytes = programs * cap * 8
     ws = workspace(scores.device, nbytes, user="lightning_indexer")[:nbytes].view(torch.int64)
-    _topk_kernel[(programs,)](scores, rows, n, out_idx, out_val, ws, K=k, K_PAD=k_pad,
-                              CAP=cap, CH=ch, BLOCK=TOPK_BLOCK, num_warps=NUM_WARPS)
+    _select_kernel[(programs,)](scores, rows, n, out_idx, out_val, ws, K=k, K_PAD=k_pad,
+                                CAP=cap, CH=ch, BLOCK=TOPK_BLOCK, SCORES=True, VALUES=True,
+                                num_warps=NUM_WARPS)
     return out_val, out_idx

@@ -28,12 +28,14 @@ q_tnd, k_layout, has_aq, has_ak, causal, values, k, n1, w32, splits = (
 k_pad, cap, ch = li.sizes(k, 128)
 ptr = {"query": "*bf16", "key": "*bf16", "weights": "*fp32" if w32 else "*bf16",
        "aq": "*i32", "ak": "*i32", "block_table": "*i32", "out_idx": "*i32",
-       "out_val": "*bf16", "ws": "*i64", "lists": "*i64", "scores": "*fp32"}
+       "out_val": "*bf16", "ws": "*i64", "lists": "*i64"}
 
 
 def build(fn, const):
     names = list(inspect.signature(fn.fn).parameters)
-    sig = {n: "constexpr" if n in const else ptr.get(n, "i32") for n in names}
+    src_ty = {"src": "*fp32" if const.get("SCORES") else "*i64",
+              "out_val": "*fp32" if const.get("SCORES") else ptr["out_val"]}
+    sig = {n: "constexpr" if n in const else src_ty.get(n, ptr.get(n, "i32")) for n in names}
     src = ASTSource(fn, sig, {(names.index(c),): v for c, v in const.items()})
     triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=li.NUM_WARPS))
 
@@ -43,10 +45,11 @@ build(li._li_kernel, dict(
     BLOCK_N=128, SPLITS=splits, Q_TND=q_tnd, K_LAYOUT=k_layout, HAS_AQ=has_aq, HAS_AK=has_ak,
     CAUSAL=causal, VALUES=values, LBLOCK=li.LENGTHS_BLOCK, PBLOCK=li.PAGES_BLOCK))
 if splits > 1:
-    build(li._merge_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, SPLITS=splits,
-                                 BLOCK=min(k_pad, li.MERGE_BLOCK), VALUES=values))
+    build(li._select_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, SCORES=False,
+                                  BLOCK=min(k_pad, li.MERGE_BLOCK), VALUES=values))
     k_pad, cap, ch = li.sizes(k, li.TOPK_BLOCK)
-    build(li._topk_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, BLOCK=li.TOPK_BLOCK))
+    build(li._select_kernel, dict(K=k, K_PAD=k_pad, CAP=cap, CH=ch, SCORES=True,
+                                  BLOCK=li.TOPK_BLOCK, VALUES=1))
 print("built")
 """
 
