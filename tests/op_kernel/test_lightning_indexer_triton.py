@@ -133,13 +133,17 @@ def test_kernel_matches_the_reference(monkeypatch, case):
 
 
 # rows cut into pieces (the plan cuts rows of calls with fewer rows than SMs; forced here, so
-# small cases run it too): more pieces than a row has steps leaves pieces empty
-SPLIT_CASES = QUICK
+# small cases run it too): more pieces than a row has steps leaves pieces empty. sparse_count
+# above 2048 (LARGE): the buffer exceeds SELECT_CHUNK, so the selection reads it in chunks
+# (during the stream at K=3072 with 9000 keys; at the end only at K=8192 with 9000)
+LARGE = [Case((1,), (9000,), n1=1, k=3072, dtype="fp16"),
+         Case((1,), (9000,), n1=2, k=8192, layout_k="PA_BSND", block_size=64, dtype="fp16")]
+SPLIT_RUNS = [(c, s) for c in QUICK for s in (2, 7)] + [(c, s) for c in LARGE for s in (None, 3)]
 
 
-@pytest.mark.parametrize("splits", [2, 7])
-@pytest.mark.parametrize("case", SPLIT_CASES, ids=[c.id for c in SPLIT_CASES])
-def test_split_rows_match_the_reference(monkeypatch, case, splits):
+@pytest.mark.parametrize("case,splits", SPLIT_RUNS,
+                         ids=[f"{c.id}-splits{s}" for c, s in SPLIT_RUNS])
+def test_split_rows_and_larger_counts(monkeypatch, case, splits):
     seed = random.randrange(2**31)
     args, cpu_args = _inputs(case, seed)
     idx, val = _run(monkeypatch, args, splits=splits)
@@ -250,21 +254,6 @@ def test_direct_launches_equal_the_first(splits):
     li_triton.LAUNCHES.clear()
     bound_again = li_triton.run(p, tiling, t)          # a new launcher: through the binding
     assert all(torch.equal(a, b) for a, b in zip(direct, bound_again))
-
-
-# sparse_count above 2048: the buffer exceeds SELECT_CHUNK, so the selection reads it in chunks
-# (during the stream at K=3072 with 9000 keys; at the end only at K=8192 with 9000)
-LARGE = [Case((1,), (9000,), n1=1, k=3072, dtype="fp16"),
-         Case((1,), (9000,), n1=2, k=8192, layout_k="PA_BSND", block_size=64, dtype="fp16")]
-
-
-@pytest.mark.parametrize("splits", [None, 3])
-@pytest.mark.parametrize("case", LARGE, ids=[c.id for c in LARGE])
-def test_larger_sparse_counts(monkeypatch, case, splits):
-    seed = random.randrange(2**31)
-    args, cpu_args = _inputs(case, seed)
-    idx, val = _run(monkeypatch, args, splits=splits)
-    check(idx, val, cpu_args, f"{case.id} splits={splits} seed={seed}")
 
 
 def test_every_sparse_count_of_the_op_is_served():
