@@ -37,7 +37,6 @@ weights, the keys of one batch once, and the indices (scripts/ascend_bounds.py l
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -50,13 +49,11 @@ import cann_attention  # registers torch.ops.cann_attention.*
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, triton_version, write_json)
+                         overhead_ms, peak_tflops, triton_version, write_json)
 
 D = 128
 PAGE = 64
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
 STEP = dict(batch=128, s1=2, ctx=32768, n1_idx=64, n1=128, k=2048)   # the DSA decode step
-D_LATENT, D_ROPE = 512, 64
 CHUNK_BYTES = 8 << 30       # the plain PyTorch peer's fp32 products per chunk of query rows
 HOST_SHAPES_MS = 2.0        # host overhead is timed on shapes whose call is shorter
 
@@ -266,44 +263,29 @@ def measure_shape(shape, args, ceil, flush, rows, missing):
     return agree
 
 
-def step_inputs(seed=0):
-    """The DSA decode step's tensors (STEP), paged caches with one shuffled page table."""
-    g = torch.Generator().manual_seed(seed)
-    s = STEP
-    B, S1, ctx = s["batch"], s["s1"], s["ctx"]
-    pages = ctx // PAGE
-    rnd = lambda *x: torch.randn(*x, generator=g).bfloat16().cuda()  # noqa: E731
-    table = torch.randperm(B * pages, generator=g).reshape(B, pages).to(torch.int32).cuda()
-    return dict(q_idx=rnd(B, S1, s["n1_idx"], D), weights=rnd(B, S1, s["n1_idx"]),
-                idx_cache=rnd(B * pages, PAGE, 1, D), latent=rnd(B * pages, PAGE, 1, D_LATENT),
-                rope=rnd(B * pages, PAGE, 1, D_ROPE), q_nope=rnd(B, S1, s["n1"], D_LATENT),
-                q_rope=rnd(B, S1, s["n1"], D_ROPE), table=table,
-                lens=torch.full((B,), ctx, dtype=torch.int32).cuda())
-
-
-def indexer_call(t):
-    return torch.ops.custom.npu_lightning_indexer(
-        t["q_idx"], t["idx_cache"], t["weights"], actual_seq_lengths_key=t["lens"],
-        block_table=t["table"], layout_query="BSND", layout_key="PA_BSND",
-        sparse_count=STEP["k"], sparse_mode=3)
-
-
-def attention_call(t, indices):
-    return torch.ops.custom.npu_sparse_flash_attention(
-        t["q_nope"], t["latent"], t["latent"], indices, 1.0 / math.sqrt(D_LATENT + D_ROPE), 1,
-        block_table=t["table"], actual_seq_lengths_kv=t["lens"], query_rope=t["q_rope"],
-        key_rope=t["rope"], layout_query="BSND", layout_kv="PA_BSND", sparse_mode=3)
+def dsa_example():
+    """examples/deepseek_v32_sparse_attention.py, whose decode step (inputs, indexer call,
+    attention call) the step measurement runs at STEP's sizes."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "examples" / "deepseek_v32_sparse_attention.py"
+    spec = importlib.util.spec_from_file_location("deepseek_v32_sparse_attention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def measure_step(args, flush) -> dict:
     """The captured DSA decode step beside the sum of its two calls' own replayed times."""
-    t = step_inputs()
+    ex, s = dsa_example(), STEP
+    t = ex.decode_inputs(s["batch"], s["ctx"] // ex.BLOCK_SIZE, torch.Generator().manual_seed(0),
+                         "cuda", s1=s["s1"], n1_idx=s["n1_idx"], n1=s["n1"],
+                         lens=[s["ctx"]] * s["batch"])
     with cann_attention.use(backend=args.backend):
-        indices = indexer_call(t)
-        step = cuda_time(graphed(lambda: attention_call(t, indexer_call(t))), args.repeats,
-                         flush)
-        idx_ms = cuda_time(graphed(lambda: indexer_call(t)), args.repeats, flush)
-        att_ms = cuda_time(graphed(lambda: attention_call(t, indices)), args.repeats, flush)
+        indices = ex.decode_indexer(t, s["k"])
+        step = cuda_time(graphed(lambda: ex.decode_step(t, s["k"])), args.repeats, flush)
+        idx_ms = cuda_time(graphed(lambda: ex.decode_indexer(t, s["k"])), args.repeats, flush)
+        att_ms = cuda_time(graphed(lambda: ex.decode_attention(t, indices)), args.repeats,
+                           flush)
     return dict(step=dict(STEP), step_ms=step, indexer_ms=idx_ms, attention_ms=att_ms,
                 ratio=step / (idx_ms + att_ms))
 
@@ -330,7 +312,7 @@ def run_cuda(args):
         print(f"[{i + 1}/{len(shapes)}] {shape.name}: top-k agreement with plain PyTorch "
               f"{agree:.5f}", file=sys.stderr, flush=True)
     meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy,
-                peak_tflops=next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None),
+                peak_tflops=peak_tflops(gpu),
                 torch=torch.__version__, triton=triton_version(), backend=args.backend,
                 not_measured=missing)
     if step:

@@ -56,11 +56,10 @@ from cann_attention.op_host.sparse_flash_attention import tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (triton_version, ceilings, cuda_time, graphed, host_us,  # noqa: E402
-                         measured_commit, overhead_ms, write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
+                         overhead_ms, peak_tflops, triton_version, write_json)
 
 D, DR = 512, 64
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
 STEP_CALLS = 8          # calls of the captured step timed by ``triton-step``
 PEERS = "triton,triton-kernel,triton-gluon,triton-scratch,triton-registers,torch,emulate"
 CAPTURED_PEERS = "triton,triton-step,triton-kernels,triton-kernel"   # --sweep captured
@@ -294,7 +293,7 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
 
 def run_cuda(a):
     gpu = torch.cuda.get_device_name()
-    peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
+    peak = peak_tflops(gpu)
     mm, copy = ceilings(a.repeats)
     flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
     gather = gather_ceiling(a.repeats, flush)

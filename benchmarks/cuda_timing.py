@@ -15,6 +15,13 @@ import time
 
 import torch
 
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}   # bf16 dense, datasheet
+
+
+def peak_tflops(gpu: str) -> float | None:
+    """The datasheet bf16 dense peak of the GPU named ``gpu`` (None: not listed)."""
+    return next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
+
 
 def cuda_time(fn, repeats, flush=None, warmup=2, warmup_ms=50.0):
     """Median milliseconds of ``repeats`` runs timed with CUDA events after warm-up runs: at

@@ -98,32 +98,44 @@ def dense_check(q_nope, q_rope, latent, rope, table, indices, out, q_prefix, sca
     return worst, int((idx >= 0).sum(-1).min()), int((idx >= 0).sum(-1).max())
 
 
-def decode_inputs(batch, pages, gen, device):
-    """One decode step's tensors (fixed shapes, new values per call: what a replay gets)."""
+def decode_inputs(batch, pages, gen, device, s1=1, n1_idx=N1_IDX, n1=N1, lens=None):
+    """One decode step's tensors (fixed shapes, new values per call: what a replay gets): ``s1``
+    new tokens per sequence, caches of ``pages`` pages per sequence in one shuffled page table,
+    ``lens`` (default: random, at least s1) cached tokens per sequence."""
     rnd = lambda *s: torch.randn(*s, generator=gen).bfloat16()  # noqa: E731
     blocks = batch * pages + 2
     table = torch.randperm(blocks, generator=gen)[: batch * pages].reshape(batch, pages)
-    t = dict(q_idx=rnd(batch, 1, N1_IDX, D_IDX), weights=rnd(batch, 1, N1_IDX),
+    if lens is None:
+        lens = torch.randint(s1, pages * BLOCK_SIZE + 1, (batch,), generator=gen)
+    t = dict(q_idx=rnd(batch, s1, n1_idx, D_IDX), weights=rnd(batch, s1, n1_idx),
              idx_cache=rnd(blocks, BLOCK_SIZE, 1, D_IDX),
              latent=rnd(blocks, BLOCK_SIZE, 1, D_LATENT),
-             rope=rnd(blocks, BLOCK_SIZE, 1, D_ROPE), q_nope=rnd(batch, 1, N1, D_LATENT),
-             q_rope=rnd(batch, 1, N1, D_ROPE), table=table.to(torch.int32),
-             lens=torch.randint(1, pages * BLOCK_SIZE + 1, (batch,), generator=gen,
-                                dtype=torch.int32))
+             rope=rnd(blocks, BLOCK_SIZE, 1, D_ROPE), q_nope=rnd(batch, s1, n1, D_LATENT),
+             q_rope=rnd(batch, s1, n1, D_ROPE), table=table.to(torch.int32),
+             lens=torch.as_tensor(lens).to(torch.int32))
     return {k: v.to(device) for k, v in t.items()}
 
 
-def decode_step(t):
-    """indexer -> sparse attention on the tensors of decode_inputs (no host reads)."""
-    indices = torch.ops.custom.npu_lightning_indexer(
+def decode_indexer(t, top_k=TOP_K):
+    """The indexer call of a decode step on the tensors of decode_inputs."""
+    return torch.ops.custom.npu_lightning_indexer(
         t["q_idx"], t["idx_cache"], t["weights"], actual_seq_lengths_key=t["lens"],
         block_table=t["table"], layout_query="BSND", layout_key="PA_BSND",
-        sparse_count=TOP_K, sparse_mode=3)
-    out = torch.ops.custom.npu_sparse_flash_attention(
+        sparse_count=top_k, sparse_mode=3)
+
+
+def decode_attention(t, indices):
+    """The sparse attention call of a decode step over the indexer's ``indices``."""
+    return torch.ops.custom.npu_sparse_flash_attention(
         t["q_nope"], t["latent"], t["latent"], indices, 1.0 / math.sqrt(D_LATENT + D_ROPE), 1,
         block_table=t["table"], actual_seq_lengths_kv=t["lens"], query_rope=t["q_rope"],
         key_rope=t["rope"], layout_query="BSND", layout_kv="PA_BSND", sparse_mode=3)
-    return indices, out
+
+
+def decode_step(t, top_k=TOP_K):
+    """indexer -> sparse attention on the tensors of decode_inputs (no host reads)."""
+    indices = decode_indexer(t, top_k)
+    return indices, decode_attention(t, indices)
 
 
 def captured_decode(batch=8, pages=16, replays=3):

@@ -62,7 +62,7 @@ LENGTHS_BLOCK = 128         # entries of a length list per load
 PAGES_BLOCK = 256           # page-table entries per load of the page scan
 NUM_WARPS = 8
 NUM_STAGES = 3            # the key loads' pipeline depth (Triton's default on Hopper)
-PROGRAMS_PER_SM = 1
+PROGRAMS_PER_SM = 1       # the scoring alone ran faster at 2 (design data), untried with the selection
 MERGE_BLOCK = 1024        # keys per step of the merge of split rows
 TOPK_BLOCK = 1024         # scores per step of topk_rows
 SELECT_CHUNK = 4096       # keys a compaction holds at a time (the whole buffer up to K = 2048)
