@@ -432,6 +432,12 @@ def topk_rows(scores: torch.Tensor, k: int, platform=None):
     selection of ``_li_kernel`` alone, as the benchmark times it beside other top-k kernels.
     ``platform``: the GPU's (its SM count sets the programs; default: the current device's)."""
     from cann_attention.op_host.common.platform import platform_for_device
+    from cann_attention.op_host.lightning_indexer.tiling import GPU_MAX_SPARSE_COUNT
+    if scores.dim() != 2 or not scores.is_floating_point():
+        raise ValueError(f"topk_rows: expected a 2-D floating-point matrix, got "
+                         f"{tuple(scores.shape)} {scores.dtype}")
+    if not 1 <= k <= GPU_MAX_SPARSE_COUNT:
+        raise ValueError(f"topk_rows: expected 1 <= k <= {GPU_MAX_SPARSE_COUNT}, got {k}")
     rows, n = scores.shape
     scores = scores.float().contiguous()
     platform = platform or platform_for_device(scores.device)

@@ -232,6 +232,16 @@ def test_malformed_values_are_made_safe(monkeypatch, kind):
     check(idx, val, fixed, f"{kind} seed={seed}")
 
 
+def test_topk_rows_refuses_what_it_cannot_select():
+    with pytest.raises(ValueError, match="2-D floating-point"):
+        li_triton.topk_rows(torch.zeros(3, 4, 5), 2)
+    with pytest.raises(ValueError, match="2-D floating-point"):
+        li_triton.topk_rows(torch.zeros(3, 4, dtype=torch.int32), 2)
+    for k in (0, 8193):
+        with pytest.raises(ValueError, match="1 <= k <= 8192"):
+            li_triton.topk_rows(torch.zeros(3, 4), k)
+
+
 @pytest.mark.skipif(DEVICE != "cuda", reason="the direct launch exists only for compiled "
                     "kernels (under the interpreter every launch goes through Triton's binding)")
 @pytest.mark.parametrize("splits", [None, 3])
