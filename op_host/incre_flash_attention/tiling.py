@@ -8,7 +8,9 @@ of ``block_s2`` positions. A task has ceil(|W_b| / block_s2) steps; batches with
 tasks (B * N2) and long windows, so the tasks are cut into balanced per-core runs by
 ``common.schedule.partition``: a task cut across c cores is computed as c *splits*, each writing
 (m, l, acc) to a workspace slot, merged by the log-sum-exp combine. ``task_num_splits`` is how
-many splits each task got: 1 when the tasks alone fill the cores, more when B * N2 is small.
+many splits each task got: 1 when the tasks alone fill the cores, more when B * N2 is small. On a GPU, where a split costs a
+workspace round trip, the tasks are kept whole when that makes the longest SM at most
+``SPLIT_COST_STEPS`` steps longer than the balanced cut (common/schedule.py).
 
 Tile choice. The largest step that fits the platform's buffers, with e_q = bytes of a query
 element and e_kv = bytes of a cache element (1 for int8 caches, dequantised on the fly):
@@ -46,6 +48,9 @@ TASK_OVERHEAD_STEPS = 1           # cost of loading a query tile and writing its
 MIN_BLOCK_S2 = 16
 MAX_BLOCK_S2 = {PlatformKind.ASCEND: 512, PlatformKind.GPU: 128, PlatformKind.CPU: 512}
 MMA_K_SLICE = 128
+# GPU: a split costs its slot's store and the merge's reads (G x (D + 2) fp32), under one step
+# of K and V; tasks stay whole where that lengthens the longest SM by at most this many steps
+SPLIT_COST_STEPS = {PlatformKind.GPU: 1}
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,8 @@ def plan(p: IncreFlashAttentionParams, platform: PlatformInfo) -> IncreFlashAtte
     task_kv_head = torch.arange(n2, dtype=torch.int64).repeat(int(keep.sum()))
     task_len = lens[task_batch]
     steps = -(-task_len // block_s2)
-    schedule = partition(steps, platform.num_cores, TASK_OVERHEAD_STEPS)
+    schedule = partition(steps, platform.num_cores, TASK_OVERHEAD_STEPS,
+                         SPLIT_COST_STEPS.get(platform.kind))
     eq = torch.empty((), dtype=p.query.dtype).element_size()
     ekv = torch.empty((), dtype=p.key.dtype).element_size()
     usage = tile_usage(platform.kind, p.group, block_s2, p.head_dim, eq, ekv)

@@ -26,7 +26,7 @@ from cann_attention.op_host.incre_flash_attention.tiling import (
     IncreFlashAttentionTiling, tile_usage)
 
 from ..common import online_softmax as osm
-from .postquant import quantize
+from .postquant import quantize_output
 
 
 def _kv4(p: IncreFlashAttentionParams, kv: torch.Tensor) -> torch.Tensor:
@@ -118,9 +118,8 @@ def run(p: IncreFlashAttentionParams, tiling: IncreFlashAttentionTiling,
 
     out = out.reshape(b_, n2 * g, d)
     if p.post_quant:
-        result = quantize(out, t.quant_scale2, t.quant_offset2, p.emulate_npu)
         empty = torch.tensor([n == 0 for n in p.window_lens], device=dev)
-        result = result.masked_fill(empty.view(-1, 1, 1), 0)    # empty windows: int8 zeros
+        result = quantize_output(out, t.quant_scale2, t.quant_offset2, p.emulate_npu, empty)
     else:
         result = out.to(t.query.dtype)
     return result.reshape(t.query.shape)

@@ -51,3 +51,12 @@ def quantize(out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None
         return _saturate(torch.round(y.float()))
     y = out.float() * s.float() + off.float()
     return _saturate(round_half_away(to_fp16_half_away(y)))
+
+
+def quantize_output(out: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None,
+                    emulate_npu: bool, empty: torch.Tensor | None) -> torch.Tensor:
+    """int8 attention_out of the fp32 output ``out`` [B, N, D]: ``quantize``, with the rows of
+    batches whose window is empty (``empty``: bool [B] on out's device, None: none) set to 0,
+    as the kernel writes no output there."""
+    result = quantize(out, scale, offset, emulate_npu)
+    return result if empty is None else result.masked_fill(empty.view(-1, 1, 1), 0)

@@ -23,7 +23,7 @@ import torch
 import cann_attention
 from cann_attention.op_host.common.platform import CPU
 from cann_attention.op_kernel.incre_flash_attention import reference
-from test_incre_flash_attention_emulate import Case, build
+from testing.incre_flash_attention_cases import Case, build
 from testing.oracle import assert_within_ulp, on_grid, one_rounding_point, without_p_rounding
 
 OP = torch.ops.cann_attention.npu_incre_flash_attention

@@ -1,0 +1,58 @@
+"""The split-KV decode kernel builds for Hopper (sm_90) anywhere.
+
+The interpreter runs its source on CPU (test_incre_flash_attention_triton.py), but it is more
+permissive than the compiler (atomics' semantics, dtypes of tl.dot operands, scalar branches),
+so CI also compiles it ahead of time for sm_90 with Triton's bundled ptxas, for the cache
+kinds and flags the op can ask for (a subprocess, so the interpreter setting of the other
+kernel tests does not apply).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                reason="Triton is not installed (pip install -e \".[gpu]\")")
+
+BUILD = r"""
+import inspect, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from cann_attention.op_kernel.incre_flash_attention import triton as ifa
+dt, kv, g, d, bs2, page, paged, mask, pse, aq, aq_channel, out = sys.argv[1:13]
+g, d, bs2, page = int(g), int(d), int(bs2), int(page)
+ptr = {"query": dt, "key": kv, "value": kv, "block_table": "*i32", "mask": "*u8", "pse": dt,
+       "aq_scale": "*fp32", "aq_offset": "*fp32", "out": out, "ws_m": "*fp32", "ws_l": "*fp32",
+       "ws_acc": "*fp32", "arrivals": "*i32", "pieces": "*i32", "splits": "*i32",
+       "scale": "fp32"}
+const = dict(G=g, G_PAD=max(16, triton.next_power_of_2(g)), D=d,
+             D_PAD=max(16, triton.next_power_of_2(d)), BLOCK_S2=bs2,
+             BS2_PAD=max(16, triton.next_power_of_2(bs2)), PAGE=page, N2=4, PAGED=int(paged),
+             HAS_MASK=int(mask), HAS_PSE=int(pse), PSE_B=int(pse), AQ=int(aq),
+             AQ_CHANNEL=int(aq_channel))
+names = list(inspect.signature(ifa._ifa_kernel.fn).parameters)
+sig = {n: "constexpr" if n in const else ptr.get(n, "i32") for n in names}
+src = ASTSource(ifa._ifa_kernel, sig, {(names.index(c),): v for c, v in const.items()})
+triton.compile(src, target=GPUTarget("cuda", 90, 32),
+               options=dict(num_warps=ifa.NUM_WARPS, num_stages=ifa.NUM_STAGES))
+print("built")
+"""
+
+
+@pytest.mark.parametrize("config", [
+    ("*bf16", "*bf16", 8, 128, 128, 64, 1, 1, 1, 0, 0, "*bf16"),      # paged, mask, pse
+    ("*fp16", "*i8", 4, 128, 128, 128, 1, 0, 0, 1, 1, "*fp32"),       # int8 per channel, post-quant
+    ("*bf16", "*i8", 64, 64, 32, 1, 0, 1, 0, 1, 0, "*bf16"),          # 64 heads a group, per tensor
+    ("*fp16", "*fp16", 1, 256, 48, 48, 1, 0, 1, 0, 0, "*fp16"),       # page 48, D 256
+], ids=lambda c: "-".join(str(x).strip("*") for x in c))
+def test_decode_kernel_builds_for_sm90(config):
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    res = subprocess.run([sys.executable, "-c", BUILD, *map(str, config)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert res.stdout.strip().endswith("built")
