@@ -49,6 +49,11 @@ IMPLS = {  # legend of the other impls a bench may time beside ours
     "ours-topk": "the top-k alone on the same matrix: our kernel's selection "
                  "(`topk_rows`, sorted like the op)",
     "reference": "the fp32 reference implementation",
+    "sdpa-flash": "PyTorch SDPA, flash back end (decode: on a contiguous copy of the cache)",
+    "sdpa-cudnn": "PyTorch SDPA, cuDNN back end (decode: on a contiguous copy of the cache)",
+    "sdpa-efficient": "PyTorch SDPA, memory-efficient back end (decode: on a contiguous copy "
+                      "of the cache)",
+    "flashinfer": "FlashInfer's paged decode with tensor cores, on the same paged cache",
 }
 
 HEADER = """\

@@ -1,0 +1,39 @@
+"""The IFA benchmark's workloads (CPU): PERF.md's decode set and the plain PyTorch peer."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_incre_flash_attention.py"
+_spec = importlib.util.spec_from_file_location("bench_incre_flash_attention", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench          # its dataclasses look their module up
+_spec.loader.exec_module(bench)
+
+
+def test_cuda_set_is_perfs_decode_set_within_memory():
+    shapes = bench.cuda_shapes()
+    assert len({s.name for s in shapes}) == len(shapes)
+    assert {(s.n1, s.n2, s.d) for s in shapes} == set(bench.HEADS)
+    assert {s.block_size for s in shapes} == {16, 64, 128}
+    assert {s.kv for s in shapes} == {"bf16", "int8"}
+    assert all(s.cache_bytes(2) <= bench.MAX_CACHE_BYTES for s in shapes)
+    assert bench.Shape(32, 64, 8, 128, 32768, "bf16", 64) in shapes       # B x ctx = 1M tokens
+
+
+@pytest.mark.parametrize("shape", [bench.Shape(2, 8, 2, 64, 300, "bf16", 64),
+                                   bench.Shape(2, 8, 2, 64, 300, "int8", 32),
+                                   bench.Shape(3, 8, 1, 64, 100, "bf16", 0)],
+                         ids=lambda s: s.name)
+def test_plain_pytorch_peer_matches_the_op(shape):
+    args, kw = bench.inputs(shape)
+    out = torch.ops.cann_attention.npu_incre_flash_attention(*args, **kw).float()
+    want = bench.plain_torch(shape, args, kw).float()
+    assert (out - want).norm() / want.norm() < 2e-2
+    first = bench.plain_torch(shape, args, kw, batches=1).float()
+    assert torch.equal(first, want[:1])
+    assert shape.bytes() > shape.cache_bytes()
