@@ -8,14 +8,39 @@ import torch
 
 from ..common.platform import ASCEND_A3
 from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
+from .engines import plan_engine, unserved
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
 FP16_BF16_FP32 = FP16_BF16 + (torch.float32,)
 
+
+def _library_missing() -> str | None:
+    """None when this torch has FlexAttention with auxiliary outputs (lse, row max)."""
+    try:
+        from torch.nn.attention.flex_attention import AuxRequest  # noqa: F401
+    except ImportError:
+        return (f"not available: torch {torch.__version__} has no FlexAttention with "
+                "AuxRequest (lse / max_scores)")
+    return None
+
+
 BACKENDS = by_priority(
     triton_not_built("npu_flash_attention"),
     ascendc_not_built(),
+    Backend(
+        name="library", priority=10, device_types=("cuda",), dtypes=FP16_BF16_FP32,
+        status="PyTorch's engines (op_kernel/flash_attention/library.py): SDPA (flash / cuDNN "
+               "/ efficient) for dense calls without lengths, statistics or sink whose mask "
+               "SDPA expresses (none, causal, lower-right causal, atten_mask / pse_shift "
+               "tensor); FlexAttention (compiled; block masks from the mask geometry, cached "
+               "per shape) for bands, chunks, length tensors, TND, statistics and sinks (from "
+               "its log-sum-exp); the plan names the engine; no host reads. Refuses paged keys "
+               "and D > 256 outside SDPA. Tested on CPU tensors only (FlexAttention eager): "
+               "has not run on a GPU; on CUDA tensors by name only "
+               "(cann_attention.use(backend='library'))",
+        runner="flash_attention.library:run", plan=plan_engine, named_only_on=("cuda",),
+        available=_library_missing, rule=unserved),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16_FP32,
         status="BSND/BNSD/TND query, BSND/TND/PA_BSND keys, GQA, sparse_mode 0-4, chunk_size, "

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 from ..common.platform import ASCEND_A3
-from ..common.capabilities import Backend, ascendc_not_built, by_priority, triton_not_built
+from ..common.capabilities import (
+    Backend, ascendc_not_built, by_priority, triton_importable)
 from .tiling import plan
 
 FP16_BF16 = (torch.float16, torch.bfloat16)
@@ -15,7 +16,21 @@ FP16_BF16 = (torch.float16, torch.bfloat16)
 WITH_CPU_FLOATS = FP16_BF16 + (torch.float32, torch.float64)
 
 BACKENDS = by_priority(
-    triton_not_built("npu_nsa_compress_attention"),
+    Backend(
+        name="triton", priority=20, device_types=("cuda",), dtypes=FP16_BF16,
+        status="our Triton kernel (op_kernel/nsa_compress_attention/triton.py): one launch, "
+               "persistent programs run the plan's tasks (a KV head's G query heads x a tile "
+               "of query rows); scores on tensor cores, fp32 online softmax, then a second "
+               "pass over the tokens for the importance scores (trapezoidal taps in the "
+               "emulator's order, pairwise sum over the group, topk_mask) and a streamed "
+               "block top-k (sorted int64 keys, ties to the smaller block); no host reads "
+               "(CUDA-graph capturable after a warm-up call); scope: everything the op "
+               "accepts in float16 / bfloat16 (TND, every (l, d, l'), G 1..64, D1 / D2 up to "
+               "768, both masks bool or uint8). Runs in CI under Triton's interpreter (float16) "
+               "and as sm_90 builds; has not run on a GPU, so on CUDA tensors by name only "
+               "(cann_attention.use(backend='triton'))",
+        runner="nsa_compress_attention.triton:run", plan=plan, named_only_on=("cuda",),
+        available=triton_importable),
     ascendc_not_built(),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=WITH_CPU_FLOATS,

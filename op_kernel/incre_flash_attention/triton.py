@@ -55,20 +55,25 @@ SPLIT_FIELDS = 2         # first slot, pieces
 
 @triton.jit
 def _load_rows(cache, row, n, o_d, m_rows, s_n, D: tl.constexpr, AQ: tl.constexpr,
-               AQ_CHANNEL: tl.constexpr, aq_scale, aq_offset, which, N2D, DTYPE: tl.constexpr):
+               AQ_CHANNEL: tl.constexpr, AQ_OFFSET: tl.constexpr, aq_scale, aq_offset, which,
+               N2D, DTYPE: tl.constexpr):
     """[rows, D_PAD] of ``cache`` at row offsets ``row`` (int64) of KV head n, dequantised to
-    DTYPE when the cache is int8 (``which``: 0 key, 1 value)."""
+    DTYPE when the cache is int8 (``which``: 0 key, 1 value; the scale and offset read in
+    their own dtype, converted to fp32 here)."""
     m_d = o_d < D
     b_x = tl.load(cache + row[:, None] + n * s_n + o_d[None, :],
                   mask=m_rows[:, None] & m_d[None, :], other=0)
     if AQ:
+        b_x = b_x.to(tl.float32)
         if AQ_CHANNEL:
             p_aq = which * N2D + n * D + o_d
-            b_sc = tl.load(aq_scale + p_aq, mask=m_d, other=0.0)
-            b_off = tl.load(aq_offset + p_aq, mask=m_d, other=0.0)
-            b_x = (b_x.to(tl.float32) + b_off[None, :]) * b_sc[None, :]
+            if AQ_OFFSET:
+                b_x += tl.load(aq_offset + p_aq, mask=m_d, other=0.0).to(tl.float32)[None, :]
+            b_x *= tl.load(aq_scale + p_aq, mask=m_d, other=0.0).to(tl.float32)[None, :]
         else:
-            b_x = (b_x.to(tl.float32) + tl.load(aq_offset + which)) * tl.load(aq_scale + which)
+            if AQ_OFFSET:
+                b_x += tl.load(aq_offset + which).to(tl.float32)
+            b_x *= tl.load(aq_scale + which).to(tl.float32)
     return b_x.to(DTYPE)
 
 
@@ -81,7 +86,7 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
                 BLOCK_S2: tl.constexpr, BS2_PAD: tl.constexpr, PAGE: tl.constexpr,
                 N2: tl.constexpr, PAGED: tl.constexpr, HAS_MASK: tl.constexpr,
                 HAS_PSE: tl.constexpr, PSE_B: tl.constexpr, AQ: tl.constexpr,
-                AQ_CHANNEL: tl.constexpr):
+                AQ_CHANNEL: tl.constexpr, AQ_OFFSET: tl.constexpr):
     """Program i: piece i of the plan (module doc)."""
     p_piece = pieces + tl.program_id(0) * 8
     b = tl.load(p_piece).to(tl.int64)
@@ -116,8 +121,8 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
         else:
             k_row = b * s_kb + pos.to(tl.int64) * s_ks
             v_row = b * s_vb + pos.to(tl.int64) * s_vs
-        b_k = _load_rows(key, k_row, n, o_d, m_s, s_kn, D, AQ, AQ_CHANNEL, aq_scale, aq_offset,
-                         0, N2 * D, dtype)                                  # [BS2_PAD, D_PAD]
+        b_k = _load_rows(key, k_row, n, o_d, m_s, s_kn, D, AQ, AQ_CHANNEL, AQ_OFFSET, aq_scale,
+                         aq_offset, 0, N2 * D, dtype)                                  # [BS2_PAD, D_PAD]
         b_s = tl.dot(b_q, tl.trans(b_k)) * scale                            # [G_PAD, BS2_PAD]
         if HAS_PSE:
             bp = b if PSE_B else 0
@@ -132,8 +137,8 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
         b_alpha = tl.exp(b_m - b_base)
         b_p = tl.exp(b_s - b_base[:, None])
         b_l = b_l * b_alpha + tl.sum(b_p, 1)
-        b_v = _load_rows(value, v_row, n, o_d, m_s, s_vn, D, AQ, AQ_CHANNEL, aq_scale,
-                         aq_offset, 1, N2 * D, dtype)
+        b_v = _load_rows(value, v_row, n, o_d, m_s, s_vn, D, AQ, AQ_CHANNEL, AQ_OFFSET,
+                         aq_scale, aq_offset, 1, N2 * D, dtype)
         b_acc = b_acc * b_alpha[:, None] + tl.dot(b_p.to(dtype), b_v)
         b_m = b_m_new
     p_out = out + b * s_ob + h[:, None] * s_oh + o_d[None, :]
@@ -234,6 +239,7 @@ class _Launch:
             PAGE=p.block_size if p.paged else 1, N2=p.n2, PAGED=p.paged,
             HAS_MASK=p.attn_mask is not None, HAS_PSE=p.pse_shift is not None,
             PSE_B=pse_batched, AQ=p.antiquant, AQ_CHANNEL=not p.antiquant_per_tensor,
+            AQ_OFFSET=p.antiquant_offset is not None,
             num_warps=NUM_WARPS, num_stages=NUM_STAGES)
 
     def tables(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -255,13 +261,12 @@ def _aligned(nbytes: int) -> int:
 LAUNCHES = PerPlanCache(_Launch)
 
 
-def _antiquant(p, t, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 (scale, offset): (2, kvN * D) per channel, (2,) per tensor (index 0 key, 1 value)."""
-    shape = (2,) if p.antiquant_per_tensor else (2, p.n2 * p.head_dim)
-    scale = t.antiquant_scale.reshape(shape).to(torch.float32)
-    offset = (t.antiquant_offset.reshape(shape).to(torch.float32)
-              if t.antiquant_offset is not None else torch.zeros_like(scale))
-    return scale.contiguous(), offset.contiguous()
+def _antiquant(p, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, offset) as the kernel reads them, in their own dtype: (2 * kvN * D,) per channel,
+    (2,) per tensor (index 0 key, 1 value); the scale stands in for a missing offset."""
+    scale = t.antiquant_scale.reshape(-1).contiguous()
+    offset = t.antiquant_offset
+    return scale, offset.reshape(-1).contiguous() if offset is not None else scale
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -293,7 +298,7 @@ def run(p, tiling, t):
         table = t.block_table if p.paged else pieces
         mask = _rows(t.attn_mask.reshape(b_, -1)) if t.attn_mask is not None else pieces
         pse = _rows(t.pse_shift[:, :, 0, :]) if t.pse_shift is not None else query
-        aq_scale, aq_offset = _antiquant(p, t, dev) if p.antiquant else (out, out)
+        aq_scale, aq_offset = _antiquant(p, t) if p.antiquant else (out, out)
         at = ws.data_ptr()
         ints = (launch.scale, launch.n_blocks, query.stride(0), query.stride(1),
                 key.stride(0), key.stride(1), key.stride(2),

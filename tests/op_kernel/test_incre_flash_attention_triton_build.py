@@ -27,14 +27,14 @@ from cann_attention.op_kernel.incre_flash_attention import triton as ifa
 dt, kv, g, d, bs2, page, paged, mask, pse, aq, aq_channel, out = sys.argv[1:13]
 g, d, bs2, page = int(g), int(d), int(bs2), int(page)
 ptr = {"query": dt, "key": kv, "value": kv, "block_table": "*i32", "mask": "*u8", "pse": dt,
-       "aq_scale": "*fp32", "aq_offset": "*fp32", "out": out, "ws_m": "*fp32", "ws_l": "*fp32",
+       "aq_scale": dt, "aq_offset": dt, "out": out, "ws_m": "*fp32", "ws_l": "*fp32",
        "ws_acc": "*fp32", "arrivals": "*i32", "pieces": "*i32", "splits": "*i32",
        "scale": "fp32"}
 const = dict(G=g, G_PAD=max(16, triton.next_power_of_2(g)), D=d,
              D_PAD=max(16, triton.next_power_of_2(d)), BLOCK_S2=bs2,
              BS2_PAD=max(16, triton.next_power_of_2(bs2)), PAGE=page, N2=4, PAGED=int(paged),
              HAS_MASK=int(mask), HAS_PSE=int(pse), PSE_B=int(pse), AQ=int(aq),
-             AQ_CHANNEL=int(aq_channel))
+             AQ_CHANNEL=int(aq_channel), AQ_OFFSET=int(aq_channel))
 names = list(inspect.signature(ifa._ifa_kernel.fn).parameters)
 sig = {n: "constexpr" if n in const else ptr.get(n, "i32") for n in names}
 src = ASTSource(ifa._ifa_kernel, sig, {(names.index(c),): v for c, v in const.items()})
