@@ -2,13 +2,18 @@
 
 CPU (default): times the emulator (the CPU back end) against torch's scaled_dot_product_attention
 on the same shapes: a causal GQA prefill, a sliding-window prefill (where tile skipping pays),
-and a paged decode step (split-K). ``--device cuda`` times the op on CUDA tensors.
+and a paged decode step (split-K). Times are medians of ``--repeats`` runs after one warm-up.
 
 FLOPs count only the visible (q, k) pairs: 4 * B * N1 * D * visible pairs (QK^T and PV), the
 rule of docs/performance.md with the mask's exact pair count (a causal mask is not taken as half).
-Times are medians of ``--repeats`` runs after one warm-up.
 
     python benchmarks/bench_flash_attention.py [--device cpu] [--repeats 3] [--json out.json]
+    python benchmarks/bench_flash_attention.py --device cuda [--backend library] [--shapes ...] \
+        [--budget-s N] --json benchmarks/results/fa_<gpu>_<date>_<tag>.json
+
+CUDA: PERF.md's prefill set (bench_flash_attention_cuda.py) in one run: the matmul ceiling, the
+op graph-replayed on the named back end, and beside it PyTorch SDPA's flash, cuDNN and efficient
+back ends, FlexAttention (compiled, block mask built once) and a plain PyTorch attention.
 """
 from __future__ import annotations
 
@@ -99,9 +104,19 @@ def median_time(fn, repeats, device):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed runs per measurement (default: 3 on cpu, 20 on cuda)")
+    ap.add_argument("--backend", default="library", help="cuda: the op's back end")
+    ap.add_argument("--shapes", help="cuda: comma-separated shape names (default: all)")
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="cuda: start no shape after this many seconds")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.device == "cuda":
+        import bench_flash_attention_cuda
+        a.repeats = a.repeats or 20
+        return bench_flash_attention_cuda.main(a)
+    a.repeats = a.repeats or 3
     rows = []
     for s in SHAPES:
         op, sdpa, flops = build(s, a.device)

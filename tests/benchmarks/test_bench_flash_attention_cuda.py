@@ -1,0 +1,50 @@
+"""The FA benchmark's CUDA workloads, checked on CPU: PERF.md's prefill set, its FLOP count
+and the plain PyTorch peer against the op."""
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(_DIR))            # the bench imports cuda_timing beside it
+_spec = importlib.util.spec_from_file_location("bench_flash_attention_cuda",
+                                               _DIR / "bench_flash_attention_cuda.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench          # its dataclasses look their module up
+_spec.loader.exec_module(bench)
+
+
+def test_perf_set_keeps_16k_tokens_and_2048_wide_heads():
+    shapes = bench.perf_shapes()
+    assert len({s.name for s in shapes}) == len(shapes)
+    dense = [s for s in shapes if s.name.startswith("dense")]
+    assert len(dense) == 18
+    assert all(s.B * s.S == 16384 and s.N1 * s.D == 2048 for s in dense)
+    assert {(s.N1, s.N2, s.D, s.S) for s in shapes if s.name.startswith("serving")} == {
+        (64, 8, 128, 8192), (64, 8, 128, 16384)}
+
+
+def test_visible_pairs_count_half_for_causal_and_the_band_for_a_window():
+    s = bench.Shape("x", 1, 8, 2, 2, 64, causal=True)
+    assert s.visible_pairs() == 36
+    assert replace(s, causal=False).visible_pairs() == 64
+    w = replace(s, window=3)
+    i, j = torch.arange(8).view(-1, 1), torch.arange(8).view(1, -1)
+    assert w.visible_pairs() == int(((j <= i) & (i - j < 3)).sum())
+
+
+@pytest.mark.parametrize("shape", [bench.Shape("c", 2, 40, 4, 2, 32, True),
+                                   bench.Shape("f", 1, 40, 2, 2, 32, False),
+                                   bench.Shape("w", 1, 50, 2, 1, 32, True, window=7)],
+                         ids=lambda s: s.name)
+def test_plain_pytorch_peer_matches_the_op(shape, monkeypatch):
+    monkeypatch.setattr(bench, "CHUNK_ROWS", 16)          # several chunks
+    args, kw = bench.inputs(shape, "cpu")
+    out = torch.ops.cann_attention.npu_flash_attention(*args, **kw)[0].float()
+    want = bench.plain_torch(shape, args).float()
+    assert (out - want).norm() / want.norm() < 2e-2
