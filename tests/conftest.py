@@ -1,8 +1,16 @@
+import os
 import random
 import zlib
 
 import pytest
 import torch
+
+# Without a GPU the Triton kernels run under Triton's interpreter. Set before any test module is
+# collected: Triton fixes the mode of a function when it decorates it, and a module collected
+# earlier may import Triton (torch._dynamo and FlexAttention do), so a kernel test setting it at
+# its own import could leave Triton's standard-library functions (tl.sort, ...) compiled ones.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 try:
     import numpy

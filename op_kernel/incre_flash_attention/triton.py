@@ -261,6 +261,11 @@ def _aligned(nbytes: int) -> int:
 LAUNCHES = PerPlanCache(_Launch)
 
 
+def clear_cache() -> None:
+    """Empty this back end's launches (cann_attention.clear_caches calls it)."""
+    LAUNCHES.clear()
+
+
 def _antiquant(p, t) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, offset) as the kernel reads them, in their own dtype: (2 * kvN * D,) per channel,
     (2,) per tensor (index 0 key, 1 value); the scale stands in for a missing offset."""

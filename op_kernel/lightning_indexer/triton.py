@@ -392,6 +392,11 @@ class _Launch:
 LAUNCHES = PerPlanCache(_Launch)
 
 
+def clear_cache() -> None:
+    """Empty this back end's launches (cann_attention.clear_caches calls it)."""
+    LAUNCHES.clear()
+
+
 def run(p, tiling, t):
     """The indices (and values) of every query row; same outputs as emulate.run. Nothing is
     read back to the host."""
