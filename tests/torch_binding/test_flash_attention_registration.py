@@ -85,7 +85,7 @@ def test_compile_fullgraph():
 def test_capability_table_and_forced_backend():
     # the registry is sorted by priority (highest first), no longer listed in preference order
     names = [c.name for c in BACKENDS]
-    assert names == ["ascendc", "triton", "emulate"]
+    assert names == ["ascendc", "triton", "library", "emulate"]
     assert [b.priority for b in BACKENDS] == sorted((b.priority for b in BACKENDS), reverse=True)
     args, kwargs, _ = CASES["B2-S1_5-S2_9-N1_4-N2_2-D16-bf16-BSND"]()
     op = cann_attention.OPS["npu_flash_attention"]
