@@ -23,7 +23,12 @@ element and e_kv = bytes of a cache element (1 for int8 caches, dequantised on t
   step, as in the CANN kernel.
 - GPU (one CTA per SM): shared memory holds the query tile, two pipeline stages of the K and V
   chunks and the probability tile; the register file holds the fp32 accumulator and scores.
-  Rows are padded to 16 (the MMA's M) inside the tile. At most 128 positions per step.
+  Rows are padded to 16 (the MMA's M) inside the tile. At most 128 positions per step, and 64
+  for groups of more than 32 heads: compiled for sm_90 (Triton 3.9, 2026-12-08) the kernel's
+  shared memory equals this model for 16 and 32 rows and stays under it for 64 rows up to
+  64-position steps, but at 64 rows and 128 positions Triton stages more (214 KB against the
+  model's 164 KB at D=128), so the model would pass tiles that do not launch. The sm_90 build
+  test checks plans against the compiled kernels.
 - CPU: the emulator computes in fp32; one lane's working set (query, dequantised K and V chunk,
   scores, accumulator) must fit the lane's cache budget.
 
@@ -51,6 +56,8 @@ MMA_K_SLICE = 128
 # GPU: a split costs its slot's store and the merge's reads (G x (D + 2) fp32), under one step
 # of K and V; tasks stay whole where that lengthens the longest SM by at most this many steps
 SPLIT_COST_STEPS = {PlatformKind.GPU: 1}
+GPU_WIDE_GROUP = 33               # groups padded to 64 rows: the MMAs become warpgroup ones
+GPU_WIDE_GROUP_BLOCK_S2 = 64      # their step cap (the GPU model below is exact only to there)
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,13 @@ def tile_usage(kind: PlatformKind, group: int, block_s2: int, head_dim: int, q_i
     return {"CACHE": (g * d + 2 * bs * d + g * bs + g * d) * 4 + 2 * bs * d * ekv}
 
 
-def step_candidates(kind: PlatformKind, block_size: int | None) -> list[int]:
-    """Step sizes to try, largest first: powers of two, or page multiples / divisors (PA)."""
+def step_candidates(kind: PlatformKind, block_size: int | None, group: int = 1) -> list[int]:
+    """Step sizes to try, largest first: powers of two, or page multiples / divisors (PA);
+    on a GPU at most ``GPU_WIDE_GROUP_BLOCK_S2`` for groups of ``GPU_WIDE_GROUP`` or more
+    heads (module doc)."""
     hi = MAX_BLOCK_S2[kind]
+    if kind is PlatformKind.GPU and group >= GPU_WIDE_GROUP:
+        hi = GPU_WIDE_GROUP_BLOCK_S2
     if block_size is None:
         out, v = [], hi
         while v >= MIN_BLOCK_S2:
@@ -112,7 +123,7 @@ def choose_block_s2(p: IncreFlashAttentionParams, platform: PlatformInfo) -> int
     kind = platform.kind
     eq = torch.empty((), dtype=p.query.dtype).element_size()
     ekv = torch.empty((), dtype=p.key.dtype).element_size()
-    cands = step_candidates(kind, p.block_size if p.paged else None)
+    cands = step_candidates(kind, p.block_size if p.paged else None, p.group)
     for bs2 in cands:
         if platform.fits(tile_usage(kind, p.group, bs2, p.head_dim, eq, ekv)):
             return bs2

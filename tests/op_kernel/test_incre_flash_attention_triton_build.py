@@ -62,3 +62,40 @@ def test_decode_kernel_builds_for_sm90(config):
     _, shared, async_copies = res.stdout.split()[-3:]
     assert int(shared) <= 227 * 1024, f"{shared} B of shared memory"
     assert int(async_copies) >= 2, "the K and V loads are not pipelined"
+
+
+def _plan_tiles(n1, n2, d, kv_dtype):
+    """(G, D, block_s2, the plan's shared-memory bytes) of a paged bf16-query call's H100 plan."""
+    import torch
+
+    from cann_attention.op_host.common.platform import H100
+    from cann_attention.op_host.incre_flash_attention import check, tiling
+    from testing.calls import parse
+    q = torch.empty(2, 1, n1 * d, dtype=torch.bfloat16, device="meta")
+    k = torch.empty(64, 64, n2 * d, dtype=kv_dtype, device="meta")
+    bt = torch.empty(2, 32, dtype=torch.int32, device="meta")
+    aq = torch.empty(2, n2 * d, dtype=torch.bfloat16, device="meta") if kv_dtype == torch.int8 \
+        else None
+    p = parse("npu_incre_flash_attention", q, k, k, actual_seq_lengths=[2048, 100],
+              antiquant_scale=aq, block_table=bt, num_heads=n1, num_key_value_heads=n2,
+              block_size=64)
+    check.check(p)
+    t = tiling.plan(p, H100)
+    return p.group, d, t.block_s2, dict(t.tile_bytes)["SMEM"]
+
+
+@pytest.mark.parametrize("n1,n2,d,int8", [(64, 1, 128, 0), (64, 1, 512, 0), (64, 2, 256, 1),
+                                          (32, 1, 512, 0), (8, 1, 256, 0), (64, 8, 128, 1)],
+                         ids=lambda v: str(v))
+def test_plans_hold_the_compiled_kernels_shared_memory(n1, n2, d, int8):
+    """The GPU plan's shared-memory model is an upper bound of what the compiled kernel uses
+    (tiling.py: where it was not, the plan caps the step), so a planned kernel launches."""
+    import torch
+    g, d, bs2, planned = _plan_tiles(n1, n2, d, torch.int8 if int8 else torch.bfloat16)
+    env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
+    config = ("*bf16", "*i8" if int8 else "*bf16", g, d, bs2, 64, 1, 0, 0, int8, int8, "*bf16")
+    res = subprocess.run([sys.executable, "-c", BUILD, *map(str, config)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    shared = int(res.stdout.split()[-2])
+    assert shared <= planned, f"G={g} D={d} block_s2={bs2}: {shared} B > planned {planned} B"
