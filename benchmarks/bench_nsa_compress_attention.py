@@ -7,6 +7,9 @@ value and outputs, read/written once.
 Prints one line per shape: time (median of --repeat runs), GFLOP/s, and the plan's tiles.
 
 Run: python benchmarks/bench_nsa_compress_attention.py [--repeat 5]
+     python benchmarks/bench_nsa_compress_attention.py --device cuda [--backend triton] \
+         [--shapes ...] [--budget-s N] --json benchmarks/results/nsa_<gpu>_<date>_<tag>.json
+(CUDA: bench_nsa_compress_attention_cuda.py, PERF.md's shapes beside plain PyTorch and fla-core.)
 """
 from __future__ import annotations
 
@@ -41,8 +44,18 @@ def build(b, sq, c, n1, n2, d1, d2, l, d, ls, k):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="cpu: timed runs per shape")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--repeats", type=int, default=20, help="cuda: timed runs per measurement")
+    ap.add_argument("--backend", default="triton", help="cuda: the op's back end")
+    ap.add_argument("--shapes", help="cuda: comma-separated shape names (default: all)")
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="cuda: start no shape after this many seconds")
+    ap.add_argument("--json", help="cuda: write the results to this file")
     a = ap.parse_args()
+    if a.device == "cuda":
+        import bench_nsa_compress_attention_cuda
+        return bench_nsa_compress_attention_cuda.main(a)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name, b, sq, c, n1, n2, d1, d2, l, d, ls, k in SHAPES:

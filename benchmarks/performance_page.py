@@ -56,6 +56,10 @@ IMPLS = {  # legend of the other impls a bench may time beside ours
                       "of the cache)",
     "flashinfer": "FlashInfer's paged decode with tensor cores, on the same paged cache",
     "flex": "FlexAttention (torch.compile), its block mask built once per shape",
+    "fla-compression": "fla-core's Triton NSA compressed attention (`parallel_nsa_compression`), "
+                       "non-overlapping blocks of 64",
+    "fla-compression+topk": "fla-core's compressed attention and its importance top-k "
+                            "(`parallel_nsa_topk`)",
 }
 
 HEADER = """\

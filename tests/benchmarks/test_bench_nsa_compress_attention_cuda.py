@@ -1,0 +1,47 @@
+"""The NSA benchmark's CUDA workloads, checked on CPU: PERF.md's shapes, the causal mask and
+the plain PyTorch peer (attention and top-k) against the op."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(_DIR))            # the bench imports cuda_timing beside it
+_spec = importlib.util.spec_from_file_location("bench_nsa_compress_attention_cuda",
+                                               _DIR / "bench_nsa_compress_attention_cuda.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench          # its dataclasses look their module up
+_spec.loader.exec_module(bench)
+
+
+def test_perf_shapes_and_their_compressed_lengths():
+    shapes = {s.name: s for s in bench.perf_shapes()}
+    assert len(shapes) == 6
+    assert shapes["T8192-D1_192"].c_lens == ((8192 - 32) // 16 + 1,)
+    assert shapes["fla-matched-T32768"].c_lens == (512,)
+    assert sum(shapes["varlen-T32768-D1_192"].lens) == 32768
+
+
+def test_visible_pairs_follow_the_causal_mask():
+    sh = bench.Shape("x", (100, 37), N1=4, N2=2, D1=16, D2=16, K=2)
+    args, kw = bench.inputs(sh, "cpu")
+    mask = kw["atten_mask"]
+    want = sum(int((~mask[:t, :c]).sum()) for t, c in zip(sh.lens, sh.c_lens))
+    assert sh.visible_pairs() == want
+
+
+@pytest.mark.parametrize("shape", [
+    bench.Shape("overlap", (150, 100), N1=4, N2=2, D1=32, D2=16, K=2),
+    bench.Shape("blocks", (260,), N1=4, N2=1, D1=32, D2=32, l=64, d=64, ls=64, K=2)],
+    ids=lambda s: s.name)
+def test_plain_pytorch_peer_matches_the_op(shape, monkeypatch):
+    monkeypatch.setattr(bench, "CHUNK_ROWS", 64)          # several chunks
+    args, kw = bench.inputs(shape, "cpu")
+    out, idx = torch.ops.cann_attention.npu_nsa_compress_attention(*args, **kw)[:2]
+    want_out, want_idx = bench.plain_torch(shape, args, kw)
+    assert (out.float() - want_out.float()).norm() / want_out.float().norm() < 2e-2
+    assert float((idx.long() == want_idx).float().mean()) > 0.98     # fp32 near-ties may swap
