@@ -35,8 +35,8 @@ BACKENDS = by_priority(
                "SDPA expresses (none, causal, lower-right causal, atten_mask / pse_shift "
                "tensor); FlexAttention (compiled; block masks from the mask geometry, cached "
                "per shape) for bands, chunks, length tensors, TND, statistics and sinks (from "
-               "its log-sum-exp); the plan names the engine; no host reads. Refuses paged keys "
-               "and D > 256 outside SDPA. Tested on CPU tensors only (FlexAttention eager): "
+               "its log-sum-exp), paged keys gathered to dense per call; the plan names the "
+               "engine; no host reads. Refuses D > 256 outside SDPA. Tested on CPU tensors only (FlexAttention eager): "
                "has not run on a GPU; on CUDA tensors by name only "
                "(cann_attention.use(backend='library'))",
         runner="flash_attention.library:run", plan=plan_engine, named_only_on=("cuda",),

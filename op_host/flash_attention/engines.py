@@ -14,13 +14,17 @@ checked call, and records the decision so the plan says which engine runs:
   with S1 < S2 (mode 3: ``causal_lower_right``), or a materialized tensor mask (mode 1, mode 0
   with a band that covers every key, optionally with mode 2 / 3 geometry, ``pse_shift`` of the
   query's dtype).
-- ``"flex"``: ``torch.nn.attention.flex_attention`` for everything else that is not paged:
+- ``"flex"``: ``torch.nn.attention.flex_attention`` for everything else:
   bands (mode 4, mode 0 with a band), chunks, per-batch lengths as device tensors, TND, rows that
   see nothing (mode 3 with S1 > S2), ``pse_shift`` as a score_mod, sinks and statistics from the
   returned log-sum-exp (and row max). Its block mask comes from the mask geometry of
   ``common.mask_spec`` (the tiles the host planner classifies), built once per static signature.
-- ``None`` with ``reason``: paged keys (PA_BSND) and head dims above ``FLEX_MAX_HEAD_DIM`` for
-  calls SDPA cannot take.
+  Paged keys (PA_BSND) go to FlexAttention too: the run first gathers the pages of the page
+  table into a dense copy of each batch's key capacity (``gather_pages``; entries clamped into
+  the cache, so a malformed table reads no memory outside it). That costs a read and a write
+  of the pages a call addresses on top of the attention: correct on the GPU, not fast for
+  decode, where npu_incre_flash_attention's split-KV kernel reads pages in place.
+- ``None`` with ``reason``: head dims above ``FLEX_MAX_HEAD_DIM`` for calls SDPA cannot take.
 
 ``sdpa_backends`` names ``torch.nn.attention.SDPBackend`` members (strings, so this host module
 imports no op_kernel code): FLASH_ATTENTION (fp16 / bf16, D <= 256, no tensor mask), CUDNN_ATTENTION (fp16 / bf16,
@@ -75,6 +79,7 @@ class EnginePlan:
     lengths: str = "static"                # static | counts | prefix_sums (flex)
     compiled: bool = False                 # torch.compile(flex_attention) (flex; GPU plans)
     row_max: str = "none"                  # none | flex | dense: where softmax_max comes from
+    gather_pages: bool = False             # paged keys gathered to dense per call (flex)
     platform: PlatformInfo | None = None
 
 
@@ -117,6 +122,7 @@ def _sdpa_refusal(p: FlashAttentionParams) -> str | None:
             ("a sink", p.learnable_sink is not None),
             ("chunk_size", p.chunk_size is not None),
             ("TND layout", p.q_layout is Layout.TND or p.kv_layout is Layout.TND),
+            ("paged keys", p.kv_layout is Layout.PA_BSND),
             ("per-batch length tensors", p.actual_seq_lengths_query is not None
              or p.actual_seq_lengths_kv is not None)):
         if refused:
@@ -161,7 +167,8 @@ def flex_blocks(p: FlashAttentionParams, block: int = FLEX_BLOCK) -> FlexBlocks:
     """
     tnd = p.q_layout is Layout.TND
     q_len = p.query.shape[0] if tnd else p.s1
-    kv_len = p.key.shape[0] if p.kv_layout is Layout.TND else p.s2
+    kv_len = (p.key.shape[0] if p.kv_layout is Layout.TND
+              else p.batch * p.s2 if tnd else p.s2)      # PA_BSND with TND: B gathered runs
     nq, nk = -(-q_len // block), -(-kv_len // block)
     qb = torch.arange(nq, dtype=torch.int64)[:, None] * block
     kb = torch.arange(nk, dtype=torch.int64)[None, :] * block
@@ -188,10 +195,6 @@ def flex_blocks(p: FlashAttentionParams, block: int = FLEX_BLOCK) -> FlexBlocks:
 
 def plan_engine(p: FlashAttentionParams, platform: PlatformInfo) -> EnginePlan:
     """The engine that serves a checked call on ``platform`` (pure: shapes and attributes)."""
-    if p.kv_layout is Layout.PA_BSND:
-        return EnginePlan(None, "paged keys (PA_BSND): SDPA and FlexAttention read dense keys; "
-                          "serving a page table would copy every used page per call",
-                          platform=platform)
     sdpa, not_sdpa = _sdpa_plan(p, platform)
     if sdpa is not None:
         return sdpa
@@ -200,6 +203,7 @@ def plan_engine(p: FlashAttentionParams, platform: PlatformInfo) -> EnginePlan:
                           "cannot express (a conservative limit for FlexAttention's tiles)",
                           platform=platform)
     gpu = platform.kind is PlatformKind.GPU
+    paged = p.kv_layout is Layout.PA_BSND
     lengths = ("prefix_sums" if p.q_layout is Layout.TND else
                "counts" if (p.actual_seq_lengths_query is not None
                             or p.actual_seq_lengths_kv is not None) else "static")
@@ -211,9 +215,10 @@ def plan_engine(p: FlashAttentionParams, platform: PlatformInfo) -> EnginePlan:
                         ("chunk", p.chunk_size is not None),
                         (f"sparse_mode {p.sparse_mode}", True),
                         ("atten_mask", _reads_mask(p)),
-                        ("pse_shift score_mod", p.pse_shift is not None)) if on))
+                        ("pse_shift score_mod", p.pse_shift is not None),
+                        ("pages gathered to dense keys", paged)) if on))
     return EnginePlan("flex", why, blocks=flex_blocks(p), lengths=lengths, compiled=gpu,
-                      row_max=row_max, platform=platform)
+                      row_max=row_max, gather_pages=paged, platform=platform)
 
 
 def unserved(p: FlashAttentionParams) -> str | None:

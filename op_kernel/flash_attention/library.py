@@ -51,6 +51,20 @@ def _bnsd(p: FlashAttentionParams, t: FlashAttentionTensors):
     return q, k, v
 
 
+def _gathered_pages(p: FlashAttentionParams, t: FlashAttentionTensors):
+    """Keys and values of a paged call as dense (B, N2, S2, D) copies of each batch's key
+    capacity S2 = max_blocks * block_size (TND query: packed (1, N2, B * S2, D)), through the
+    page table with its entries clamped into the cache (engines.py: ``gather_pages``)."""
+    pages = t.block_table.to(torch.int64).clamp(0, t.key.shape[0] - 1)         # (B, blocks)
+
+    def gather(cache):
+        x = cache[pages].flatten(1, 2)                                    # (B, S2, N2, D)
+        if p.q_layout is Layout.TND:
+            return x.flatten(0, 1).transpose(0, 1).unsqueeze(0)
+        return x.transpose(1, 2)
+    return gather(t.key), gather(t.value)
+
+
 def _out_layout(p: FlashAttentionParams, out: torch.Tensor) -> torch.Tensor:
     """(B, N1, S1, D) -> the query's layout."""
     if p.q_layout is Layout.TND:
@@ -151,11 +165,20 @@ def mask_mod_of(p: FlashAttentionParams, lengths: str, t: FlashAttentionTensors,
     """
     spec, batch = p.mask_spec, p.batch
     if lengths == "prefix_sums":
-        t1, t2 = t.query.shape[0], t.key.shape[0]
+        t1 = t.query.shape[0]
         q_start, q_len = _prefix_sums(t.actual_seq_lengths_query, t1, dev)
-        k_start, k_len = _prefix_sums(t.actual_seq_lengths_kv, t2, dev)
         q_doc = torch.searchsorted(q_start + q_len, torch.arange(t1, device=dev), right=True)
-        k_doc = torch.searchsorted(k_start + k_len, torch.arange(t2, device=dev), right=True)
+        if p.kv_layout is Layout.PA_BSND:          # B gathered runs of S2 keys (counts)
+            k_len = _lengths(t.actual_seq_lengths_kv, p.s2, batch, dev)
+            k_start = torch.arange(batch, device=dev) * p.s2
+            pos = torch.arange(batch * p.s2, device=dev)
+            run = pos // p.s2                        # keys past a batch's length: no batch
+            k_doc = torch.where(pos - k_start[run] < k_len[run], run, batch)
+        else:
+            t2 = t.key.shape[0]
+            k_start, k_len = _prefix_sums(t.actual_seq_lengths_kv, t2, dev)
+            k_doc = torch.searchsorted(k_start + k_len, torch.arange(t2, device=dev),
+                                       right=True)
     else:
         q_len = _lengths(t.actual_seq_lengths_query, p.s1, batch, dev)
         k_len = _lengths(t.actual_seq_lengths_kv, p.s2, batch, dev)
@@ -164,7 +187,8 @@ def mask_mod_of(p: FlashAttentionParams, lengths: str, t: FlashAttentionTensors,
     masked = None
     if t.atten_mask is not None and SparseMode(p.sparse_mode) in (SparseMode.DEFAULT,
                                                                   SparseMode.ALL_MASK):
-        masked = t.atten_mask.reshape(-1, p.s1, p.s2) != 0                   # (1|B, S1, S2)
+        # (1|B, S1, S2'): S' = S2, or with paged keys at least the longest batch's keys
+        masked = t.atten_mask.reshape(-1, p.s1, t.atten_mask.shape[-1]) != 0
     chunk = spec.chunk_size
     mask_batch = 0 if masked is None else int(masked.shape[0] > 1)
 
@@ -175,8 +199,8 @@ def mask_mod_of(p: FlashAttentionParams, lengths: str, t: FlashAttentionTensors,
         if chunk is not None:
             ok = ok & (torch.div(qpos, chunk, rounding_mode="floor")
                        == torch.div(j, chunk, rounding_mode="floor"))
-        if masked is not None:
-            ok = ok & ~masked[seq * mask_batch, i, j]
+        if masked is not None:      # keys past S' are past every batch's length (clamped read)
+            ok = ok & ~masked[seq * mask_batch, i, j.clamp(max=masked.shape[-1] - 1)]
         return ok
 
     def packed_mask_mod(b, h, q_idx, kv_idx):          # TND: one sequence of T rows
@@ -197,10 +221,10 @@ def pse_score_mod(pse: torch.Tensor | None):
     """``score + pse_shift[b or 0, h, i, k]`` (after scaling; fp32), or None without one."""
     if pse is None:
         return None
-    broadcast = int(pse.shape[0] > 1)
+    broadcast, last = int(pse.shape[0] > 1), pse.shape[-1] - 1
 
-    def score_mod(score, b, h, q_idx, kv_idx):
-        return score + pse[b * broadcast, h, q_idx, kv_idx].to(torch.float32)
+    def score_mod(score, b, h, q_idx, kv_idx):   # keys past S' (paged): invisible, clamped
+        return score + pse[b * broadcast, h, q_idx, kv_idx.clamp(max=last)].to(torch.float32)
     return score_mod
 
 
@@ -281,6 +305,8 @@ def _run_flex(p: FlashAttentionParams, plan: EnginePlan, t: FlashAttentionTensor
     from torch.nn.attention.flex_attention import AuxRequest
 
     q, k, v = _bnsd(p, t)
+    if plan.gather_pages:
+        k, v = _gathered_pages(p, t)
     dev = q.device
     mask_mod = mask_mod_of(p, plan.lengths, t, dev)
     block_mask = copy.copy(BLOCK_MASKS.get(p, plan).get(dev))

@@ -103,17 +103,17 @@ def test_tnd_gets_flex_with_prefix_sums():
     assert "prefix_sums" in plan.reason
 
 
-def test_paged_keys_are_refused_with_the_reason():
+def test_paged_keys_go_to_flex_through_a_gather():
     q = torch.zeros(2, 4, 4, 64, dtype=torch.float16)
     k = torch.zeros(6, 16, 2, 64, dtype=torch.float16)
     p, _ = checked(OP, q, k, k.clone(), 0.1, layout_kv="PA_BSND",
                    block_table=torch.tensor([[0, 1], [2, 3]], dtype=torch.int32),
                    actual_seq_lengths_kv=torch.tensor([20, 5]))
     plan = plan_engine(p, H100)
-    assert plan.engine is None and "PA_BSND" in plan.reason
+    assert plan.engine == "flex" and plan.gather_pages and "gathered" in plan.reason
+    assert plan.blocks.kv_len == 32                          # each batch's key capacity
     library = next(b for b in BACKENDS if b.name == "library")
-    reason = library.verify(p, "cuda", torch.float16)
-    assert reason.startswith("no library engine serves the call: paged keys")
+    assert library.verify(p, "cuda", torch.float16) is None
 
 
 def test_head_dim_above_flex_limit_refused_unless_sdpa_serves():

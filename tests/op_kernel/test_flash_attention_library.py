@@ -21,7 +21,7 @@ from cann_attention.op_host.flash_attention.engines import flex_blocks, plan_eng
 from cann_attention.op_kernel.common.score_mods import alibi_pse_shift
 from cann_attention.op_kernel.flash_attention import emulate, library
 from cann_attention.op_kernel.flash_attention.reference import flash_attention as reference
-from testing.calls import checked
+from testing.calls import checked, fields_of
 from testing.oracle import assert_close, assert_stats_close
 
 pytestmark = pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
@@ -311,14 +311,74 @@ def test_asked_for_by_name_on_cpu_tensors_it_refuses(gen):
 
 
 def test_no_engine_raises_naming_the_backend(gen):
-    q = randn(gen, 1, 4, 2, 16)
-    k = randn(gen, 4, 16, 1, 16)
-    p, t = checked(OP_NAME, q, k, k.clone(), 0.2, layout_kv="PA_BSND",
-                   block_table=torch.tensor([[0]], dtype=torch.int32),
-                   actual_seq_lengths_kv=torch.tensor([5]))
+    q, k, v = dense(gen, 1, 4, 4, 2, 1, 512, torch.float16)
+    p, t = checked(OP_NAME, q, k, v, 0.2, return_softmax_lse=True)
     with pytest.raises(cann_attention.op_host.common.errors.CannAttentionError,
-                       match="backend.*paged keys"):
+                       match="backend.*head dim"):
         library.run(p, plan_engine(p, CPU), t)
+
+
+def paged(gen, kv_lens, q_lens, n1, n2, d, block_size, layout_query):
+    """A shuffled page table with a spare column and spare blocks (-1 past each batch)."""
+    pages = [-(-n // block_size) for n in kv_lens]
+    blocks = sum(pages) + 3
+    perm = torch.randperm(blocks, generator=gen)
+    table = torch.full((len(kv_lens), max(pages) + 1), -1, dtype=torch.int32)
+    used = 0
+    for b, n in enumerate(pages):
+        table[b, :n] = perm[used:used + n].to(torch.int32)
+        used += n
+    k = randn(gen, blocks, block_size, n2, d, dtype=torch.bfloat16)
+    v = randn(gen, blocks, block_size, n2, d, dtype=torch.bfloat16)
+    if layout_query == "TND":
+        q = randn(gen, sum(q_lens), n1, d, dtype=torch.bfloat16)
+        aq = torch.tensor(q_lens).cumsum(0).to(torch.int32)
+    else:
+        q = randn(gen, len(q_lens), max(q_lens), n1, d, dtype=torch.bfloat16)
+        aq = torch.tensor(q_lens, dtype=torch.int32)
+    return (q, k, v, d ** -0.5), dict(
+        layout_query=layout_query, layout_kv="PA_BSND", block_table=table,
+        actual_seq_lengths_query=aq, actual_seq_lengths_kv=torch.tensor(kv_lens))
+
+
+PAGED_MODES = {
+    "causal_cache": dict(sparse_mode=3),
+    "window_lse_sink": dict(sparse_mode=4, pre_tokens=9, next_tokens=0,
+                            return_softmax_lse=True),
+    "full_lse": dict(return_softmax_lse=True),
+}
+
+
+@pytest.mark.parametrize("layout", ["BSND", "TND"])
+@pytest.mark.parametrize("mode", list(PAGED_MODES))
+def test_paged_keys_gathered(gen, layout, mode):
+    """Prefill on top of a paged cache (and decode rows): the pages gathered per call."""
+    args, kw = paged(gen, [19, 12, 41], [5, 12, 1], 4, 2, 32, 16, layout)
+    kw.update(PAGED_MODES[mode])
+    if mode == "window_lse_sink":
+        kw["learnable_sink"] = randn(gen, 4)
+    check(args, kw, engine="flex")
+
+
+def test_paged_mask_and_pse_shorter_than_the_capacity(gen):
+    """atten_mask / pse_shift end at the longest batch's keys, before the page capacity."""
+    args, kw = paged(gen, [40, 13], [3, 3], 4, 1, 32, 16, "BSND")
+    s_max = 40                                  # capacity: (3 + 1) pages x 16 = 64 keys
+    kw.update(atten_mask=torch.rand(3, s_max, generator=gen) < 0.3,
+              pse_shift=randn(gen, 2, 4, 3, s_max, dtype=torch.bfloat16))
+    check(args, kw, engine="flex")
+
+
+def test_malformed_page_entries_read_inside_the_cache(gen):
+    """Entries outside the cache are clamped into it: no error, finite outputs."""
+    args, kw = paged(gen, [30, 20], [2, 2], 4, 2, 32, 16, "BSND")
+    p, t = checked(OP_NAME, *args, **kw)          # value checks run on the good table
+    table = kw["block_table"].clone()
+    table[0, 0] = 10 ** 6
+    table[1, 1] = -9
+    bad = type(t)(**dict(fields_of(t), block_table=table))
+    out = library.run(p, plan_engine(p, CPU), bad)[0]
+    assert torch.isfinite(out.float()).all()
 
 
 # ---- on a GPU -------------------------------------------------------------------------------
