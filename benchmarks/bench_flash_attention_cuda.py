@@ -15,7 +15,6 @@ peer that cannot run a shape is listed with the reason instead of a time.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -23,7 +22,7 @@ import torch
 
 import cann_attention
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit, overhead_ms,
-                         peak_tflops, triton_version, write_json)
+                         peak_tflops, sdpa_peers, sweep, triton_version, write_json)
 
 HOST_SHAPES_MS = 1.0
 CHUNK_ROWS = 1024          # query rows per chunk of the plain PyTorch peer
@@ -89,23 +88,14 @@ def window_mask(sh: Shape, device="cuda"):
     return (j <= i) & (i - j < sh.window)
 
 
-def sdpa_peers(sh, args, repeats):
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+def sdpa_times(sh, args, repeats):
+    """SDPA's back ends on the same tensors (cuda_timing.sdpa_peers); a window as a boolean
+    mask; without the sinks."""
     q, k, v, scale = (_bhsd(a) if isinstance(a, torch.Tensor) else a for a in args)
     mask = window_mask(sh) if sh.window else None
-    times, why = {}, {}
-    for impl, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION),
-                          ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
-                          ("sdpa-efficient", SDPBackend.EFFICIENT_ATTENTION)):
-        def call(backend=backend):
-            with sdpa_kernel(backend):
-                return torch.nn.functional.scaled_dot_product_attention(
-                    q, k, v, attn_mask=mask, is_causal=sh.causal and mask is None, scale=scale,
-                    enable_gqa=sh.N1 != sh.N2)
-        try:
-            times[impl] = cuda_time(graphed(call), repeats)
-        except RuntimeError as e:
-            why[impl] = str(e).splitlines()[0][:160]
+    times, why = sdpa_peers(q, k, v, repeats, attn_mask=mask,
+                            is_causal=sh.causal and mask is None, scale=scale,
+                            enable_gqa=sh.N1 != sh.N2)
     if sh.sinks:
         why.update({i: "no sinks (timed without them)" for i in times})
     return times, why
@@ -171,7 +161,7 @@ def measure(sh, a, ceil, rows, missing):
                          overhead_us=(call_ms - replay_ms) * 1e3, host_us=host_us(call))
         add("ours", ms, backend=a.backend, **extra)
         del replay
-    times, why = sdpa_peers(sh, args, a.repeats)
+    times, why = sdpa_times(sh, args, a.repeats)
     try:
         times["flex"] = flex_peer(sh, args, a.repeats)
     except Exception as e:          # noqa: BLE001  (a compile failure names itself)
@@ -192,15 +182,9 @@ def main(a):
           f"{a.backend}", flush=True)
     names = a.shapes.split(",") if a.shapes else None
     shapes = [s for s in perf_shapes() if names is None or s.name in names]
-    rows, missing, t0 = [], {}, time.time()
-    for i, sh in enumerate(shapes):
-        if a.budget_s and time.time() - t0 > a.budget_s:
-            missing.setdefault("triton", []).append(f"{sh.name}: not run (--budget-s)")
-            continue
-        measure(sh, a, (mm, copy), rows, missing)
-        if a.json:
-            write_json(a.json, dict(device=gpu, partial=True), rows)
-        print(f"[{i + 1}/{len(shapes)}] {sh.name}", file=sys.stderr, flush=True)
+    rows, missing = sweep(shapes, lambda sh, rows, missing: measure(sh, a, (mm, copy), rows,
+                                                                    missing),
+                          a.budget_s, a.json, gpu)
     ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "ours"}
     for r in rows:
         print(f"{r['shape']['name']:<26} {r['impl']:<15} {r['ms']:>9.4f} ms "

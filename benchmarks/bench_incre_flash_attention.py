@@ -30,7 +30,7 @@ import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, triton_version, write_json)
+                         overhead_ms, sdpa_peers, sweep, triton_version, write_json)
 
 HOST_SHAPES_MS = 0.5          # host overhead is timed on shapes whose kernel is shorter
 MAX_CACHE_BYTES = 18 << 30    # shapes whose bf16 K + V exceed this are left out (peers copy them)
@@ -133,24 +133,12 @@ def plain_torch(sh: Shape, args, kw, batches: int | None = None) -> torch.Tensor
     return (a @ vd).reshape(n, 1, sh.n1 * sh.d)
 
 
-def sdpa_peers(sh: Shape, args, kw, repeats, flush):
-    """{impl: ms} of SDPA's back ends on the contiguous bf16 cache, and {impl: why not}."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+def sdpa_times(sh: Shape, args, kw, repeats, flush):
+    """SDPA's back ends on the contiguous bf16 cache (cuda_timing.sdpa_peers)."""
     q = args[0].reshape(sh.b, sh.n1, 1, sh.d)
     kd, vd = dense_cache(sh, args[1], kw), dense_cache(sh, args[2], kw)
-    times, why = {}, {}
-    for impl, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION),
-                          ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
-                          ("sdpa-efficient", SDPBackend.EFFICIENT_ATTENTION)):
-        def call(backend=backend):
-            with sdpa_kernel(backend):
-                return torch.nn.functional.scaled_dot_product_attention(
-                    q, kd, vd, scale=kw["scale_value"], enable_gqa=sh.n1 != sh.n2)
-        try:
-            times[impl] = cuda_time(graphed(call), repeats, flush)
-        except RuntimeError as e:
-            why[impl] = str(e).splitlines()[0][:160]
-    return times, why
+    return sdpa_peers(q, kd, vd, repeats, flush, scale=kw["scale_value"],
+                      enable_gqa=sh.n1 != sh.n2)
 
 
 def flashinfer_peer(sh: Shape, args, kw, repeats, flush):
@@ -208,7 +196,7 @@ def measure_shape(sh: Shape, args_, ceil, flush, rows, missing):
         add("torch", cuda_time(lambda: plain_torch(sh, args, kw), reps, flush))
     except torch.OutOfMemoryError:
         missing.setdefault("torch", []).append(f"{sh.name}: out of memory")
-    times, why = sdpa_peers(sh, args, kw, args_.repeats, flush)
+    times, why = sdpa_times(sh, args, kw, args_.repeats, flush)
     if args_.flashinfer:
         t, reason = flashinfer_peer(sh, args, kw, args_.repeats, flush)
         times.update({"flashinfer": t} if t is not None else {})
@@ -230,16 +218,9 @@ def run_cuda(args):
     names = args.shapes.split(",") if args.shapes else None
     shapes = [s for s in cuda_shapes() if names is None or s.name in names]
     shapes.sort(key=Shape.bytes)          # short first (see --budget-s)
-    rows, missing, t0 = [], {}, time.time()
-    for i, sh in enumerate(shapes):
-        if args.budget_s and time.time() - t0 > args.budget_s:
-            missing.setdefault("triton", []).append(f"{sh.name}: not run (--budget-s)")
-            continue
-        err = measure_shape(sh, args, (mm, copy), flush, rows, missing)
-        if args.json:
-            write_json(args.json, dict(device=gpu, partial=True), rows)
-        print(f"[{i + 1}/{len(shapes)}] {sh.name}: relative error vs plain PyTorch {err:.1e}",
-              file=sys.stderr, flush=True)
+    rows, missing = sweep(
+        shapes, lambda sh, rows, missing: "relative error vs plain PyTorch %.1e" % measure_shape(
+            sh, args, (mm, copy), flush, rows, missing), args.budget_s, args.json, gpu)
     meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, torch=torch.__version__,
                 triton=triton_version(), backend=args.backend, not_measured=missing)
     return meta, rows

@@ -49,7 +49,7 @@ import cann_attention  # registers torch.ops.cann_attention.*
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, peak_tflops, triton_version, write_json)
+                         overhead_ms, peak_tflops, sweep, triton_version, write_json)
 
 D = 128
 PAGE = 64
@@ -299,18 +299,11 @@ def run_cuda(args):
     names = args.shapes.split(",") if args.shapes else None
     shapes = [s for s in PERF_SET if names is None or s.name in names]
     shapes.sort(key=lambda s: s.visible_pairs())       # short first (see --budget-s)
-    rows, missing = [], {}
     step = measure_step(args, flush) if args.step else None
-    t0 = time.time()
-    for i, shape in enumerate(shapes):
-        if args.budget_s and time.time() - t0 > args.budget_s:
-            missing.setdefault("triton", []).append(f"{shape.name}: not run (--budget-s)")
-            continue
-        agree = measure_shape(shape, args, (mm, copy), flush, rows, missing)
-        if args.json:
-            write_json(args.json, dict(device=gpu, partial=True), rows)
-        print(f"[{i + 1}/{len(shapes)}] {shape.name}: top-k agreement with plain PyTorch "
-              f"{agree:.5f}", file=sys.stderr, flush=True)
+    rows, missing = sweep(
+        shapes, lambda shape, rows, missing: "top-k agreement with plain PyTorch %.5f"
+        % measure_shape(shape, args, (mm, copy), flush, rows, missing),
+        args.budget_s, args.json, gpu)
     meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy,
                 peak_tflops=peak_tflops(gpu),
                 torch=torch.__version__, triton=triton_version(), backend=args.backend,

@@ -14,7 +14,6 @@ scores and the top-k are timed, not counted. Our op runs graph-replayed on the n
 from __future__ import annotations
 
 import inspect
-import sys
 import time
 from dataclasses import asdict, dataclass
 from itertools import accumulate
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, measured_commit, peak_tflops,
+from cuda_timing import (ceilings, cuda_time, graphed, measured_commit, peak_tflops, sweep,
                          triton_version, write_json)
 
 CHUNK_ROWS = 1024          # query rows per chunk of the plain PyTorch peer
@@ -185,16 +184,9 @@ def main(a):
           f"{a.backend}", flush=True)
     names = a.shapes.split(",") if a.shapes else None
     shapes = [s for s in perf_shapes() if names is None or s.name in names]
-    rows, missing, t0 = [], {}, time.time()
-    for i, sh in enumerate(shapes):
-        if a.budget_s and time.time() - t0 > a.budget_s:
-            missing.setdefault("triton", []).append(f"{sh.name}: not run (--budget-s)")
-            continue
-        err, same = measure(sh, a, (mm, copy), rows, missing)
-        if a.json:
-            write_json(a.json, dict(device=gpu, partial=True), rows)
-        print(f"[{i + 1}/{len(shapes)}] {sh.name}: attention error {err:.1e}, top-k "
-              f"agreement {same:.4f} vs plain PyTorch", file=sys.stderr, flush=True)
+    rows, missing = sweep(
+        shapes, lambda sh, rows, missing: "attention error %.1e, top-k agreement %.4f vs plain "
+        "PyTorch" % measure(sh, a, (mm, copy), rows, missing), a.budget_s, a.json, gpu)
     ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "triton"}
     for r in rows:
         print(f"{r['shape']['name']:<24} {r['impl']:<22} {r['ms']:>9.3f} ms "

@@ -3,7 +3,8 @@
 Medians of CUDA events after warm-up (``cuda_time``), device time of a call as a replayed CUDA
 graph (``graphed``), host overhead as the eager call back to back minus its replay
 (``overhead_ms``), the host time of one call (``host_us``), the same run's matmul and copy
-ceilings (``ceilings``), and the commit and JSON of a results file.
+ceilings (``ceilings``), PyTorch SDPA's back ends as peers (``sdpa_peers``), a sweep of shapes
+under a time budget (``sweep``), and the commit and JSON of a results file.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -138,3 +140,42 @@ def measured_commit() -> str:
 def write_json(path, meta, rows):
     with open(path, "w") as f:
         json.dump(dict(meta=meta, results=rows), f, indent=2)
+
+
+SDPA_BACKENDS = (("sdpa-flash", "FLASH_ATTENTION"), ("sdpa-cudnn", "CUDNN_ATTENTION"),
+                 ("sdpa-efficient", "EFFICIENT_ATTENTION"))
+
+
+def sdpa_peers(q, k, v, repeats, flush=None, **sdpa_kwargs):
+    """({impl: ms}, {impl: why not}) of scaled_dot_product_attention(q, k, v, **sdpa_kwargs)
+    under each of SDPA's CUDA back ends, graph-replayed (a back end that refuses the call says
+    why)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    times, why = {}, {}
+    for impl, name in SDPA_BACKENDS:
+        def call(backend=getattr(SDPBackend, name)):
+            with sdpa_kernel(backend):
+                return torch.nn.functional.scaled_dot_product_attention(q, k, v, **sdpa_kwargs)
+        try:
+            times[impl] = cuda_time(graphed(call), repeats, flush)
+        except RuntimeError as e:
+            why[impl] = str(e).splitlines()[0][:160]
+    return times, why
+
+
+def sweep(shapes, measure, budget_s=0.0, json_path=None, gpu="", name=lambda s: s.name):
+    """(rows, not_measured) of ``measure(shape, rows, missing)`` over ``shapes`` in order,
+    starting no shape after ``budget_s`` seconds (those are listed as not run), the rows so far
+    written to ``json_path`` after each shape (a run cut short keeps them). ``measure`` returns
+    a line for the progress log, or None."""
+    rows, missing, t0 = [], {}, time.time()
+    for i, shape in enumerate(shapes):
+        if budget_s and time.time() - t0 > budget_s:
+            missing.setdefault("ours", []).append(f"{name(shape)}: not run (--budget-s)")
+            continue
+        note = measure(shape, rows, missing)
+        if json_path:
+            write_json(json_path, dict(device=gpu, partial=True), rows)
+        print(f"[{i + 1}/{len(shapes)}] {name(shape)}" + (f": {note}" if note else ""),
+              file=sys.stderr, flush=True)
+    return rows, missing

@@ -55,6 +55,7 @@ from cann_attention.op_host.common.layouts import Layout
 from cann_attention.op_host.lightning_indexer.params import D, output_shapes
 
 from ..common.per_plan import PerPlanCache
+from ..common.triton_sort_key import sort_key
 from ..common.triton_launch import Launcher, alignment
 from ..common.workspace import workspace
 
@@ -122,15 +123,6 @@ def _visible_pages(block_table, b, lk, max_pages, page, n_blocks, BLOCK: tl.cons
         bad = m & ((e < 0) | (e >= n_blocks))
         first_bad = tl.minimum(first_bad, tl.min(tl.where(bad, o, n_pg), 0))
     return tl.minimum(lk, first_bad * page)
-
-
-@triton.jit
-def _sort_key(score, pos):
-    """The int64 sort key of fp32 scores at positions ``pos`` (module doc; -0 as +0)."""
-    score = tl.where(score == 0.0, 0.0, score)
-    bits = score.to(tl.int32, bitcast=True).to(tl.int64)
-    ordered = tl.where(bits >= 0, bits + 2147483648, -bits - 1)
-    return ordered * 2147483648 + (2147483647 - pos.to(tl.int64))
 
 
 @triton.jit
@@ -299,7 +291,7 @@ def _li_kernel(query, key, weights, aq, ak, block_table, out_idx, out_val, ws, l
             kt = tl.load(key + k_row[:, None] * D + o_d[None, :], mask=m_n[:, None], other=0.0)
             x = tl.dot(q, tl.trans(kt))                                   # [N1P, BLOCK_N]
             score = tl.sum(tl.maximum(x, 0.0) * w[:, None], 0)
-            count, thr = _offer(my, _sort_key(score, pos), m_n, count, thr, K, CAP, CH,
+            count, thr = _offer(my, sort_key(score, pos), m_n, count, thr, K, CAP, CH,
                                 BLOCK_N)
         if SPLITS == 1:
             _write_rows(_sorted_best(my, count, K, K_PAD, CAP, CH), out_idx, out_val, row, K,
@@ -331,7 +323,7 @@ def _select_kernel(src, n_rows, n, out_idx, out_val, ws, K: tl.constexpr, K_PAD:
             m = pos < n
             if SCORES:
                 x = tl.load(src + row * n + pos, mask=m, other=0.0)
-                v = _sort_key(x, pos)
+                v = sort_key(x, pos)
             else:
                 v = tl.load(src + row * n + pos, mask=m, other=-1)
                 m = v >= 0

@@ -56,6 +56,7 @@ from cann_attention.op_host.nsa_compress_attention.params import (
     STAT_REPLICAS, compute_dtype, output_shapes)
 
 from ..common.per_plan import PerPlanCache
+from ..common.triton_sort_key import sort_key
 from ..common.triton_launch import Launcher, alignment
 
 NEG_FLT_MAX = tl.constexpr(-3.4028234663852886e38)   # a masked score (Semantics, step 1)
@@ -94,15 +95,6 @@ def _scores(query, key, atten_mask, b_q, p_q, m_r, i_row, kv, c0, o_c, m_c, scal
                        mask=m_r[:, None] & m_c[None, :], other=0)                   # [R, W]
         b_s = tl.where(b_am != 0, NEG_FLT_MAX, b_s)
     return tl.where(m_c[None, :], b_s, float("-inf"))
-
-
-@triton.jit
-def _sort_key(score, j):
-    """The int64 sort key of fp32 scores of blocks ``j`` (module doc; -0 as +0)."""
-    score = tl.where(score == 0.0, 0.0, score)
-    bits = score.to(tl.int32, bitcast=True).to(tl.int64)
-    ordered = tl.where(bits >= 0, bits + 2147483648, -bits - 1)
-    return ordered * 2147483648 + (2147483647 - j.to(tl.int64))
 
 
 @triton.jit
@@ -230,7 +222,7 @@ def _nsa_kernel(query, key, value, atten_mask, topk_mask, tasks, core_first,
                                + o_j[None, :], mask=(o_s < rows)[:, None] & m_j[None, :],
                                other=0)                                             # [BS1, NB]
                 b_imp = tl.where(b_tm != 0, FLT_MAX, b_imp)
-            b_key = tl.where(m_j[None, :], _sort_key(b_imp, o_j[None, :]), -1)
+            b_key = tl.where(m_j[None, :], sort_key(b_imp, o_j[None, :]), -1)
             b_all = tl.sort(tl.reshape(tl.join(b_cand, b_key), [BS1, 2 * NB]), 1,
                             descending=True)
             b_cand, _ = tl.split(tl.permute(tl.reshape(b_all, [BS1, 2, NB]), (0, 2, 1)))

@@ -1,22 +1,14 @@
 """The FA benchmark's CUDA workloads, checked on CPU: PERF.md's prefill set, its FLOP count
 and the plain PyTorch peer against the op."""
-import importlib.util
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
 import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+from testing.benches import load_bench
 
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))            # the bench imports cuda_timing beside it
-_spec = importlib.util.spec_from_file_location("bench_flash_attention_cuda",
-                                               _DIR / "bench_flash_attention_cuda.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench          # its dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = load_bench("bench_flash_attention_cuda")
 
 
 def test_perf_set_keeps_16k_tokens_and_2048_wide_heads():

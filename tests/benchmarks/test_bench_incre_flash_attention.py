@@ -1,18 +1,12 @@
 """The IFA benchmark's workloads (CPU): PERF.md's decode set and the plain PyTorch peer."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+from testing.benches import load_bench
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_incre_flash_attention.py"
-_spec = importlib.util.spec_from_file_location("bench_incre_flash_attention", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench          # its dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = load_bench("bench_incre_flash_attention")
 
 
 def test_cuda_set_is_perfs_decode_set_within_memory():

@@ -1,21 +1,13 @@
 """The NSA benchmark's CUDA workloads, checked on CPU: PERF.md's shapes, the causal mask and
 the plain PyTorch peer (attention and top-k) against the op."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import cann_attention  # noqa: F401  (registers torch.ops.cann_attention)
+from testing.benches import load_bench
 
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))            # the bench imports cuda_timing beside it
-_spec = importlib.util.spec_from_file_location("bench_nsa_compress_attention_cuda",
-                                               _DIR / "bench_nsa_compress_attention_cuda.py")
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench          # its dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = load_bench("bench_nsa_compress_attention_cuda")
 
 
 def test_perf_shapes_and_their_compressed_lengths():

@@ -1,18 +1,12 @@
 """The SFA benchmark's workloads (CPU): FlashMLA's index rule and the shapes built from it."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import cann_attention  # noqa: F401  (registers torch.ops.custom)
+from testing.benches import load_bench
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sparse_flash_attention.py"
-_spec = importlib.util.spec_from_file_location("bench_sparse_flash_attention", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench          # its dataclasses look their module up
-_spec.loader.exec_module(bench)
+bench = load_bench("bench_sparse_flash_attention")
 
 
 def test_flashmla_rule_draws_most_entries_from_the_last_20000_positions():

@@ -10,8 +10,6 @@ other batches must be unchanged.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
@@ -32,16 +30,8 @@ CASES = [
 def test_memcheck_clean():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    tool = shutil.which("compute-sanitizer")
-    if tool is None:
-        pytest.skip("compute-sanitizer is not on PATH")
-    env = dict(os.environ, PYTORCH_NO_CUDA_MEMORY_CACHING="1")
-    res = subprocess.run([tool, "--tool", "memcheck", "--error-exitcode", "97",
-                          sys.executable, __file__], capture_output=True, text=True, env=env,
-                         cwd=os.path.dirname(os.path.dirname(__file__)), timeout=1200)
-    report = res.stdout[-4000:] + res.stderr[-4000:]
-    assert res.returncode == 0, report
-    assert "ERROR SUMMARY: 0 errors" in res.stdout, report
+    from testing.sanitizer import assert_memcheck_clean
+    assert_memcheck_clean(os.path.abspath(__file__))
 
 
 def main():

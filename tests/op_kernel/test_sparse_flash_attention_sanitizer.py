@@ -12,8 +12,6 @@ same documented way).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
@@ -33,16 +31,8 @@ CASES = [
 
 @pytest.mark.gpu
 def test_memcheck_clean():
-    tool = shutil.which("compute-sanitizer")
-    if tool is None:
-        pytest.skip("compute-sanitizer is not on PATH")
-    env = dict(os.environ, PYTORCH_NO_CUDA_MEMORY_CACHING="1")
-    res = subprocess.run([tool, "--tool", "memcheck", "--error-exitcode", "97",
-                          sys.executable, __file__], capture_output=True, text=True, env=env,
-                         cwd=os.path.dirname(os.path.dirname(__file__)), timeout=1200)
-    report = res.stdout[-4000:] + res.stderr[-4000:]
-    assert res.returncode == 0, report
-    assert "ERROR SUMMARY: 0 errors" in res.stdout, report
+    from testing.sanitizer import assert_memcheck_clean
+    assert_memcheck_clean(os.path.abspath(__file__))
 
 
 def _malformed(t, layout_kv):

@@ -1,0 +1,26 @@
+"""The benchmarks' shared sweep (benchmarks/cuda_timing.py), on CPU."""
+import json
+from types import SimpleNamespace
+
+from testing.benches import load_bench
+
+cuda_timing = load_bench("cuda_timing")
+
+
+def test_sweep_measures_in_order_writes_partial_results_and_keeps_the_budget(tmp_path,
+                                                                             monkeypatch):
+    clock = iter([0.0, 0.0, 5.0, 20.0, 20.0])           # start, then one read per shape
+    monkeypatch.setattr(cuda_timing.time, "time", lambda: next(clock))
+    shapes = [SimpleNamespace(name=n) for n in ("a", "b", "c", "d")]
+    seen = []
+
+    def measure(shape, rows, missing):
+        seen.append(shape.name)
+        rows.append(dict(shape=dict(name=shape.name), impl="ours", ms=1.0))
+        return f"{shape.name} done"
+    path = tmp_path / "r.json"
+    rows, missing = cuda_timing.sweep(shapes, measure, budget_s=10, json_path=path, gpu="X")
+    assert seen == ["a", "b"] and [r["shape"]["name"] for r in rows] == ["a", "b"]
+    assert missing == {"ours": ["c: not run (--budget-s)", "d: not run (--budget-s)"]}
+    written = json.loads(path.read_text())
+    assert written["meta"] == {"device": "X", "partial": True} and len(written["results"]) == 2
