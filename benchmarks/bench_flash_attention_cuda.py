@@ -15,15 +15,15 @@ peer that cannot run a shape is listed with the reason instead of a time.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit, overhead_ms,
-                         peak_tflops, sdpa_peers, sweep, triton_version, write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,
+                         print_not_measured, run_meta, sdpa_peers, sweep, write_json)
 
+DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
 HOST_SHAPES_MS = 1.0
 CHUNK_ROWS = 1024          # query rows per chunk of the plain PyTorch peer
 
@@ -63,8 +63,9 @@ def perf_shapes() -> list[Shape]:
     return out
 
 
-def inputs(sh: Shape, device="cuda"):
+def inputs(sh: Shape, device=None):
     """(args, kwargs) of the op (BSND) for ``sh``."""
+    device = device or DEVICE
     g = torch.Generator(device=device).manual_seed(0)
 
     def r(*shape):
@@ -82,7 +83,8 @@ def _bhsd(x):
     return x.transpose(1, 2)
 
 
-def window_mask(sh: Shape, device="cuda"):
+def window_mask(sh: Shape, device=None):
+    device = device or DEVICE
     i = torch.arange(sh.S, device=device).view(-1, 1)
     j = torch.arange(sh.S, device=device).view(1, -1)
     return (j <= i) & (i - j < sh.window)
@@ -189,9 +191,7 @@ def main(a):
     for r in rows:
         print(f"{r['shape']['name']:<26} {r['impl']:<15} {r['ms']:>9.4f} ms "
               f"{r['tflops']:>6.0f} TFLOPS {r['ms'] / ours[r['shape']['name']]:>6.2f}x")
-    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, peak_tflops=peak_tflops(gpu),
-                torch=torch.__version__, triton=triton_version(), backend=a.backend,
-                not_measured=missing, commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
-                time=time.strftime("%H:%M:%S"), sweep="full" if not a.shapes else "partial")
+    print_not_measured(missing)
+    meta = run_meta(gpu, (mm, copy), a.backend, missing, bool(a.shapes))
     if a.json:
         write_json(a.json, meta, rows)

@@ -29,9 +29,10 @@ import torch
 import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, sdpa_peers, sweep, triton_version, write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
+                         print_not_measured, run_meta, sdpa_peers, sweep, write_json)
 
+DEVICE = "cuda"               # the tests run the CUDA measurement on CPU tensors (emulator)
 HOST_SHAPES_MS = 0.5          # host overhead is timed on shapes whose kernel is shorter
 MAX_CACHE_BYTES = 18 << 30    # shapes whose bf16 K + V exceed this are left out (peers copy them)
 CHECK_BATCHES = 4             # batches of a shape whose output is checked against plain PyTorch
@@ -165,7 +166,7 @@ def flashinfer_peer(sh: Shape, args, kw, repeats, flush):
 def measure_shape(sh: Shape, args_, ceil, flush, rows, missing):
     copy = ceil[1]
     op = torch.ops.cann_attention.npu_incre_flash_attention
-    args, kw = inputs(sh, "cuda")
+    args, kw = inputs(sh, DEVICE)
     floor_ms = sh.bytes() / (copy * 1e6)
 
     def add(impl, ms, **extra):
@@ -221,9 +222,7 @@ def run_cuda(args):
     rows, missing = sweep(
         shapes, lambda sh, rows, missing: "relative error vs plain PyTorch %.1e" % measure_shape(
             sh, args, (mm, copy), flush, rows, missing), args.budget_s, args.json, gpu)
-    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, torch=torch.__version__,
-                triton=triton_version(), backend=args.backend, not_measured=missing)
-    return meta, rows
+    return run_meta(gpu, (mm, copy), args.backend, missing, bool(args.shapes)), rows
 
 
 def print_cuda(meta, rows):
@@ -233,9 +232,7 @@ def print_cuda(meta, rows):
         name = r["shape"]["name"]
         print(f"{name:<40} {r['impl']:<15} {r['ms']:>9.4f} {r['gbps']:>7.0f} "
               f"{100 * r['gbps'] / meta['copy_gbps']:>6.1f} {r['ms'] / ours[name]:>7.2f}x")
-    for impl, why in meta["not_measured"].items():
-        print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1
-                                                   else ""))
+    print_not_measured(meta["not_measured"])
 
 
 def run_cpu(args):
@@ -275,8 +272,6 @@ def main() -> None:
         return run_cpu(args)
     meta, rows = run_cuda(args)
     print_cuda(meta, rows)
-    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
-                time=time.strftime("%H:%M:%S"), sweep="full" if not args.shapes else "partial")
     if args.json:
         write_json(args.json, meta, rows)
 

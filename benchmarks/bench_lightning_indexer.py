@@ -48,8 +48,8 @@ import torch
 import cann_attention  # registers torch.ops.cann_attention.*
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, peak_tflops, sweep, triton_version, write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
+                         print_not_measured, run_meta, sweep, write_json)
 
 D = 128
 PAGE = 64
@@ -304,10 +304,7 @@ def run_cuda(args):
         shapes, lambda shape, rows, missing: "top-k agreement with plain PyTorch %.5f"
         % measure_shape(shape, args, (mm, copy), flush, rows, missing),
         args.budget_s, args.json, gpu)
-    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy,
-                peak_tflops=peak_tflops(gpu),
-                torch=torch.__version__, triton=triton_version(), backend=args.backend,
-                not_measured=missing)
+    meta = run_meta(gpu, (mm, copy), args.backend, missing, bool(args.shapes))
     if step:
         meta["dsa_step"] = step
     return meta, rows
@@ -320,9 +317,7 @@ def print_cuda(meta, rows):
         name = r["shape"]["name"]
         print(f"{name:<28} {r['impl']:<16} {r['ms']:>9.4f} {r['tflops']:>7.1f} "
               f"{100 * r['floor_ms'] / r['ms']:>6.1f} {r['ms'] / ours[name]:>7.2f}x")
-    for impl, why in meta["not_measured"].items():
-        print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1
-                                                   else ""))
+    print_not_measured(meta["not_measured"])
     if "dsa_step" in meta:
         s = meta["dsa_step"]
         print(f"DSA decode step {s['step']}: captured step {s['step_ms']:.4f} ms, indexer "
@@ -352,8 +347,6 @@ def main():
         return run_cpu(args)
     meta, rows = run_cuda(args)
     print_cuda(meta, rows)
-    meta.update(commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
-                time=time.strftime("%H:%M:%S"), sweep="full" if not args.shapes else "partial")
     if args.json:
         write_json(args.json, meta, rows)
 

@@ -14,7 +14,6 @@ scores and the top-k are timed, not counted. Our op runs graph-replayed on the n
 from __future__ import annotations
 
 import inspect
-import time
 from dataclasses import asdict, dataclass
 from itertools import accumulate
 
@@ -22,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, measured_commit, peak_tflops, sweep,
-                         triton_version, write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, print_not_measured, run_meta, sweep,
+                         write_json)
 
+DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
 CHUNK_ROWS = 1024          # query rows per chunk of the plain PyTorch peer
 FLT_MAX = torch.finfo(torch.float32).max
 
@@ -63,8 +63,9 @@ def perf_shapes() -> list[Shape]:
     return out
 
 
-def inputs(sh: Shape, device="cuda", seed=0):
+def inputs(sh: Shape, device=None, seed=0):
     """(args, kwargs) of the op: TND tensors, the causal atten_mask (True: masked)."""
+    device = device or DEVICE
     g = torch.Generator(device=device).manual_seed(seed)
 
     def r(*shape):
@@ -191,9 +192,7 @@ def main(a):
     for r in rows:
         print(f"{r['shape']['name']:<24} {r['impl']:<22} {r['ms']:>9.3f} ms "
               f"{r['tflops']:>6.0f} TFLOPS {r['ms'] / ours[r['shape']['name']]:>6.2f}x")
-    meta = dict(device=gpu, matmul_tflops=mm, copy_gbps=copy, peak_tflops=peak_tflops(gpu),
-                torch=torch.__version__, triton=triton_version(), backend=a.backend,
-                not_measured=missing, commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
-                time=time.strftime("%H:%M:%S"), sweep="full" if not a.shapes else "partial")
+    print_not_measured(missing)
+    meta = run_meta(gpu, (mm, copy), a.backend, missing, bool(a.shapes))
     if a.json:
         write_json(a.json, meta, rows)

@@ -179,3 +179,20 @@ def sweep(shapes, measure, budget_s=0.0, json_path=None, gpu="", name=lambda s: 
         print(f"[{i + 1}/{len(shapes)}] {name(shape)}" + (f": {note}" if note else ""),
               file=sys.stderr, flush=True)
     return rows, missing
+
+
+def run_meta(gpu: str, ceil: tuple[float, float], backend: str, missing: dict, partial: bool,
+             **extra) -> dict:
+    """A results file's meta: the GPU, the run's ceilings and the GPU's peak, the versions,
+    the back end measured, what was not measured and why, the commit, date and sweep kind."""
+    return dict(device=gpu, matmul_tflops=ceil[0], copy_gbps=ceil[1],
+                peak_tflops=peak_tflops(gpu), torch=torch.__version__,
+                triton=triton_version(), backend=backend, not_measured=missing,
+                commit=measured_commit(), date=time.strftime("%Y-%m-%d"),
+                time=time.strftime("%H:%M:%S"), sweep="partial" if partial else "full", **extra)
+
+
+def print_not_measured(missing: dict) -> None:
+    for impl, why in missing.items():
+        print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1
+                                                   else ""))

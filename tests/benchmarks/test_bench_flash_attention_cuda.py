@@ -40,3 +40,25 @@ def test_plain_pytorch_peer_matches_the_op(shape, monkeypatch):
     out = torch.ops.cann_attention.npu_flash_attention(*args, **kw)[0].float()
     want = bench.plain_torch(shape, args).float()
     assert (out - want).norm() / want.norm() < 2e-2
+
+
+@pytest.mark.parametrize("shape", [bench.Shape("w", 1, 40, 2, 2, 32, True, window=7,
+                                               sinks=True),
+                                   bench.Shape("c", 2, 40, 4, 2, 32, True)],
+                         ids=lambda s: s.name)
+def test_cuda_measurement_runs_a_shape_end_to_end(shape, monkeypatch):
+    """The CUDA path of a shape on CPU tensors (emulator, timing stubbed, FlexAttention's
+    compile left out): the op's row, the plain peer, SDPA's CPU refusals listed by name."""
+    from types import SimpleNamespace
+
+    from testing.benches import timed_on_cpu
+    timed_on_cpu(monkeypatch, bench)
+    monkeypatch.setattr(bench, "flex_peer", lambda sh, args, repeats: 1.0)
+    rows, missing = [], {}
+    bench.measure(shape, SimpleNamespace(repeats=4, backend="emulate"), (500.0, 3000.0), rows,
+                  missing)
+    impls = {r["impl"]: r for r in rows}
+    assert {"ours", "flex", "torch"} <= set(impls)
+    assert impls["ours"]["backend"] == "emulate"
+    assert shape.sinks or impls["ours"]["op_rel_err"] < 2e-2
+    assert all(k.startswith("sdpa") for k in missing)

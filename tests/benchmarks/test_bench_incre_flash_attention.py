@@ -31,3 +31,23 @@ def test_plain_pytorch_peer_matches_the_op(shape):
     first = bench.plain_torch(shape, args, kw, batches=1).float()
     assert torch.equal(first, want[:1])
     assert shape.bytes() > shape.cache_bytes()
+
+
+def test_cuda_measurement_runs_a_shape_end_to_end(monkeypatch):
+    """The CUDA path of a shape on CPU tensors (emulator, timing stubbed): our row with its
+    error against plain PyTorch and host overhead, the plain peer, SDPA's refusals listed."""
+    from types import SimpleNamespace
+
+    from testing.benches import timed_on_cpu
+    timed_on_cpu(monkeypatch, bench)
+    rows, missing = [], {}
+    args = SimpleNamespace(repeats=4, backend="emulate", flashinfer=True)
+    sh = bench.Shape(2, 8, 2, 64, 300, "int8", 64)
+    err = bench.measure_shape(sh, args, (500.0, 3000.0), None, rows, missing)
+    assert err < 2e-2
+    impls = {r["impl"]: r for r in rows}
+    assert {"triton", "torch"} <= set(impls)
+    ours = impls["triton"]
+    assert ours["op_rel_err"] == err and ours["overhead_us"] > 0 and ours["bf16_equiv_gbps"] > 0
+    assert ours["gbps"] == pytest.approx(sh.bytes() / 0.1 / 1e6)      # 0.1 ms, stubbed
+    assert "flashinfer" in missing or "flashinfer" in impls

@@ -37,3 +37,19 @@ def test_plain_pytorch_peer_matches_the_op(shape, monkeypatch):
     want_out, want_idx = bench.plain_torch(shape, args, kw)
     assert (out.float() - want_out.float()).norm() / want_out.float().norm() < 2e-2
     assert float((idx.long() == want_idx).float().mean()) > 0.98     # fp32 near-ties may swap
+
+
+def test_cuda_measurement_runs_a_shape_end_to_end(monkeypatch):
+    """The CUDA path of a shape on CPU tensors (emulator, timing stubbed): the op's row with
+    its error and top-k agreement against plain PyTorch; fla listed where it does not run."""
+    from types import SimpleNamespace
+
+    from testing.benches import timed_on_cpu
+    timed_on_cpu(monkeypatch, bench)
+    rows, missing = [], {}
+    sh = bench.Shape("overlap", (150, 100), N1=4, N2=2, D1=32, D2=16, K=2)
+    err, same = bench.measure(sh, SimpleNamespace(repeats=4, backend="emulate"),
+                              (500.0, 3000.0), rows, missing)
+    assert err < 2e-2 and same > 0.98
+    assert {r["impl"] for r in rows} >= {"triton", "torch"}
+    assert "fla" in missing
