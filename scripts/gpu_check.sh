@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The GPU verification of the CUDA back ends that have not run on a GPU yet, in stages that each
+# fit one device call (<= 10 minutes), run from the repository root on a GPU machine that has
+# PyTorch and Triton (no network):
+#
+#   scripts/gpu_check.sh tests      # GPU tests of IFA / NSA Triton, FA library, indexer, capture
+#   scripts/gpu_check.sh sanitizer  # compute-sanitizer memcheck: IFA, SFA; the DSA example
+#   scripts/gpu_check.sh bench-ifa [budget_s]   # results JSON per op under $OUT
+#   scripts/gpu_check.sh bench-fa  [budget_s]
+#   scripts/gpu_check.sh bench-nsa [budget_s]
+#   scripts/gpu_check.sh bench-li  [budget_s]
+#
+# Outputs (logs, results JSON) go to $OUT (default /tmp/gpu_check). The benches name the commit
+# from $BENCH_COMMIT where the copy of the tree carries no git history.
+set -u
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+stage=${1:-tests}
+budget=${2:-420}
+gpu=$(python -c "import torch; n = torch.cuda.get_device_name(); print('h200' if 'H200' in n else 'h100' if 'H100' in n else 'gpu')")
+day=$(date +%Y-%m-%d)
+python -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.txt" 2>&1 || true
+export TRITON_DEFAULT_FP_FUSION=1
+
+case "$stage" in
+tests)
+    timeout 560 python -m pytest -q -x -p no:cacheprovider \
+        tests/op_kernel/test_incre_flash_attention_triton.py \
+        tests/op_kernel/test_nsa_compress_attention_triton.py \
+        tests/op_kernel/test_flash_attention_library.py \
+        tests/op_kernel/test_lightning_indexer_triton.py \
+        tests/op_kernel/test_lightning_indexer_capture.py 2>&1 | tail -40 | tee "$OUT/tests.txt"
+    ;;
+sanitizer)
+    timeout 300 python -m pytest -q -p no:cacheprovider \
+        tests/op_kernel/test_incre_flash_attention_sanitizer.py \
+        tests/op_kernel/test_sparse_flash_attention_sanitizer.py 2>&1 | tail -30 \
+        | tee "$OUT/sanitizer.txt"
+    timeout 200 python examples/deepseek_v32_sparse_attention.py 2>&1 | tail -20 \
+        | tee "$OUT/example.txt"
+    ;;
+bench-ifa)
+    timeout 580 python benchmarks/bench_incre_flash_attention.py --device cuda --backend triton \
+        --budget-s "$budget" --json "$OUT/ifa_${gpu}_${day}_check.json" 2>&1 | tail -60 \
+        | tee "$OUT/bench_ifa.txt"
+    ;;
+bench-fa)
+    timeout 580 python benchmarks/bench_flash_attention.py --device cuda --backend library \
+        --budget-s "$budget" --json "$OUT/fa_${gpu}_${day}_check.json" 2>&1 | tail -60 \
+        | tee "$OUT/bench_fa.txt"
+    ;;
+bench-nsa)
+    timeout 580 python benchmarks/bench_nsa_compress_attention.py --device cuda --backend triton \
+        --budget-s "$budget" --json "$OUT/nsa_${gpu}_${day}_check.json" 2>&1 | tail -60 \
+        | tee "$OUT/bench_nsa.txt"
+    ;;
+bench-li)
+    timeout 580 python benchmarks/bench_lightning_indexer.py --device cuda --backend triton \
+        --step --budget-s "$budget" --json "$OUT/li_${gpu}_${day}_check.json" 2>&1 | tail -60 \
+        | tee "$OUT/bench_li.txt"
+    ;;
+*)
+    echo "unknown stage $stage (tests, sanitizer, bench-ifa, bench-fa, bench-nsa, bench-li)" >&2
+    exit 2
+    ;;
+esac
