@@ -4,7 +4,7 @@
 # PyTorch and Triton (no network):
 #
 #   scripts/gpu_check.sh tests      # GPU tests of IFA / NSA Triton, FA library, indexer, capture
-#   scripts/gpu_check.sh sanitizer  # compute-sanitizer memcheck: IFA, SFA; the DSA example
+#   scripts/gpu_check.sh sanitizer  # compute-sanitizer memcheck: IFA, NSA, SFA; the DSA example
 #   scripts/gpu_check.sh bench-ifa [budget_s]   # results JSON per op under $OUT
 #   scripts/gpu_check.sh bench-fa  [budget_s]
 #   scripts/gpu_check.sh bench-nsa [budget_s]
@@ -34,6 +34,7 @@ tests)
 sanitizer)
     timeout 300 python -m pytest -q -p no:cacheprovider \
         tests/op_kernel/test_incre_flash_attention_sanitizer.py \
+        tests/op_kernel/test_nsa_compress_attention_sanitizer.py \
         tests/op_kernel/test_sparse_flash_attention_sanitizer.py 2>&1 | tail -30 \
         | tee "$OUT/sanitizer.txt"
     timeout 200 python examples/deepseek_v32_sparse_attention.py 2>&1 | tail -20 \
