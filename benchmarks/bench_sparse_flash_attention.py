@@ -24,7 +24,13 @@ random visible positions per query row (fewer where fewer are visible; -1 after 
 ``--sweep anchor`` runs the published anchor's own workload beside our prefill headline:
 FlashMLA's sparse-prefill benchmark (s_q=4096, h=128, top-k 2048, s_kv 8k..128k) with its index
 rule (``flashmla_indices``: no mask, so sparse_mode 0; 31 of 32 entries on average drawn, with
-repetition, from the last 20000 positions), so our TFLOPS compare with its 640 on equal terms.
+repetition, from the last 20000 positions) and with its 2026 rule (``unique_indices``: K
+distinct uniform positions), so our TFLOPS compare with its 640 on equal terms. With
+``--flashmla DIR`` (a FlashMLA checkout; ``--cutlass DIR`` where its submodule is not there)
+FlashMLA's sm90 sparse prefill itself is built just in time (flashmla_peer.py: its launcher and
+kernels, our entry point) and timed on those shapes on the same tensors, alternating with our
+op (``cuda_timing.alternating``): impl ``flashmla``, with our time from the same rounds and the
+two outputs' relative difference.
 
 Counting (docs/performance.md): FLOPs = 2 * N1 * (576 + 512) * (valid selected keys summed over
 query rows); bytes = unique KV tokens read * 1152 + Q + O (bf16). Times are medians of CUDA
@@ -35,6 +41,8 @@ figures, the rest device time.
 The roofline of a shape is max(FLOPs / matmul ceiling, bytes / copy ceiling).
 
     python benchmarks/bench_sparse_flash_attention.py --device cuda [--sweep full] [--json f]
+    python benchmarks/bench_sparse_flash_attention.py --device cuda --sweep anchor \
+        --flashmla /path/to/FlashMLA [--cutlass /path/to/cutlass] --json f
 """
 from __future__ import annotations
 
@@ -56,8 +64,9 @@ from cann_attention.op_host.sparse_flash_attention import tiling
 from cann_attention.op_kernel.sparse_flash_attention import reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, measured_commit,  # noqa: E402
-                         overhead_ms, peak_tflops, triton_version, write_json)
+import flashmla_peer  # noqa: E402
+from cuda_timing import (alternating, ceilings, cuda_time, graphed, host_us,  # noqa: E402
+                         measured_commit, overhead_ms, peak_tflops, triton_version, write_json)
 
 D, DR = 512, 64
 STEP_CALLS = 8          # calls of the captured step timed by ``triton-step``
@@ -75,7 +84,9 @@ class Shape:
     K: int = 2048
     paged: bool = False
     page: int = 64
-    indices: str = "causal"   # "causal": sparse_mode 3, top-K of the visible; "flashmla"
+    indices: str = "causal"   # "causal": sparse_mode 3, top-K of the visible; "flashmla" /
+    #                           "unique": FlashMLA's two index rules (flashmla_indices /
+    #                           unique_indices), sparse_mode 0
 
     @property
     def label(self) -> str:
@@ -94,8 +105,9 @@ def cuda_shapes(sweep: str) -> list[Shape]:
     dec = lambda B, S1, S2, N1: Shape("decode", B, S1, S2, N1, paged=True)  # noqa: E731
     pre = lambda S2, N1: Shape("prefill", 1, 4096, S2, N1)                  # noqa: E731
     if sweep == "anchor":
-        return ([Shape("prefill", 1, 4096, s2, 128, indices="flashmla")
-                 for s2 in (8192, 32768, 65536, 131072)] + [pre(32768, 128)])
+        return ([Shape("prefill", 1, 4096, s2, 128, indices=rule)
+                 for rule in ("flashmla", "unique") for s2 in (8192, 32768, 65536, 131072)]
+                + [pre(32768, 128)])
     if sweep == "captured":     # the 128-head decode headlines, as a captured step runs them
         return [pre(32768, 128), dec(128, 2, 32768, 128), dec(128, 1, 131072, 128),
                 dec(16, 1, 32768, 128), dec(1, 1, 32768, 128)]
@@ -116,8 +128,9 @@ def build(shape: Shape, device, seed=0):
     r = lambda *s: torch.randn(*s, generator=g, device=device).to(dt)  # noqa: E731
     B, S1, S2, N1, K = shape.B, shape.S1, shape.S2, shape.N1, shape.K
     q, qr = r(B, S1, N1, D), r(B, S1, N1, DR)
-    if shape.indices == "flashmla":
-        idx = flashmla_indices(B * S1, S2, K, g, device).reshape(B, S1, 1, K)
+    if shape.indices in ("flashmla", "unique"):
+        rule = flashmla_indices if shape.indices == "flashmla" else unique_indices
+        idx = rule(B * S1, S2, K, g, device).reshape(B, S1, 1, K)
         kwargs = dict(query_rope=qr, sparse_mode=0)
     else:
         idx = torch.full((B, S1, 1, K), -1, dtype=torch.int32, device=device)
@@ -162,6 +175,18 @@ def flashmla_indices(rows, S2, K, g, device, near=20000, chunk=256):
         row = torch.where(is_near, redraw, subset)
         order = torch.rand(n, K, generator=g, device=device).argsort(dim=-1)
         out[r0:r0 + n] = row.gather(1, order).to(torch.int32)
+    return out
+
+
+def unique_indices(rows, S2, K, g, device, chunk=256):
+    """[rows, K] int32 by FlashMLA's 2026 benchmark rule: K distinct indices drawn uniformly
+    from [0, S2) for every row, in random order. Needs K <= S2; every entry is valid."""
+    if K > S2:
+        raise ValueError(f"the unique index rule needs K <= S2, got K={K}, S2={S2}")
+    out = torch.empty(rows, K, dtype=torch.int32, device=device)
+    for r0 in range(0, rows, chunk):
+        n = min(chunk, rows - r0)
+        out[r0:r0 + n] = torch.rand(n, S2, generator=g, device=device).topk(K, dim=-1).indices
     return out
 
 
@@ -263,6 +288,8 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
     want = plain_torch(args, kwargs).float()                  # the op (auto dispatch) is
     err = float((call()[0].float() - want).norm() / want.norm())   # checked against it
     del want
+    if getattr(a, "flashmla", None) is not None and shape.indices in ("flashmla", "unique"):
+        rows.append(flashmla_row(shape, a, args, kwargs, call, flops, nbytes, floor_ms))
     for name in a.peers.split(","):
         make, reps = impls[name]
         try:
@@ -289,6 +316,25 @@ def measure_shape(shape, a, ceil, flush, rows) -> float:
                        graph_ms=ms)
         rows.append(row)
     return err
+
+
+def flashmla_row(shape, a, args, kwargs, call, flops, nbytes, floor_ms) -> dict:
+    """FlashMLA's sparse prefill on the same tensors (flashmla_peer.py), timed alternating
+    with our op's call (both graph-replayed): its row, with our time from the same rounds and
+    its output against ours."""
+    q, kv, idx = flashmla_peer.inputs_of(args, kwargs)
+
+    def peer():
+        return a.flashmla.sparse_prefill(q, kv, idx, args[4], D)
+    ours = call()[0][0].float()
+    theirs = peer()[0].float()
+    diff = float((theirs - ours).norm() / ours.norm())
+    times = alternating({"triton": graphed(call), "flashmla": graphed(peer)}, a.repeats)
+    ms = times["flashmla"]
+    return dict(shape=asdict(shape), impl="flashmla", ms=ms, repeats=a.repeats,
+                tflops=flops / ms / 1e9, gbps=nbytes / ms / 1e6, floor_ms=floor_ms,
+                ours_alternating_ms=times["triton"], ratio_vs_ours=ms / times["triton"],
+                rel_diff_vs_ours=diff, flashmla_src=str(a.flashmla_src))
 
 
 def run_cuda(a):
@@ -381,11 +427,24 @@ def main():
                          "triton-kernel: the plan's kernel alone; triton-kernels: it and the "
                          "merge; triton-gluon/-scratch/-registers: the other variants' device "
                          "work")
+    ap.add_argument("--flashmla", metavar="DIR",
+                    help="cuda: a FlashMLA checkout (with its csrc/cutlass submodule, or "
+                         "--cutlass): its sm90 sparse prefill is built (flashmla_peer.py) and "
+                         "timed alternating with our op on the FlashMLA-rule shapes")
+    ap.add_argument("--cutlass", metavar="DIR", help="cuda: a CUTLASS checkout for --flashmla")
+    ap.add_argument("--flashmla-build", metavar="DIR", default=None,
+                    help="cuda: where the FlashMLA peer is built and cached")
     ap.add_argument("--no-reference", action="store_true", help="cpu: skip the fp32 reference")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()
     a.peers = a.peers or (CAPTURED_PEERS if a.sweep == "captured" else PEERS)
     a.repeats = a.repeats or (20 if a.device == "cuda" else 5)
+    a.flashmla_src, a.flashmla = a.flashmla, None
+    if a.flashmla_src and a.device == "cuda":
+        t0 = time.time()
+        a.flashmla = flashmla_peer.build(a.flashmla_src, a.cutlass, a.flashmla_build)
+        print(f"FlashMLA's sm90 sparse prefill built from {a.flashmla_src} in "
+              f"{time.time() - t0:.0f} s", flush=True)
     meta, rows = run_cuda(a) if a.device == "cuda" else run_cpu(a)
     if a.device == "cuda":
         print_cuda(meta, rows)

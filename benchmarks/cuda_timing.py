@@ -196,3 +196,15 @@ def print_not_measured(missing: dict) -> None:
     for impl, why in missing.items():
         print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1
                                                    else ""))
+
+
+def alternating(fns: dict, repeats: int, rounds: int = 5, flush=None) -> dict:
+    """{name: median ms} of the functions of ``fns`` timed in turns: ``rounds`` rounds, each
+    timing every function for ``repeats // rounds`` runs (at least 3), so clocks and heat
+    drift alike for all of them (a same-run comparison with a peer)."""
+    per = max(3, repeats // rounds)
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(cuda_time(fn, per, flush, warmup_ms=10.0))
+    return {name: statistics.median(v) for name, v in times.items()}

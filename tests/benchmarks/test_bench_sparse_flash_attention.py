@@ -49,3 +49,33 @@ def test_flashmla_workload_runs_through_the_op_unmasked():
     out = torch.ops.cann_attention.npu_sparse_flash_attention(*args, **kwargs)[0].float()
     want = bench.plain_torch(args, kwargs).float()
     assert (out - want).norm() / want.norm() < 1e-2
+
+
+def test_unique_rule_draws_distinct_uniform_entries():
+    g = torch.Generator().manual_seed(0)
+    idx = bench.unique_indices(64, 5000, 512, g, "cpu")
+    assert idx.shape == (64, 512) and idx.dtype == torch.int32
+    assert all(int(torch.unique(r).numel()) == 512 for r in idx)
+    assert int(idx.min()) >= 0 and int(idx.max()) < 5000
+    assert abs(float(idx.float().mean()) - 2500) < 100           # uniform over [0, S2)
+    with pytest.raises(ValueError, match="K <= S2"):
+        bench.unique_indices(2, 100, 128, g, "cpu")
+
+
+def test_anchor_sweep_has_both_flashmla_rules():
+    rules = [s.indices for s in bench.cuda_shapes("anchor")]
+    assert rules.count("flashmla") == 4 and rules.count("unique") == 4
+
+
+def test_flashmla_inputs_are_the_ops_tensors_concatenated():
+    """FlashMLA's (q [s_q, h, 576], kv [s_kv, 1, 576], indices [s_q, 1, K]) of one call."""
+    peer = load_bench("flashmla_peer")
+    shape = bench.Shape("prefill", B=1, S1=8, S2=300, N1=4, K=64, indices="unique")
+    args, kwargs, _, _ = bench.build(shape, "cpu")
+    q, kv, idx = peer.inputs_of(args, kwargs)
+    assert q.shape == (8, 4, 576) and kv.shape == (300, 1, 576) and idx.shape == (8, 1, 64)
+    assert torch.equal(q[..., :512], args[0][0]) and torch.equal(q[..., 512:],
+                                                                 kwargs["query_rope"][0])
+    assert torch.equal(kv[..., 512:], kwargs["key_rope"][0]) and idx.dtype == torch.int32
+    with pytest.raises(FileNotFoundError, match="FlashMLA checkout"):
+        peer.sources(bench.Path("/nonexistent"))

@@ -24,3 +24,14 @@ def test_sweep_measures_in_order_writes_partial_results_and_keeps_the_budget(tmp
     assert missing == {"ours": ["c: not run (--budget-s)", "d: not run (--budget-s)"]}
     written = json.loads(path.read_text())
     assert written["meta"] == {"device": "X", "partial": True} and len(written["results"]) == 2
+
+
+def test_alternating_takes_turns_and_medians_each(monkeypatch):
+    order, ms = [], iter([1.0, 5.0, 3.0, 6.0, 2.0, 7.0])
+    monkeypatch.setattr(cuda_timing, "cuda_time",
+                        lambda fn, reps, flush=None, **kw: (order.append((fn(), reps)),
+                                                             next(ms))[1])
+    got = cuda_timing.alternating({"ours": lambda: "o", "peer": lambda: "p"}, repeats=20,
+                                  rounds=3)
+    assert [o for o, _ in order] == ["o", "p"] * 3 and all(r == 6 for _, r in order)
+    assert got == {"ours": 2.0, "peer": 6.0}
