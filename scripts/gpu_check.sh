@@ -9,6 +9,7 @@
 #   scripts/gpu_check.sh bench-fa  [budget_s]
 #   scripts/gpu_check.sh bench-nsa [budget_s]
 #   scripts/gpu_check.sh bench-li  [budget_s]
+#   FLASHMLA=dir [CUTLASS=dir] scripts/gpu_check.sh flashmla   # SFA anchor sweep beside FlashMLA
 #
 # Outputs (logs, results JSON) go to $OUT (default /tmp/gpu_check). The benches name the commit
 # from $BENCH_COMMIT where the copy of the tree carries no git history.
@@ -60,8 +61,17 @@ bench-li)
         --step --budget-s "$budget" --json "$OUT/li_${gpu}_${day}_check.json" 2>&1 | tail -60 \
         | tee "$OUT/bench_li.txt"
     ;;
+flashmla)
+    # a FlashMLA checkout (commit 9241ae3 layout) carried to the machine, with its CUTLASS
+    timeout 590 python benchmarks/bench_sparse_flash_attention.py --device cuda --sweep anchor \
+        --flashmla "${FLASHMLA:?set FLASHMLA to a FlashMLA checkout}" \
+        ${CUTLASS:+--cutlass "$CUTLASS"} --flashmla-build "$OUT/flashmla_build" \
+        --peers triton --json "$OUT/sfa_${gpu}_${day}_flashmla.json" 2>&1 | tail -40 \
+        | tee "$OUT/bench_flashmla.txt"
+    rm -rf "$OUT/flashmla_build"
+    ;;
 *)
-    echo "unknown stage $stage (tests, sanitizer, bench-ifa, bench-fa, bench-nsa, bench-li)" >&2
+    echo "unknown stage $stage (tests, sanitizer, bench-ifa, bench-fa, bench-nsa, bench-li, flashmla)" >&2
     exit 2
     ;;
 esac
