@@ -30,7 +30,9 @@ on the host with the shapes, so they are never malformed here.
 
 Concurrency: the arrival counters live at the head of the call's workspace (common/workspace.py:
 one per thread and stream, a fresh zeroed one inside a capture), so two calls only share
-counters when their launches are ordered on one stream.
+counters when their launches are ordered on one stream. They occupy the same ``ARRIVALS`` words
+for every plan, which no plan's slots overlap, and each is set back to 0 by the piece that
+merges: an eager call finds them zero whatever plan used the workspace before it.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ NUM_WARPS = 4
 NUM_STAGES = 3           # the K/V loads' software pipeline depth
 MASKED_LOGIT = tl.constexpr(MASKED)   # masked logits are replaced by -1e12, not -inf
 PIECE_FIELDS = 8         # batch, KV head, window start, window length, first step, end, slot, split
+ARRIVALS = 1024          # int32 arrival counters at the workspace's head, one per split task
+#                          (a plan has fewer split tasks than SMs); the same bytes for every plan
 SPLIT_FIELDS = 2         # first slot, pieces
 
 
@@ -220,7 +224,10 @@ class _Launch:
         self.pieces, self.splits, slots = piece_tables(tiling)
         self.num_pieces, num_splits = self.pieces.shape[0], self.splits.shape[0]
         g, d = p.group, p.head_dim
-        self.counters = _aligned(4 * num_splits)                # int32 arrivals
+        if num_splits > ARRIVALS:
+            raise ValueError(f"incre_flash_attention: {num_splits} split tasks, more than the "
+                             f"{ARRIVALS} arrival counters of the workspace")
+        self.counters = 4 * ARRIVALS                            # int32 arrivals (module doc)
         self.m_at = self.counters                               # fp32 [slots, G] each
         self.l_at = self.m_at + _aligned(4 * slots * g)
         self.acc_at = self.l_at + _aligned(4 * slots * g)       # fp32 [slots, G, D]
@@ -318,7 +325,7 @@ def run(p, tiling, t):
             return (flat[launch.m_at:launch.l_at].view(torch.float32),
                     flat[launch.l_at:launch.acc_at].view(torch.float32),
                     flat[launch.acc_at:].view(torch.float32),
-                    flat[:max(launch.counters, 16)].view(torch.int32))
+                    flat[:launch.counters].view(torch.int32))
         launch.kernel((*tensors, *wsp, pieces, splits, *ints),
                       lambda: (*tensors, *views(), pieces, splits, *ints),
                       alignment(*tensors, pieces, splits))

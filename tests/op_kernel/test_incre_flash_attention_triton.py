@@ -125,7 +125,29 @@ def test_split_tasks_are_merged_and_counters_reset(monkeypatch):
     monkeypatch.setattr(ifa_triton, "workspace", one_workspace)
     second, _ = check_kernel(monkeypatch, c, GPU3)
     assert torch.equal(first, second)
-    assert not kept["ws"][:16].view(torch.int32).any()
+    assert not kept["ws"][:4 * ifa_triton.ARRIVALS].view(torch.int32).any()
+
+
+def test_plans_share_one_workspace(monkeypatch):
+    """An eager GPU call reuses the workspace the last call left (common/workspace.py), whatever
+    its plan: the arrival counters must be where no plan writes anything else."""
+    kept = {}
+
+    def one_workspace(device, nbytes, zeroed=0, keep=True, user=""):
+        ws = kept.get("ws")
+        if ws is None or ws.numel() < nbytes:
+            ws = kept["ws"] = torch.zeros(max(nbytes, 1 << 16), dtype=torch.uint8,
+                                          device=device)
+        return ws
+    dt = DTYPES[-1]
+    gpu12 = dataclasses.replace(H100, name="GPU12", num_cores=12)
+    cases = [Case(b=1, n1=8, n2=1, d=64, s=600, lens=(600,), dtype=dt),      # one split task
+             Case(b=4, n1=8, n2=2, d=64, s=2000, lens=(2000, 1900, 1800, 1700), dtype=dt)]
+    plans = []
+    for c in cases + cases:
+        monkeypatch.setattr(ifa_triton, "workspace", one_workspace)
+        plans.append(check_kernel(monkeypatch, c, gpu12)[1])
+    assert [int((p.task_num_splits > 1).sum()) for p in plans[:2]] == [1, 8]
 
 
 def test_large_batches_keep_tasks_whole():
