@@ -6,9 +6,9 @@ PERF.md's prefill set: B * S = 16k tokens with N1 * D = 2048, D in {64, 128, 256
 and 16k; a 4096-token sliding window with attention sinks at D 64. FLOPs: 4 * B * N1 * D per
 visible (q, k) pair (a causal mask counts half, a window its band; docs/performance.md).
 
-In one run: the matmul ceiling; the op on the named back end (``--backend``; impl "ours"), graph-replayed
-(the device work of a call) and, under ``HOST_SHAPES_MS``, the whole call back to back with its
-host overhead; SDPA's flash, cuDNN and efficient back ends on the same tensors (a window as a
+In one run: the matmul ceiling; the op on the named back end (``--backend``; impl "ours"),
+graph-replayed (the device work of a call) and, under ``HOST_SHAPES_MS``, the whole call back
+to back with its host overhead; SDPA's flash, cuDNN and efficient back ends on the same tensors (a window as a
 boolean mask, which only the efficient back end takes); FlexAttention compiled, its block mask
 built once per shape; and plain PyTorch (matmul, softmax, matmul in chunks of query rows). A
 peer that cannot run a shape is listed with the reason instead of a time.
@@ -21,7 +21,8 @@ import torch
 
 import cann_attention
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,
-                         print_not_measured, run_meta, sdpa_peers, sweep, write_json)
+                         print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
+                         write_json)
 
 DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
 HOST_SHAPES_MS = 1.0
@@ -187,10 +188,7 @@ def main(a):
     rows, missing = sweep(shapes, lambda sh, rows, missing: measure(sh, a, (mm, copy), rows,
                                                                     missing),
                           a.budget_s, a.json, gpu)
-    ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "ours"}
-    for r in rows:
-        print(f"{r['shape']['name']:<26} {r['impl']:<15} {r['ms']:>9.4f} ms "
-              f"{r['tflops']:>6.0f} TFLOPS {r['ms'] / ours[r['shape']['name']]:>6.2f}x")
+    print_rows(rows, ours="ours", width=26)
     print_not_measured(missing)
     meta = run_meta(gpu, (mm, copy), a.backend, missing, bool(a.shapes))
     if a.json:

@@ -6,7 +6,8 @@ How we count). An int8 cache is also reported at its bf16-equivalent bandwidth.
 
     python benchmarks/bench_incre_flash_attention.py [--repeat 5]            # CPU shapes
     python benchmarks/bench_incre_flash_attention.py --device cuda --backend triton \\
-        [--shapes ...] [--budget-s N] [--flashinfer] --json benchmarks/results/ifa_<gpu>_<date>_<tag>.json
+        [--shapes ...] [--budget-s N] [--flashinfer] \
+        --json benchmarks/results/ifa_<gpu>_<date>_<tag>.json
 
 On CUDA, in the same run: the copy ceiling, our kernel graph-replayed (and, for calls under
 ``HOST_SHAPES_MS``, the whole call back to back and its host overhead), PyTorch SDPA's flash,
@@ -30,7 +31,8 @@ import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
-                         print_not_measured, run_meta, sdpa_peers, sweep, write_json)
+                         print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
+                         write_json)
 
 DEVICE = "cuda"               # the tests run the CUDA measurement on CPU tensors (emulator)
 HOST_SHAPES_MS = 0.5          # host overhead is timed on shapes whose kernel is shorter
@@ -185,7 +187,8 @@ def measure_shape(sh: Shape, args_, ceil, flush, rows, missing):
         err = float((got - want).norm() / want.norm())
         extra = dict(graph_ms=ms, op_rel_err=err)
         if sh.kv == "int8":
-            extra["bf16_equiv_gbps"] = (sh.cache_bytes(2) + sh.bytes() - sh.cache_bytes()) / ms / 1e6
+            bf16_bytes = sh.cache_bytes(2) + sh.bytes() - sh.cache_bytes()
+            extra["bf16_equiv_gbps"] = bf16_bytes / ms / 1e6
         if ms < HOST_SHAPES_MS:
             call_ms, replay_ms = overhead_ms(call, replay)
             extra.update(call_ms=call_ms, replay_ms=replay_ms,
@@ -226,12 +229,7 @@ def run_cuda(args):
 
 
 def print_cuda(meta, rows):
-    ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "triton"}
-    print(f"\n{'shape':<40} {'impl':<15} {'ms':>9} {'GB/s':>7} {'%copy':>6} {'vs ours':>8}")
-    for r in rows:
-        name = r["shape"]["name"]
-        print(f"{name:<40} {r['impl']:<15} {r['ms']:>9.4f} {r['gbps']:>7.0f} "
-              f"{100 * r['gbps'] / meta['copy_gbps']:>6.1f} {r['ms'] / ours[name]:>7.2f}x")
+    print_rows(rows)
     print_not_measured(meta["not_measured"])
 
 

@@ -49,7 +49,7 @@ import cann_attention  # registers torch.ops.cann_attention.*
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
 from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
-                         print_not_measured, run_meta, sweep, write_json)
+                         print_not_measured, print_rows, run_meta, sweep, write_json)
 
 D = 128
 PAGE = 64
@@ -311,12 +311,7 @@ def run_cuda(args):
 
 
 def print_cuda(meta, rows):
-    ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "triton"}
-    print(f"\n{'shape':<28} {'impl':<16} {'ms':>9} {'TFLOPS':>7} {'%roof':>6} {'vs ours':>8}")
-    for r in rows:
-        name = r["shape"]["name"]
-        print(f"{name:<28} {r['impl']:<16} {r['ms']:>9.4f} {r['tflops']:>7.1f} "
-              f"{100 * r['floor_ms'] / r['ms']:>6.1f} {r['ms'] / ours[name]:>7.2f}x")
+    print_rows(rows, width=28)
     print_not_measured(meta["not_measured"])
     if "dsa_step" in meta:
         s = meta["dsa_step"]

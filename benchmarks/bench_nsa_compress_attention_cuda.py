@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, print_not_measured, run_meta, sweep,
-                         write_json)
+from cuda_timing import (ceilings, cuda_time, graphed, print_not_measured, print_rows,
+                         run_meta, sweep, write_json)
 
 DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
 CHUNK_ROWS = 1024          # query rows per chunk of the plain PyTorch peer
@@ -188,10 +188,7 @@ def main(a):
     rows, missing = sweep(
         shapes, lambda sh, rows, missing: "attention error %.1e, top-k agreement %.4f vs plain "
         "PyTorch" % measure(sh, a, (mm, copy), rows, missing), a.budget_s, a.json, gpu)
-    ours = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == "triton"}
-    for r in rows:
-        print(f"{r['shape']['name']:<24} {r['impl']:<22} {r['ms']:>9.3f} ms "
-              f"{r['tflops']:>6.0f} TFLOPS {r['ms'] / ours[r['shape']['name']]:>6.2f}x")
+    print_rows(rows, ours="triton", width=26)
     print_not_measured(missing)
     meta = run_meta(gpu, (mm, copy), a.backend, missing, bool(a.shapes))
     if a.json:

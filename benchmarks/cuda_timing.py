@@ -192,6 +192,20 @@ def run_meta(gpu: str, ceil: tuple[float, float], backend: str, missing: dict, p
                 time=time.strftime("%H:%M:%S"), sweep="partial" if partial else "full", **extra)
 
 
+def print_rows(rows: list, ours: str = "triton", width: int = 40) -> None:
+    """A run's rows as a table: shape, impl, ms, TFLOPS, GB/s, % of the shape's roofline, and
+    the time over ours (impl ``ours``) on the same shape."""
+    base = {r["shape"]["name"]: r["ms"] for r in rows if r["impl"] == ours}
+    print(f"\n{'shape':<{width}} {'impl':<22} {'ms':>9} {'TFLOPS':>7} {'GB/s':>7} {'%roof':>6} "
+          f"{'vs ours':>8}")
+    for r in rows:
+        name, ms = r["shape"]["name"], r["ms"]
+        roof = 100 * r["floor_ms"] / ms if r.get("floor_ms") else float("nan")
+        vs = f"{ms / base[name]:.2f}x" if name in base else "-"
+        print(f"{name:<{width}} {r['impl']:<22} {ms:>9.4f} {r['tflops']:>7.1f} "
+              f"{r['gbps']:>7.0f} {roof:>6.1f} {vs:>8}")
+
+
 def print_not_measured(missing: dict) -> None:
     for impl, why in missing.items():
         print(f"not measured: {impl}: {why[0]}" + (f" (+{len(why) - 1} more)" if len(why) > 1

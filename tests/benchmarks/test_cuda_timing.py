@@ -35,3 +35,13 @@ def test_alternating_takes_turns_and_medians_each(monkeypatch):
                                   rounds=3)
     assert [o for o, _ in order] == ["o", "p"] * 3 and all(r == 6 for _, r in order)
     assert got == {"ours": 2.0, "peer": 6.0}
+
+
+def test_print_rows_compares_each_row_with_ours_on_its_shape(capsys):
+    rows = [dict(shape=dict(name="a"), impl="ours", ms=2.0, tflops=1.0, gbps=3.0, floor_ms=1.0),
+            dict(shape=dict(name="a"), impl="peer", ms=3.0, tflops=0.5, gbps=2.0, floor_ms=1.0),
+            dict(shape=dict(name="b"), impl="peer", ms=1.0, tflops=0.5, gbps=2.0)]
+    cuda_timing.print_rows(rows, ours="ours", width=4)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split()[-2:] == ["50.0", "1.00x"]
+    assert lines[2].split()[-1] == "1.50x" and lines[3].split()[-2:] == ["nan", "-"]
