@@ -228,10 +228,12 @@ class _Launch:
             raise ValueError(f"incre_flash_attention: {num_splits} split tasks, more than the "
                              f"{ARRIVALS} arrival counters of the workspace")
         self.counters = 4 * ARRIVALS                            # int32 arrivals (module doc)
+        slots = max(slots, 1)         # no empty view: an empty tensor's data_ptr() is 0, and
+        #                               the direct launches pass the views' addresses
         self.m_at = self.counters                               # fp32 [slots, G] each
         self.l_at = self.m_at + _aligned(4 * slots * g)
         self.acc_at = self.l_at + _aligned(4 * slots * g)       # fp32 [slots, G, D]
-        self.nbytes = max(self.acc_at + 4 * slots * g * d, 16)
+        self.nbytes = self.acc_at + 4 * slots * g * d
         self.on_device: dict = {}
         self.empty = torch.tensor([n == 0 for n in p.window_lens])
         self.any_empty = bool(self.empty.any())

@@ -360,7 +360,9 @@ class _Launch:
         k_pad, cap, ch = sizes(self.k, tiling.block_s2)
         programs = _programs(self.rows * splits, tiling.platform)
         self.lists_at = programs * cap * 8
-        self.nbytes = self.lists_at + (self.rows * splits * k_pad * 8 if splits > 1 else 0)
+        # the lists never empty: an empty view's data_ptr() is 0, and the direct launches
+        # pass the views' addresses
+        self.nbytes = self.lists_at + (self.rows * splits * k_pad * 8 if splits > 1 else 16)
         self.ints = (self.rows, p.batch, p.s1, p.s2, p.query.shape[0], p.key.shape[0],
                      p.key.shape[0] if self.paged else 0,
                      p.block_table.shape[-1] if self.paged else 0,

@@ -65,6 +65,9 @@ ACC_SLICE = 256          # output columns one pass 1 accumulates (tiling.ACC_SLI
 D1_RESIDENT = 256        # D1 up to this: one query tile per task; beyond, slices of D1_SLICE
 D1_SLICE = 64
 TASK_FIELDS = 8          # q0, Sq, c0, C, kv head, row0, rows, unused
+NUM_STAGES = 2           # the loads' pipeline depth: at 3 (Triton's default on Hopper) a
+#                          64-row task with D1 = 192 needs 245,760 B of shared memory, over the
+#                          H100's 232,448 (seen on an H100, 2026-12-08); 2 stages: 196,608 B
 
 
 @triton.jit
@@ -282,7 +285,8 @@ class _Launch:
             NB=_pow2(max(tiling.blocks_per_chunk, p.select_block_count), 2), M=p.m_blocks,
             NW=p.nw, D1=d1, D2=d2, DK=dk, NK=-(-d1 // dk), DV=dv, NV=-(-d2 // dv),
             K=p.select_block_count, STATS=STAT_REPLICAS, HAS_AM=p.atten_mask is not None,
-            HAS_TM=p.topk_mask is not None, num_warps=num_warps(g * bs1))
+            HAS_TM=p.topk_mask is not None, num_warps=num_warps(g * bs1),
+            num_stages=NUM_STAGES)
 
     def tables(self, device):
         """(task table, core ranges) on ``device``, uploaded on its first call there."""
