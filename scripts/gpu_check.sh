@@ -20,7 +20,14 @@ stage=${1:-tests}
 budget=${2:-420}
 gpu=$(python -c "import torch; n = torch.cuda.get_device_name(); print('h200' if 'H200' in n else 'h100' if 'H100' in n else 'gpu')")
 day=$(date +%Y-%m-%d)
-python -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.txt" 2>&1 || true
+# the package without installing it (the machines have no network, and pip's editable install
+# wants to fetch setuptools): cann_attention/ = torch_binding/ + op_host/ + op_kernel/, linked
+pkg=${TMPDIR:-/tmp}/cann_attention_pkg
+mkdir -p "$pkg/cann_attention"
+for f in torch_binding/*; do ln -sf "$PWD/$f" "$pkg/cann_attention/"; done
+ln -sfn "$PWD/op_host" "$pkg/cann_attention/op_host"
+ln -sfn "$PWD/op_kernel" "$pkg/cann_attention/op_kernel"
+export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}"
 export TRITON_DEFAULT_FP_FUSION=1
 
 case "$stage" in
