@@ -5,8 +5,8 @@
 
 A results file is ``<prefix>_<gpu>_<date>_<tag>.json`` as an op's bench writes it (``--json``):
 ``{"meta": {...}, "results": [row, ...]}``; the prefix names the op (``OPS``). Files without
-``meta``, or marked ``partial``, are ignored. A file's sweep is ``meta.sweep`` (full, headline,
-anchor or captured; the bench writes it); without that key, a file is a full sweep where a ``_``-separated
+``meta``, or marked ``partial`` (a run cut short), are ignored. A file's sweep is ``meta.sweep``
+(full, headline, anchor, captured, or partial: a run of named shapes; the bench writes it); without that key, a file is a full sweep where a ``_``-separated
 part of its name is ``full``, an anchor sweep where a part starts with ``anchor``; anything else
 (older headline runs, variant experiments) gets no table.
 Of the files of one (op, GPU, sweep) the newest gets a table: the latest ``meta.date``, then
@@ -27,7 +27,8 @@ PAGE = ROOT / "docs" / "performance.md"
 OPS = {"sfa": "npu_sparse_flash_attention", "li": "npu_lightning_indexer",
        "ifa": "npu_incre_flash_attention", "fa": "npu_flash_attention",
        "nsa": "npu_nsa_compress_attention"}
-KINDS = ("full", "headline", "anchor", "captured")   # the sweeps that get a table, in order
+# the sweeps that get a table, in order; "partial": a run of shapes named on the command line
+KINDS = ("full", "headline", "anchor", "captured", "partial")
 OURS = "triton"                     # the impl that is our kernel (graph-replayed device work)
 OURS_ALIASES = ("ours",)            # rows of ours under the op's own back end (e.g. FA's library)
 EXTRAS = (("call_ms", "call ms"), ("replay_ms", "replay ms"), ("overhead_us", "overhead us"),
@@ -71,7 +72,8 @@ benchmarks/results/notes.md, not this page. -->
 The current benchmark results of the CUDA back end: for each operator and GPU, the newest full
 sweep of the benchmark shapes, the newest run of the published anchor's own workload
 (`--sweep anchor`) and of the captured-step shapes (`--sweep captured`: a call's device time
-in a captured decode step beside the kernels it launches) where there is one. The numbers of a table come from one run on one GPU,
+in a captured decode step beside the kernels it launches) where there is one, and the newest
+partial sweep (shapes named with `--shapes`, for a first look where a full sweep has not run). The numbers of a table come from one run on one GPU,
 whose ceilings were measured in that same run; do not compare numbers across GPUs.
 
 To add results, run the op's benchmark on the GPU and regenerate this page:

@@ -36,10 +36,10 @@ BACKENDS = by_priority(
                "tensor); FlexAttention (compiled; block masks from the mask geometry, cached "
                "per shape) for bands, chunks, length tensors, TND, statistics and sinks (from "
                "its log-sum-exp), paged keys gathered to dense per call; the plan names the "
-               "engine; no host reads. Refuses D > 256 outside SDPA. Tested on CPU tensors only (FlexAttention eager): "
-               "has not run on a GPU; on CUDA tensors by name only "
-               "(cann_attention.use(backend='library'))",
-        runner="flash_attention.library:run", plan=plan_engine, named_only_on=("cuda",),
+               "engine; no host reads. Refuses D > 256 outside SDPA. Tested in CI on CPU "
+               "tensors (FlexAttention eager); on an H100 (2026-12-08, 976cd1b) its GPU tests "
+               "passed (bf16 SDPA and FlexAttention calls, CUDA-graph capture, paged keys)",
+        runner="flash_attention.library:run", plan=plan_engine,
         available=_library_missing, rule=unserved),
     Backend(
         name="emulate", priority=0, device_types=("cpu", "cuda", "npu"), dtypes=FP16_BF16_FP32,

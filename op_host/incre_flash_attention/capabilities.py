@@ -22,9 +22,10 @@ BACKENDS = by_priority(
                "head, contiguous and paged caches in every layout the op accepts, int8 "
                "antiquant per channel / per tensor dequantised in registers, int8 post-quant "
                "output, bool/int8/uint8 masks (-1e12), pse_shift, left padding). Runs in CI "
-               "under Triton's interpreter (fp16) and as sm_90 builds; has not run on a GPU, "
-               "so on CUDA tensors by name only (cann_attention.use(backend='triton'))",
-        runner="incre_flash_attention.triton:run", plan=plan, named_only_on=("cuda",),
+               "under Triton's interpreter (fp16) and as sm_90 builds; on an H100 (2026-12-08, "
+               "976cd1b) its test matrix in bf16 and fp16, the capture test and "
+               "compute-sanitizer memcheck passed",
+        runner="incre_flash_attention.triton:run", plan=plan,
         available=triton_importable),
     ascendc_not_built(),
     Backend(

@@ -33,12 +33,11 @@ BACKENDS = by_priority(
                "BSND/TND query, BSND/TND/PA_BSND key, actual lengths, weights of the query "
                "dtype or float32, sparse_mode 0/3, sparse_count 1..2048 and 3072..8192, "
                "return_value. Runs in "
-               "CI under Triton's interpreter and as sm_90 builds. On an H100 (2026-12-08) the "
-               "kernel as of 35551ce (which sorted at every buffer overflow) passed its kernel, "
-               "tie-order, capture and malformed-value tests and compute-sanitizer memcheck; "
-               "the selection by compaction, the split rows and sparse_count 3072..8192 since "
-               "have not run on a GPU, so "
-               "on CUDA tensors by name only (cann_attention.use(backend='triton'))",
+               "CI under Triton's interpreter and as sm_90 builds. On an H100 (2026-12-08, "
+               "976cd1b) this kernel passed its GPU tests (matrix, tie order, malformed values, "
+               "split rows, every sparse_count, direct launches, capture); compute-sanitizer "
+               "memcheck last ran on its predecessor (35551ce), so on CUDA tensors by name only "
+               "(cann_attention.use(backend='triton')) until it runs on this one",
         runner="lightning_indexer.triton:run", plan=plan, named_only_on=("cuda",),
         available=triton_importable, rule=_triton_rule),
     Backend(

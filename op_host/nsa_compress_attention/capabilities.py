@@ -27,9 +27,9 @@ BACKENDS = by_priority(
                "(CUDA-graph capturable after a warm-up call); scope: everything the op "
                "accepts in float16 / bfloat16 (TND, every (l, d, l'), G 1..64, D1 / D2 up to "
                "768, both masks bool or uint8). Runs in CI under Triton's interpreter (float16) "
-               "and as sm_90 builds; has not run on a GPU, so on CUDA tensors by name only "
-               "(cann_attention.use(backend='triton'))",
-        runner="nsa_compress_attention.triton:run", plan=plan, named_only_on=("cuda",),
+               "and as sm_90 builds; on an H100 (2026-12-08, 976cd1b) its GPU tests (bf16, "
+               "capture) and compute-sanitizer memcheck passed",
+        runner="nsa_compress_attention.triton:run", plan=plan,
         available=triton_importable),
     ascendc_not_built(),
     Backend(

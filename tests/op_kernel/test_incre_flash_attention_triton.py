@@ -20,6 +20,7 @@ triton = pytest.importorskip(
     "triton", reason="Triton is not importable (pip install -e \".[test,gpu]\": triton, numpy)")
 
 import cann_attention  # noqa: E402
+from cann_attention.config import current  # noqa: E402
 from cann_attention.op_host.common.platform import H100  # noqa: E402
 from cann_attention.op_host.incre_flash_attention import capabilities, tiling  # noqa: E402
 from cann_attention.op_kernel.incre_flash_attention import emulate  # noqa: E402
@@ -175,11 +176,15 @@ def test_malformed_page_table_is_never_dereferenced(monkeypatch):
     assert torch.isfinite(got.float()).all()
 
 
-def test_registry_names_the_kernel_on_cuda_only():
+def test_registry_runs_the_kernel_on_cuda():
+    """auto takes the kernel on CUDA tensors (verified on an H100); CPU tensors are refused."""
     entry = next(b for b in capabilities.BACKENDS if b.name == "triton")
-    assert entry.named_only_on == ("cuda",)
+    assert entry.named_only_on == () and entry.device_types == ("cuda",)
     assert "not" in entry.verify(None, "cpu", torch.float16)     # runs on cuda tensors only
     args = build(Case(dtype="fp16"))
+    p, _ = checked(OP, **args)
+    op = cann_attention.OPS[OP]
+    assert op.select(p, "cuda", torch.float16, current()).name == "triton"
     with pytest.raises(Exception, match="triton"):
         with cann_attention.use(backend="triton"):
             cann_attention.incre_flash_attention(**args)
