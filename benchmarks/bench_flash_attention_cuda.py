@@ -8,10 +8,10 @@ visible (q, k) pair (a causal mask counts half, a window its band; docs/performa
 
 In one run: the matmul ceiling; the op on the named back end (``--backend``; impl "ours"),
 graph-replayed (the device work of a call) and, under ``HOST_SHAPES_MS``, the whole call back
-to back with its host overhead; SDPA's flash, cuDNN and efficient back ends on the same tensors (a window as a
-boolean mask, which only the efficient back end takes); FlexAttention compiled, its block mask
-built once per shape; and plain PyTorch (matmul, softmax, matmul in chunks of query rows). A
-peer that cannot run a shape is listed with the reason instead of a time.
+to back with its host overhead; SDPA's flash, cuDNN and efficient back ends on the same tensors
+(a window as a boolean mask, which only the efficient back end takes); FlexAttention compiled,
+its block mask built once per shape; and plain PyTorch (matmul, softmax, matmul in chunks of
+query rows). A peer that cannot run a shape is listed with the reason instead of a time.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,
-                         print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
+from cuda_timing import (begin, cuda_time, graphed, host_us, overhead_ms,
+                         named, print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
                          write_json)
 
 DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
@@ -179,12 +179,8 @@ def measure(sh, a, ceil, rows, missing):
 
 
 def main(a):
-    gpu = torch.cuda.get_device_name()
-    mm, copy = ceilings(a.repeats)
-    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
-          f"{a.backend}", flush=True)
-    names = a.shapes.split(",") if a.shapes else None
-    shapes = [s for s in perf_shapes() if names is None or s.name in names]
+    gpu, (mm, copy) = begin(a)
+    shapes = named(perf_shapes(), a.shapes)
     rows, missing = sweep(shapes, lambda sh, rows, missing: measure(sh, a, (mm, copy), rows,
                                                                     missing),
                           a.budget_s, a.json, gpu)

@@ -30,8 +30,8 @@ import torch
 import cann_attention  # noqa: F401  (registers torch.ops.cann_attention.*)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
-                         print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
+from cuda_timing import (begin, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
+                         named, print_not_measured, print_rows, run_meta, sdpa_peers, sweep,
                          write_json)
 
 DEVICE = "cuda"               # the tests run the CUDA measurement on CPU tensors (emulator)
@@ -214,13 +214,9 @@ def measure_shape(sh: Shape, args_, ceil, flush, rows, missing):
 
 
 def run_cuda(args):
-    gpu = torch.cuda.get_device_name()
-    mm, copy = ceilings(args.repeats)
+    gpu, (mm, copy) = begin(args)
     flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
-    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
-          f"{args.backend}", flush=True)
-    names = args.shapes.split(",") if args.shapes else None
-    shapes = [s for s in cuda_shapes() if names is None or s.name in names]
+    shapes = named(cuda_shapes(), args.shapes)
     shapes.sort(key=Shape.bytes)          # short first (see --budget-s)
     rows, missing = sweep(
         shapes, lambda sh, rows, missing: "relative error vs plain PyTorch %.1e" % measure_shape(

@@ -48,8 +48,8 @@ import torch
 import cann_attention  # registers torch.ops.cann_attention.*
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the benchmarks' own modules
-from cuda_timing import (ceilings, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
-                         print_not_measured, print_rows, run_meta, sweep, write_json)
+from cuda_timing import (begin, cuda_time, graphed, host_us, overhead_ms,  # noqa: E402
+                         named, print_not_measured, print_rows, run_meta, sweep, write_json)
 
 D = 128
 PAGE = 64
@@ -291,13 +291,9 @@ def measure_step(args, flush) -> dict:
 
 
 def run_cuda(args):
-    gpu = torch.cuda.get_device_name()
-    mm, copy = ceilings(args.repeats)
+    gpu, (mm, copy) = begin(args)
     flush = torch.empty(256 * 2 ** 20, dtype=torch.int8, device="cuda")
-    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
-          f"{args.backend}", flush=True)
-    names = args.shapes.split(",") if args.shapes else None
-    shapes = [s for s in PERF_SET if names is None or s.name in names]
+    shapes = named(PERF_SET, args.shapes)
     shapes.sort(key=lambda s: s.visible_pairs())       # short first (see --budget-s)
     step = measure_step(args, flush) if args.step else None
     rows, missing = sweep(

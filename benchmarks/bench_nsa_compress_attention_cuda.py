@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import cann_attention
-from cuda_timing import (ceilings, cuda_time, graphed, print_not_measured, print_rows,
+from cuda_timing import (begin, cuda_time, graphed, named, print_not_measured, print_rows,
                          run_meta, sweep, write_json)
 
 DEVICE = "cuda"            # the tests run the measurement on CPU tensors (emulator)
@@ -179,12 +179,8 @@ def measure(sh, a, ceil, rows, missing):
 
 
 def main(a):
-    gpu = torch.cuda.get_device_name()
-    mm, copy = ceilings(a.repeats)
-    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
-          f"{a.backend}", flush=True)
-    names = a.shapes.split(",") if a.shapes else None
-    shapes = [s for s in perf_shapes() if names is None or s.name in names]
+    gpu, (mm, copy) = begin(a)
+    shapes = named(perf_shapes(), a.shapes)
     rows, missing = sweep(
         shapes, lambda sh, rows, missing: "attention error %.1e, top-k agreement %.4f vs plain "
         "PyTorch" % measure(sh, a, (mm, copy), rows, missing), a.budget_s, a.json, gpu)

@@ -121,6 +121,22 @@ def ceilings(repeats):
     return mm, 2 * x.numel() * 4 / ms / 1e6
 
 
+def begin(args) -> tuple[str, tuple[float, float]]:
+    """A run's GPU name and (matmul TFLOPS, copy GB/s) ceilings measured now, printed with the
+    back end measured (``args.repeats``, ``args.backend``)."""
+    gpu = torch.cuda.get_device_name()
+    mm, copy = ceilings(args.repeats)
+    print(f"ceilings: matmul {mm:.0f} TFLOPS, copy {copy:.0f} GB/s ({gpu}); back end "
+          f"{args.backend}", flush=True)
+    return gpu, (mm, copy)
+
+
+def named(shapes, names: str | None) -> list:
+    """The shapes whose ``name`` is in the comma-separated ``names`` (all when None)."""
+    wanted = names.split(",") if names else None
+    return [s for s in shapes if wanted is None or s.name in wanted]
+
+
 def triton_version():
     try:
         import triton

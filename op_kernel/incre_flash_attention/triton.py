@@ -51,10 +51,10 @@ from .postquant import quantize_output
 NUM_WARPS = 4
 NUM_STAGES = 3           # the K/V loads' software pipeline depth
 MASKED_LOGIT = tl.constexpr(MASKED)   # masked logits are replaced by -1e12, not -inf
-PIECE_FIELDS = 8         # batch, KV head, window start, window length, first step, end, slot, split
+PIECE_FIELDS = tl.constexpr(8)  # batch, KV head, window start, length, first step, end, slot, split
 ARRIVALS = 1024          # int32 arrival counters at the workspace's head, one per split task
 #                          (a plan has fewer split tasks than SMs); the same bytes for every plan
-SPLIT_FIELDS = 2         # first slot, pieces
+SPLIT_FIELDS = tl.constexpr(2)  # first slot, pieces
 
 
 @triton.jit
@@ -92,7 +92,7 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
                 HAS_PSE: tl.constexpr, PSE_B: tl.constexpr, AQ: tl.constexpr,
                 AQ_CHANNEL: tl.constexpr, AQ_OFFSET: tl.constexpr):
     """Program i: piece i of the plan (module doc)."""
-    p_piece = pieces + tl.program_id(0) * 8
+    p_piece = pieces + tl.program_id(0) * PIECE_FIELDS
     b = tl.load(p_piece).to(tl.int64)
     n = tl.load(p_piece + 1).to(tl.int64)
     start = tl.load(p_piece + 2)
@@ -126,7 +126,7 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
             k_row = b * s_kb + pos.to(tl.int64) * s_ks
             v_row = b * s_vb + pos.to(tl.int64) * s_vs
         b_k = _load_rows(key, k_row, n, o_d, m_s, s_kn, D, AQ, AQ_CHANNEL, AQ_OFFSET, aq_scale,
-                         aq_offset, 0, N2 * D, dtype)                                  # [BS2_PAD, D_PAD]
+                         aq_offset, 0, N2 * D, dtype)                      # [BS2_PAD, D_PAD]
         b_s = tl.dot(b_q, tl.trans(b_k)) * scale                            # [G_PAD, BS2_PAD]
         if HAS_PSE:
             bp = b if PSE_B else 0
@@ -156,8 +156,8 @@ def _ifa_kernel(query, key, value, block_table, mask, pse, aq_scale, aq_offset, 
         tl.store(ws_l + p_slot, b_l, mask=m_g)
         tl.store(ws_acc + p_slot[:, None] * D + o_d[None, :], b_acc, mask=m_out)
         split = tl.load(p_piece + 7)
-        first = tl.load(splits + split * 2)
-        count = tl.load(splits + split * 2 + 1)
+        first = tl.load(splits + split * SPLIT_FIELDS)
+        count = tl.load(splits + split * SPLIT_FIELDS + 1)
         tl.debug_barrier()              # every thread's slot stores precede the release below
         arrived = tl.atomic_add(arrivals + split, 1, sem="acq_rel", scope="gpu")
         tl.debug_barrier()

@@ -45,3 +45,10 @@ def test_print_rows_compares_each_row_with_ours_on_its_shape(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split()[-2:] == ["50.0", "1.00x"]
     assert lines[2].split()[-1] == "1.50x" and lines[3].split()[-2:] == ["nan", "-"]
+
+
+def test_named_selects_shapes_by_name_in_their_order():
+    shapes = [SimpleNamespace(name=n) for n in ("a", "b", "c")]
+    assert cuda_timing.named(shapes, None) == shapes
+    assert [s.name for s in cuda_timing.named(shapes, "c,a")] == ["a", "c"]
+    assert cuda_timing.named(shapes, "x") == []
